@@ -1,0 +1,234 @@
+// CShims: what Swift cannot do itself.
+//
+//  * raw syscalls glibc has no wrapper for (pidfd_open, pidfd_send_signal, clone3, pivot_root),
+//  * functions Swift cannot call (variadic prctl/ioctl) or constants that import badly
+//    (CLONE_NEW*, MS_*, hidden behind _GNU_SOURCE),
+//  * the one post-fork path: psh_spawn_start() clones a child that runs only the C code in
+//    spawn.c (async-signal-safe calls) until execve.
+//
+// Every function returns 0 (or a non-negative result) on success and -errno on failure,
+// so the caller never has to read the thread-local errno.
+#ifndef PODSHIM_SHIMS_H
+#define PODSHIM_SHIMS_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#if __has_feature(nullability)
+#pragma clang assume_nonnull begin
+#else
+#define _Nullable
+#define _Nonnull
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Constants
+// ---------------------------------------------------------------------------------------------
+
+extern const int psh_clone_newns;
+extern const int psh_clone_newpid;
+extern const int psh_clone_newnet;
+extern const int psh_clone_newipc;
+extern const int psh_clone_newuts;
+extern const int psh_clone_newcgroup;
+extern const int psh_clone_newuser;
+
+extern const unsigned long psh_ms_rdonly;
+extern const unsigned long psh_ms_nosuid;
+extern const unsigned long psh_ms_nodev;
+extern const unsigned long psh_ms_noexec;
+extern const unsigned long psh_ms_bind;
+extern const unsigned long psh_ms_rec;
+extern const unsigned long psh_ms_private;
+extern const unsigned long psh_ms_strictatime;
+extern const unsigned long psh_ms_relatime;
+
+// ---------------------------------------------------------------------------------------------
+// Raw syscalls and wrappers Swift cannot call directly
+// ---------------------------------------------------------------------------------------------
+
+/// pidfd_open(2) with PIDFD_NONBLOCK off; the fd is O_CLOEXEC. Returns the fd or -errno.
+int psh_pidfd_open(pid_t pid);
+/// pidfd_send_signal(2). Returns 0 or -errno (ESRCH once the process has exited).
+int psh_pidfd_send_signal(int pidfd, int signo);
+/// PR_SET_CHILD_SUBREAPER on the calling process.
+int psh_set_child_subreaper(void);
+/// mount(2), umount2(2) returning -errno.
+int psh_mount(const char *_Nullable source, const char *target, const char *_Nullable fstype,
+              unsigned long flags, const char *_Nullable data);
+int psh_umount(const char *target, bool detach);
+/// setns(2) returning -errno.
+int psh_setns(int fd, int nstype);
+
+/// Result of psh_wait_any: one reaped child.
+typedef struct psh_exit {
+    pid_t pid;
+    /// true when the child was killed by a signal; then `code` is the signal number.
+    bool signaled;
+    /// exit code, or signal number when `signaled`.
+    int code;
+    /// true when the signal produced a core dump.
+    bool core_dumped;
+} psh_exit;
+
+/// Blocks in waitid(P_ALL, WEXITED) until any child exits and reaps it.
+/// Returns 0, -ECHILD when there are no children, -EINTR when interrupted.
+int psh_wait_any(psh_exit *out);
+
+/// Blocks until `fd` is readable or `timeout_ms` passes (-1 = forever).
+/// Returns 1 when readable, 0 on timeout, -errno on error.
+int psh_poll_readable(int fd, int timeout_ms);
+
+/// pipe2(O_CLOEXEC), returning -errno.
+int psh_pipe_cloexec(int fds[_Nonnull 2]);
+
+// ---------------------------------------------------------------------------------------------
+// Spawning a process into namespaces and a root filesystem
+// ---------------------------------------------------------------------------------------------
+
+/// What kind of file a mount target must be created as, when it does not exist.
+typedef enum psh_target_kind {
+    PSH_TARGET_DIRECTORY = 0,
+    PSH_TARGET_FILE = 1,
+} psh_target_kind;
+
+/// One mount performed in the child, in order.
+typedef struct psh_mount_spec {
+    /// mount(2) source; may be NULL (e.g. for proc or tmpfs, "none" is used).
+    const char *_Nullable source;
+    /// Absolute path inside the container's root filesystem. Resolved with openat2(RESOLVE_IN_ROOT),
+    /// so a symlink in the image can never send the mount outside the rootfs.
+    const char *target;
+    /// Filesystem type; NULL for a bind mount.
+    const char *_Nullable fstype;
+    /// MS_* flags. For a bind mount, MS_RDONLY/NOSUID/NODEV/NOEXEC are applied by a remount.
+    unsigned long flags;
+    /// Filesystem data, may be NULL.
+    const char *_Nullable data;
+    /// What to create at `target` when missing.
+    psh_target_kind target_kind;
+} psh_mount_spec;
+
+/// A device node created with mknod in the container's /dev.
+typedef struct psh_device_spec {
+    const char *path;   // absolute, inside the rootfs
+    uint32_t mode;      // S_IFCHR | permissions
+    uint32_t major;
+    uint32_t minor;
+} psh_device_spec;
+
+/// A symlink created in the container (e.g. /dev/fd -> /proc/self/fd).
+typedef struct psh_symlink_spec {
+    const char *target;   // what the link points to
+    const char *path;     // absolute, inside the rootfs
+} psh_symlink_spec;
+
+/// Everything the child needs, prepared by Swift before the clone. Nothing is allocated after it.
+typedef struct psh_spawn_config {
+    /// clone3 flags for new namespaces (CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, ...).
+    uint64_t clone_flags;
+    /// A pidfd whose namespaces the child joins with setns(pidfd, join_flags); -1 for none.
+    int join_pidfd;
+    /// Namespaces (CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS) joined through join_pidfd.
+    int join_flags;
+    /// A pidfd whose PID namespace the child is born into (the calling thread enters it for
+    /// children around the clone and restores its own afterwards); -1 for none.
+    int pid_ns_pidfd;
+    /// cgroup directory fd for CLONE_INTO_CGROUP; -1 for none.
+    int cgroup_fd;
+
+    /// sethostname in the child (only for a process that owns a new UTS namespace); NULL = keep.
+    const char *_Nullable hostname;
+    /// Bring the loopback interface up (only for a process that owns a new network namespace).
+    bool loopback_up;
+
+    /// Host path of the container's root directory (must be a directory). NULL = no new root:
+    /// the process runs in the host's filesystem (the pause process).
+    const char *_Nullable rootfs;
+    /// Mounted on `rootfs` itself first (the overlay); NULL when rootfs is already a mount or a plain dir.
+    const psh_mount_spec *_Nullable rootfs_mount;
+    const psh_mount_spec *_Nullable mounts;
+    size_t mount_count;
+    const psh_device_spec *_Nullable devices;
+    size_t device_count;
+    const psh_symlink_spec *_Nullable symlinks;
+    size_t symlink_count;
+
+    uint32_t uid;
+    uint32_t gid;
+    const uint32_t *_Nullable supplementary_gids;
+    size_t supplementary_gid_count;
+
+    // path, argv, envp and search_path are required; they are _Nullable only so that Swift can
+    // zero-initialise the struct and fill it in field by field.
+    /// The program: absolute, relative with a '/', or a bare name looked up in `search_path`.
+    const char *_Nullable path;
+    char *_Nullable const *_Nullable argv;
+    char *_Nullable const *_Nullable envp;
+    /// PATH used to look up a bare program name (from the container's env, or the default).
+    const char *_Nullable search_path;
+    /// Working directory inside the new root; NULL = "/".
+    const char *_Nullable cwd;
+    /// Duplicated onto 0, 1, 2. Every other fd is closed at execve.
+    int stdio[3];
+} psh_spawn_config;
+
+/// The stage at which a child failed; reported with its errno over the CLOEXEC pipe.
+typedef enum psh_stage {
+    PSH_STAGE_NONE = 0,
+    PSH_STAGE_CLONE,
+    PSH_STAGE_SIGNALS,
+    PSH_STAGE_SETSID,
+    PSH_STAGE_SETNS,
+    PSH_STAGE_HOSTNAME,
+    PSH_STAGE_LOOPBACK,
+    PSH_STAGE_MOUNT_PRIVATE,
+    PSH_STAGE_ROOTFS_MOUNT,
+    PSH_STAGE_OPEN_ROOTFS,
+    PSH_STAGE_MOUNT_TARGET,
+    PSH_STAGE_MOUNT,
+    PSH_STAGE_REMOUNT,
+    PSH_STAGE_MKNOD,
+    PSH_STAGE_SYMLINK,
+    PSH_STAGE_PIVOT_ROOT,
+    PSH_STAGE_SETGROUPS,
+    PSH_STAGE_SETGID,
+    PSH_STAGE_SETUID,
+    PSH_STAGE_STDIO,
+    PSH_STAGE_CHDIR,
+    PSH_STAGE_EXECVE,
+} psh_stage;
+
+/// What a failed child reports. `index` says which mount/device/symlink failed, else -1.
+typedef struct psh_spawn_report {
+    int32_t stage;
+    int32_t error;
+    int32_t index;
+} psh_spawn_report;
+
+/// A started child.
+typedef struct psh_spawn_handle {
+    pid_t pid;
+    int pidfd;
+    /// Read end of the report pipe; pass to psh_spawn_finish, which closes it.
+    int report_fd;
+} psh_spawn_handle;
+
+/// Clones the child (clone3 with CLONE_PIDFD, falling back to clone) and returns at once.
+/// The child runs the setup described by `config` and execs. Signals are blocked in the calling
+/// thread around the clone. Returns 0 or -errno (the clone failed; nothing was started).
+int psh_spawn_start(const psh_spawn_config *config, psh_spawn_handle *handle);
+
+/// Waits until the child has exec'd (returns 0) or reports why it could not (returns 1 and fills
+/// `report`; the child then exits with status 127). Closes handle->report_fd.
+int psh_spawn_finish(const psh_spawn_handle *handle, psh_spawn_report *report);
+
+/// Human name of a stage ("mount", "execve", ...).
+const char *psh_stage_name(int32_t stage);
+
+#if __has_feature(nullability)
+#pragma clang assume_nonnull end
+#endif
+
+#endif

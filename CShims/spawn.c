@@ -1,0 +1,530 @@
+// The one post-fork path of podshim.
+//
+// psh_spawn_start() clones a child (clone3 with CLONE_PIDFD, new namespaces and optionally
+// CLONE_INTO_CGROUP; clone(2) as a fallback). The child runs only the code in this file, which
+// uses async-signal-safe syscalls and memory prepared by the parent — never Swift, never malloc:
+// the parent is multithreaded and another thread may have held a lock at the moment of the clone.
+//
+// Child order (each step's failure is reported as {stage, errno, index} over an O_CLOEXEC pipe,
+// then _exit(127)):
+//   signal dispositions reset → setsid → setns(pod namespaces) → hostname, loopback (pause only)
+//   → make "/" private → mount the rootfs (overlay) → mounts, device nodes, symlinks inside it,
+//   each target resolved with openat2(RESOLVE_IN_ROOT) → pivot_root → setgroups/setgid/setuid
+//   → stdio → chdir → unblock signals → execve (PATH search).
+// Later stages (capabilities, no_new_privs, seccomp) slot in between ids and execve.
+#include "podshim_shims.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static const char *const stage_names[] = {
+    [PSH_STAGE_NONE] = "none",
+    [PSH_STAGE_CLONE] = "clone",
+    [PSH_STAGE_SIGNALS] = "reset signals",
+    [PSH_STAGE_SETSID] = "setsid",
+    [PSH_STAGE_SETNS] = "setns",
+    [PSH_STAGE_HOSTNAME] = "sethostname",
+    [PSH_STAGE_LOOPBACK] = "loopback up",
+    [PSH_STAGE_MOUNT_PRIVATE] = "make / private",
+    [PSH_STAGE_ROOTFS_MOUNT] = "mount rootfs",
+    [PSH_STAGE_OPEN_ROOTFS] = "open rootfs",
+    [PSH_STAGE_MOUNT_TARGET] = "create mount target",
+    [PSH_STAGE_MOUNT] = "mount",
+    [PSH_STAGE_REMOUNT] = "remount",
+    [PSH_STAGE_MKNOD] = "mknod",
+    [PSH_STAGE_SYMLINK] = "symlink",
+    [PSH_STAGE_PIVOT_ROOT] = "pivot_root",
+    [PSH_STAGE_SETGROUPS] = "setgroups",
+    [PSH_STAGE_SETGID] = "setgid",
+    [PSH_STAGE_SETUID] = "setuid",
+    [PSH_STAGE_STDIO] = "stdio",
+    [PSH_STAGE_CHDIR] = "chdir",
+    [PSH_STAGE_EXECVE] = "execve",
+};
+
+const char *psh_stage_name(int32_t stage) {
+    if (stage < 0 || (size_t)stage >= sizeof stage_names / sizeof stage_names[0] || !stage_names[stage]) {
+        return "unknown";
+    }
+    return stage_names[stage];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child side: async-signal-safe only.
+// ---------------------------------------------------------------------------------------------
+
+__attribute__((noreturn)) static void child_fail(int report_fd, psh_stage stage, int error, int index) {
+    psh_spawn_report report = {.stage = stage, .error = error, .index = index};
+    ssize_t n;
+    do {
+        n = write(report_fd, &report, sizeof report);
+    } while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+/// openat2 relative to the rootfs with the rootfs as "/" for every symlink and "..".
+static int open_in_root(int rootfd, const char *path, int flags) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    while (*path == '/') {
+        path++;
+    }
+    if (*path == 0) {
+        path = ".";
+    }
+    long fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+/// Copies `path` into `buf` without leading slashes. Returns -ENAMETOOLONG when it does not fit.
+static int copy_relative(char *buf, size_t size, const char *path) {
+    while (*path == '/') {
+        path++;
+    }
+    size_t len = strlen(path);
+    if (len + 1 > size) {
+        return -ENAMETOOLONG;
+    }
+    memcpy(buf, path, len + 1);
+    return 0;
+}
+
+/// Opens the parent directory of `rel` (inside the rootfs) and points *name at the last component.
+static int open_parent(int rootfd, char *rel, const char **name) {
+    char *slash = strrchr(rel, '/');
+    if (!slash) {
+        *name = rel;
+        return open_in_root(rootfd, ".", O_PATH | O_DIRECTORY);
+    }
+    *slash = 0;
+    int fd = open_in_root(rootfd, rel, O_PATH | O_DIRECTORY);
+    *slash = '/';
+    *name = slash + 1;
+    return fd;
+}
+
+/// Creates every missing directory of `rel` (and the last component as `kind`), staying inside
+/// the rootfs, then returns an O_PATH fd for it.
+static int make_target(int rootfd, const char *target, psh_target_kind kind) {
+    char rel[PATH_MAX];
+    int rc = copy_relative(rel, sizeof rel, target);
+    if (rc < 0) {
+        return rc;
+    }
+    int fd = open_in_root(rootfd, rel, O_PATH);
+    if (fd >= 0 || fd != -ENOENT) {
+        return fd;
+    }
+    size_t len = strlen(rel);
+    for (size_t i = 0; i <= len; i++) {
+        if (rel[i] != '/' && rel[i] != 0) {
+            continue;
+        }
+        bool last = rel[i] == 0;
+        char saved = rel[i];
+        rel[i] = 0;
+        int probe = open_in_root(rootfd, rel, O_PATH);
+        if (probe >= 0) {
+            close(probe);
+        } else if (probe == -ENOENT) {
+            const char *name;
+            int parent = open_parent(rootfd, rel, &name);
+            if (parent < 0) {
+                rel[i] = saved;
+                return parent;
+            }
+            int made;
+            if (last && kind == PSH_TARGET_FILE) {
+                made = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (made >= 0) {
+                    close(made);
+                }
+            } else {
+                made = mkdirat(parent, name, 0755);
+            }
+            int err = errno;
+            close(parent);
+            if (made < 0 && err != EEXIST) {
+                rel[i] = saved;
+                return -err;
+            }
+        } else {
+            rel[i] = saved;
+            return probe;
+        }
+        rel[i] = saved;
+    }
+    return open_in_root(rootfd, rel, O_PATH);
+}
+
+/// "/proc/self/fd/<fd>" into buf.
+static void fd_path(char *buf, int fd) {
+    static const char prefix[] = "/proc/self/fd/";
+    memcpy(buf, prefix, sizeof prefix - 1);
+    char digits[16];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + fd % 10);
+        fd /= 10;
+    } while (fd > 0);
+    char *p = buf + sizeof prefix - 1;
+    while (n > 0) {
+        *p++ = digits[--n];
+    }
+    *p = 0;
+}
+
+static void do_mounts(const psh_spawn_config *c, int rootfd, int report_fd) {
+    const unsigned long bind_extra = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    char path[32];
+    for (size_t i = 0; i < c->mount_count; i++) {
+        const psh_mount_spec *m = &c->mounts[i];
+        int fd = make_target(rootfd, m->target, m->target_kind);
+        if (fd < 0) {
+            child_fail(report_fd, PSH_STAGE_MOUNT_TARGET, -fd, (int)i);
+        }
+        fd_path(path, fd);
+        bool bind = (m->flags & MS_BIND) != 0;
+        unsigned long flags = bind ? (m->flags & ~bind_extra) : m->flags;
+        if (mount(m->source ? m->source : "none", path, m->fstype, flags, m->data) < 0) {
+            child_fail(report_fd, PSH_STAGE_MOUNT, errno, (int)i);
+        }
+        close(fd);
+        if (bind && (m->flags & bind_extra)) {
+            // The fd names the mountpoint underneath; reopen to reach the new mount on top.
+            fd = open_in_root(rootfd, m->target, O_PATH);
+            if (fd < 0) {
+                child_fail(report_fd, PSH_STAGE_REMOUNT, -fd, (int)i);
+            }
+            fd_path(path, fd);
+            if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | (m->flags & bind_extra), NULL) < 0) {
+                child_fail(report_fd, PSH_STAGE_REMOUNT, errno, (int)i);
+            }
+            close(fd);
+        }
+    }
+    for (size_t i = 0; i < c->device_count; i++) {
+        const psh_device_spec *d = &c->devices[i];
+        char rel[PATH_MAX];
+        const char *name;
+        if (copy_relative(rel, sizeof rel, d->path) < 0) {
+            child_fail(report_fd, PSH_STAGE_MKNOD, ENAMETOOLONG, (int)i);
+        }
+        int parent = open_parent(rootfd, rel, &name);
+        if (parent < 0) {
+            child_fail(report_fd, PSH_STAGE_MKNOD, -parent, (int)i);
+        }
+        if (mknodat(parent, name, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST) {
+            child_fail(report_fd, PSH_STAGE_MKNOD, errno, (int)i);
+        }
+        // mknod applies the umask; set the mode exactly.
+        int node = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (node >= 0) {
+            fd_path(path, node);
+            (void)chmod(path, d->mode & 07777);
+            close(node);
+        }
+        close(parent);
+    }
+    for (size_t i = 0; i < c->symlink_count; i++) {
+        const psh_symlink_spec *s = &c->symlinks[i];
+        char rel[PATH_MAX];
+        const char *name;
+        if (copy_relative(rel, sizeof rel, s->path) < 0) {
+            child_fail(report_fd, PSH_STAGE_SYMLINK, ENAMETOOLONG, (int)i);
+        }
+        int parent = open_parent(rootfd, rel, &name);
+        if (parent < 0) {
+            child_fail(report_fd, PSH_STAGE_SYMLINK, -parent, (int)i);
+        }
+        if (symlinkat(s->target, parent, name) < 0 && errno != EEXIST) {
+            child_fail(report_fd, PSH_STAGE_SYMLINK, errno, (int)i);
+        }
+        close(parent);
+    }
+}
+
+static int loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        return errno;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int err = 0;
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+        err = errno;
+    } else {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+            err = errno;
+        }
+    }
+    close(s);
+    return err;
+}
+
+/// execve, searching `search_path` for a bare name the way execvp does. Returns the errno.
+static int exec_program(const psh_spawn_config *c) {
+    if (strchr(c->path, '/')) {
+        execve(c->path, c->argv, c->envp);
+        return errno;
+    }
+    size_t name_len = strlen(c->path);
+    bool saw_eacces = false;
+    const char *p = c->search_path;
+    while (true) {
+        const char *end = strchr(p, ':');
+        size_t dir_len = end ? (size_t)(end - p) : strlen(p);
+        char candidate[PATH_MAX];
+        if (dir_len + 1 + name_len + 1 <= sizeof candidate) {
+            size_t n = 0;
+            if (dir_len == 0) {
+                candidate[n++] = '.';
+            } else {
+                memcpy(candidate, p, dir_len);
+                n = dir_len;
+            }
+            candidate[n++] = '/';
+            memcpy(candidate + n, c->path, name_len + 1);
+            execve(candidate, c->argv, c->envp);
+            switch (errno) {
+            case EACCES:
+                saw_eacces = true;
+                break;
+            case ENOENT:
+            case ENOTDIR:
+            case ESTALE:
+            case ENODEV:
+            case ETIMEDOUT:
+                break;
+            default:
+                return errno;
+            }
+        }
+        if (!end) {
+            break;
+        }
+        p = end + 1;
+    }
+    return saw_eacces ? EACCES : ENOENT;
+}
+
+__attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int report_fd) {
+    // Handlers installed by the parent (Swift runtime, libdispatch) must never run here, and
+    // SIG_IGN dispositions (SIGPIPE) would survive execve. The mask stays fully blocked (set by
+    // the parent around the clone) until just before execve.
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int signo = 1; signo < NSIG; signo++) {
+        if (signo != SIGKILL && signo != SIGSTOP) {
+            (void)sigaction(signo, &dfl, NULL); // EINVAL for glibc's internal signals: harmless
+        }
+    }
+
+    // A session of its own: a terminal's Ctrl-C (sent to podshim's process group) must reach
+    // podshim, which turns it into a graceful stop, never the container directly.
+    if (setsid() < 0) {
+        child_fail(report_fd, PSH_STAGE_SETSID, errno, -1);
+    }
+
+    if (c->join_pidfd >= 0 && c->join_flags != 0 && setns(c->join_pidfd, c->join_flags) < 0) {
+        child_fail(report_fd, PSH_STAGE_SETNS, errno, -1);
+    }
+    if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0) {
+        child_fail(report_fd, PSH_STAGE_HOSTNAME, errno, -1);
+    }
+    if (c->loopback_up) {
+        int err = loopback_up();
+        if (err) {
+            child_fail(report_fd, PSH_STAGE_LOOPBACK, err, -1);
+        }
+    }
+
+    if (c->rootfs) {
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+            child_fail(report_fd, PSH_STAGE_MOUNT_PRIVATE, errno, -1);
+        }
+        const psh_mount_spec *r = c->rootfs_mount;
+        int rc = r ? mount(r->source ? r->source : "none", c->rootfs, r->fstype, r->flags, r->data)
+                   : mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL); // pivot_root needs a mount
+        if (rc < 0) {
+            child_fail(report_fd, PSH_STAGE_ROOTFS_MOUNT, errno, -1);
+        }
+        int rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0) {
+            child_fail(report_fd, PSH_STAGE_OPEN_ROOTFS, errno, -1);
+        }
+        do_mounts(c, rootfd, report_fd);
+        // pivot_root(".", ".") stacks the old root on top of the new one; detach it at once.
+        if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
+            chdir("/") < 0) {
+            child_fail(report_fd, PSH_STAGE_PIVOT_ROOT, errno, -1);
+        }
+        close(rootfd);
+    }
+
+    if (setgroups(c->supplementary_gid_count, (const gid_t *)c->supplementary_gids) < 0) {
+        child_fail(report_fd, PSH_STAGE_SETGROUPS, errno, -1);
+    }
+    if (setresgid(c->gid, c->gid, c->gid) < 0) {
+        child_fail(report_fd, PSH_STAGE_SETGID, errno, -1);
+    }
+    if (setresuid(c->uid, c->uid, c->uid) < 0) {
+        child_fail(report_fd, PSH_STAGE_SETUID, errno, -1);
+    }
+
+    // Lift the stdio fds above 2 first, so dup2 onto 0..2 cannot clobber a source.
+    int lifted[3];
+    for (int i = 0; i < 3; i++) {
+        int source = c->stdio[i];
+        if (source < 0) {
+            source = open("/dev/null", O_RDWR | O_CLOEXEC);
+        }
+        lifted[i] = source < 0 ? -1 : fcntl(source, F_DUPFD_CLOEXEC, 3);
+        if (lifted[i] < 0) {
+            child_fail(report_fd, PSH_STAGE_STDIO, errno, i);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        if (dup2(lifted[i], i) < 0) {
+            child_fail(report_fd, PSH_STAGE_STDIO, errno, i);
+        }
+    }
+    // Whatever the parent leaked without O_CLOEXEC must not reach the container.
+    (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+
+    if (chdir(c->cwd ? c->cwd : "/") < 0) {
+        child_fail(report_fd, PSH_STAGE_CHDIR, errno, -1);
+    }
+
+    sigset_t empty;
+    sigemptyset(&empty);
+    (void)sigprocmask(SIG_SETMASK, &empty, NULL);
+    int err = exec_program(c);
+    // Block again so nothing interrupts the report.
+    sigset_t all;
+    sigfillset(&all);
+    (void)sigprocmask(SIG_SETMASK, &all, NULL);
+    child_fail(report_fd, PSH_STAGE_EXECVE, err, -1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent side.
+// ---------------------------------------------------------------------------------------------
+
+static pid_t clone_child(const psh_spawn_config *c, int *pidfd) {
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_PIDFD | c->clone_flags;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    if (c->cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)c->cgroup_fd;
+    }
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0 && errno == ENOSYS && c->cgroup_fd < 0) {
+        // Kernels before 5.3: clone(2) returns the pidfd through the parent_tid argument.
+        pid = syscall(SYS_clone, (unsigned long)(CLONE_PIDFD | c->clone_flags | SIGCHLD), NULL, pidfd, NULL, NULL);
+    }
+    return (pid_t)pid;
+}
+
+int psh_spawn_start(const psh_spawn_config *c, psh_spawn_handle *handle) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        return -errno;
+    }
+    int saved_pid_ns = -1;
+    if (c->pid_ns_pidfd >= 0) {
+        // setns(CLONE_NEWPID) changes only this thread's namespace for new children.
+        saved_pid_ns = open("/proc/thread-self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
+        if (saved_pid_ns < 0 || setns(c->pid_ns_pidfd, CLONE_NEWPID) < 0) {
+            int err = errno;
+            if (saved_pid_ns >= 0) {
+                close(saved_pid_ns);
+            }
+            close(report[0]);
+            close(report[1]);
+            return -err;
+        }
+    }
+
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int pidfd = -1;
+    pid_t pid = clone_child(c, &pidfd);
+    if (pid == 0) {
+        close(report[0]);
+        child_main(c, report[1]);
+    }
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    if (saved_pid_ns >= 0) {
+        (void)setns(saved_pid_ns, CLONE_NEWPID);
+        close(saved_pid_ns);
+    }
+    close(report[1]);
+    if (pid < 0) {
+        close(report[0]);
+        return -clone_errno;
+    }
+    handle->pid = pid;
+    handle->pidfd = pidfd;
+    handle->report_fd = report[0];
+    return 0;
+}
+
+int psh_spawn_finish(const psh_spawn_handle *handle, psh_spawn_report *report) {
+    psh_spawn_report r;
+    size_t got = 0;
+    while (got < sizeof r) {
+        ssize_t n = read(handle->report_fd, (char *)&r + got, sizeof r - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(handle->report_fd);
+    if (got == 0) {
+        return 0; // EOF: execve closed the CLOEXEC pipe
+    }
+    if (got < sizeof r) {
+        r.stage = PSH_STAGE_NONE;
+        r.error = EPIPE;
+        r.index = -1;
+    }
+    *report = r;
+    return 1;
+}

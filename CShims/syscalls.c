@@ -1,0 +1,82 @@
+// Raw syscalls and wrappers Swift cannot call directly. Each returns -errno on failure.
+#include "podshim_shims.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const int psh_clone_newns = CLONE_NEWNS;
+const int psh_clone_newpid = CLONE_NEWPID;
+const int psh_clone_newnet = CLONE_NEWNET;
+const int psh_clone_newipc = CLONE_NEWIPC;
+const int psh_clone_newuts = CLONE_NEWUTS;
+const int psh_clone_newcgroup = CLONE_NEWCGROUP;
+const int psh_clone_newuser = CLONE_NEWUSER;
+
+const unsigned long psh_ms_rdonly = MS_RDONLY;
+const unsigned long psh_ms_nosuid = MS_NOSUID;
+const unsigned long psh_ms_nodev = MS_NODEV;
+const unsigned long psh_ms_noexec = MS_NOEXEC;
+const unsigned long psh_ms_bind = MS_BIND;
+const unsigned long psh_ms_rec = MS_REC;
+const unsigned long psh_ms_private = MS_PRIVATE;
+const unsigned long psh_ms_strictatime = MS_STRICTATIME;
+const unsigned long psh_ms_relatime = MS_RELATIME;
+
+int psh_pidfd_open(pid_t pid) {
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int psh_pidfd_send_signal(int pidfd, int signo) {
+    return syscall(SYS_pidfd_send_signal, pidfd, signo, NULL, 0) < 0 ? -errno : 0;
+}
+
+int psh_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+int psh_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
+              const char *data) {
+    return mount(source, target, fstype, flags, data) < 0 ? -errno : 0;
+}
+
+int psh_umount(const char *target, bool detach) {
+    return umount2(target, detach ? MNT_DETACH : 0) < 0 ? -errno : 0;
+}
+
+int psh_setns(int fd, int nstype) {
+    return setns(fd, nstype) < 0 ? -errno : 0;
+}
+
+int psh_wait_any(psh_exit *out) {
+    siginfo_t info = {0};
+    if (waitid(P_ALL, 0, &info, WEXITED) < 0) {
+        return -errno;
+    }
+    out->pid = info.si_pid;
+    out->signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
+    out->core_dumped = info.si_code == CLD_DUMPED;
+    out->code = info.si_status;
+    return 0;
+}
+
+int psh_poll_readable(int fd, int timeout_ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, timeout_ms);
+    if (n < 0) {
+        return -errno;
+    }
+    return n > 0 ? 1 : 0;
+}
+
+int psh_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;
+}

@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+// podshim — a CRI-like container runtime shim for Linux.
+//
+// Dependencies point one way:
+//   CShims ← PodshimSystem ← PodshimRuntime ← podshim (executable)
+//            PodshimSpec   ↗
+import PackageDescription
+
+let package = Package(
+    name: "podshim",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "podshim", targets: ["podshim"]),
+        .library(name: "PodshimRuntime", targets: ["PodshimRuntime"]),
+        .library(name: "PodshimSpec", targets: ["PodshimSpec"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        /// Raw syscalls libc lacks, constants that import badly, and the one post-fork path.
+        /// `pause/` is a separate static C program built by hack/build-pause.sh, not part of this target.
+        .target(
+            name: "CShims",
+            path: "CShims",
+            exclude: ["pause"],
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        /// Typed errors, file descriptors, pidfds, mounts: Swift over the syscalls.
+        .target(
+            name: "PodshimSystem",
+            dependencies: [
+                "CShims",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        /// The Pod manifest: parsing with field paths, validation, the validated model. Pure.
+        .target(
+            name: "PodshimSpec",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        /// Pods and containers: spawn plans, the reaper, logs, the foreground pod runner.
+        .target(
+            name: "PodshimRuntime",
+            dependencies: ["PodshimSystem", "PodshimSpec", "CShims"]
+        ),
+        .executableTarget(
+            name: "podshim",
+            dependencies: [
+                "PodshimRuntime", "PodshimSpec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "PodshimSpecTests", dependencies: ["PodshimSpec"]),
+        .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimSystem"]),
+        .testTarget(name: "PodshimIntegrationTests", dependencies: ["PodshimRuntime", "PodshimSystem", "PodshimSpec"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,133 @@
+import Dispatch
+import CShims
+import Glibc
+import PodshimSystem
+
+/// Receives each complete line a container prints (for `podshim run`'s terminal echo).
+public typealias LineSink = @Sendable (_ container: String, _ stream: LogStream, _ text: [UInt8]) -> Void
+
+/// A container's stdout and stderr: two pipes whose read ends podshim drains into the CRI log file
+/// (and, optionally, a ``LineSink``). The write ends go to the container.
+public final class ContainerOutput: @unchecked Sendable {
+    public let container: String
+    public let logPath: String
+    /// Write ends for the child; close them in podshim with ``closeChildEnds()`` once it started.
+    public private(set) var childStdout: Int32 = -1
+    public private(set) var childStderr: Int32 = -1
+
+    private let queue: DispatchQueue
+    private let logFD: Int32
+    private let sink: LineSink?
+    private let drained = DispatchGroup()
+    private var sources: [DispatchSourceRead] = []
+
+    /// Creates the pipes and opens (appends to) the log file.
+    public init(container: String, logPath: String, sink: LineSink?) throws(SystemError) {
+        self.container = container
+        self.logPath = logPath
+        self.sink = sink
+        queue = DispatchQueue(label: "podshim.log.\(container)")
+        logFD = try libcCall("open", path: logPath) {
+            open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        }
+        let out: (Int32, Int32)
+        let err: (Int32, Int32)
+        do {
+            out = try Self.makePipe()
+        } catch {
+            close(logFD)
+            throw error
+        }
+        do {
+            err = try Self.makePipe()
+        } catch {
+            close(out.0); close(out.1); close(logFD)
+            throw error
+        }
+        childStdout = out.1
+        childStderr = err.1
+        watch(out.0, stream: .stdout)
+        watch(err.0, stream: .stderr)
+    }
+
+    deinit {
+        closeChildEnds()
+        close(logFD)
+    }
+
+    /// Closes podshim's copies of the write ends, so EOF arrives when the container's side closes.
+    public func closeChildEnds() {
+        if childStdout >= 0 { close(childStdout); childStdout = -1 }
+        if childStderr >= 0 { close(childStderr); childStderr = -1 }
+    }
+
+    /// Waits until both streams reached EOF or `timeoutSeconds` passed (a process that escaped the
+    /// container may hold a pipe open); then stops reading. Returns true when fully drained.
+    @discardableResult
+    public func waitDrained(timeoutSeconds: Double) -> Bool {
+        let drainedInTime = drained.wait(timeout: .now() + timeoutSeconds) == .success
+        if !drainedInTime {
+            queue.sync { for source in sources { source.cancel() } }
+        }
+        return drainedInTime
+    }
+
+    private static func makePipe() throws(SystemError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        try systemCall("pipe2") { psh_pipe_cloexec_swift(&fds) }
+        return (fds[0], fds[1])
+    }
+
+    private func watch(_ fd: Int32, stream: LogStream) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var formatter = CRILogFormatter(stream: stream)
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        let name = container
+        drained.enter()
+        source.setEventHandler { [unowned self] in
+            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                emit(formatter.append(buffer[..<count]), stream: stream, name: name)
+            } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
+                source.cancel()
+            }
+        }
+        source.setCancelHandler { [unowned self] in
+            emit(formatter.finish(), stream: stream, name: name)
+            close(fd)
+            drained.leave()
+        }
+        sources.append(source)
+        source.resume()
+    }
+
+    private func emit(_ records: [CRILogFormatter.Record], stream: LogStream, name: String) {
+        guard !records.isEmpty else { return }
+        var bytes: [UInt8] = []
+        for record in records { bytes += record.line }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { break } // a full disk must not stop the container; the line is lost
+            offset += written
+        }
+        if let sink {
+            for record in records { sink(name, stream, record.text) }
+        }
+    }
+}
+
+/// Swift cannot pass an `[Int32]` as `int[2]` directly.
+private func psh_pipe_cloexec_swift(_ fds: inout [Int32]) -> Int32 {
+    fds.withUnsafeMutableBufferPointer { buffer in
+        var pair: (Int32, Int32) = (-1, -1)
+        let result = withUnsafeMutablePointer(to: &pair) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 2) { psh_pipe_cloexec($0) }
+        }
+        buffer[0] = pair.0
+        buffer[1] = pair.1
+        return result
+    }
+}

@@ -1,0 +1,89 @@
+import PodshimSystem
+
+/// How a container ended, as the CRI reports it.
+public struct ContainerTermination: Equatable, Sendable {
+    /// Exit code, or 128 + signal.
+    public var exitCode: Int32
+    /// The signal that killed the main process, if one did.
+    public var signal: Signal?
+    /// `Completed`, `Error`, `StartError` (later also `OOMKilled`).
+    public var reason: String
+    /// Why it failed to start, or nil.
+    public var message: String?
+
+    public init(exitCode: Int32, signal: Signal? = nil, reason: String, message: String? = nil) {
+        self.exitCode = exitCode
+        self.signal = signal
+        self.reason = reason
+        self.message = message
+    }
+}
+
+/// A container's lifecycle: created → running → exited, or created → exited when it cannot start.
+/// Every other transition is an error that names the state, as containerd's shim does.
+public struct ContainerStateMachine: Equatable, Sendable {
+    public enum State: Equatable, Sendable {
+        case created
+        case running(pid: Int32)
+        case exited(ContainerTermination)
+    }
+
+    public struct TransitionError: Error, Equatable, CustomStringConvertible {
+        public var action: String
+        public var state: State
+        public var description: String { "cannot \(action) a container that is \(state.name)" }
+    }
+
+    public private(set) var state: State = .created
+    /// A start failure reported before the exit status arrives.
+    private var startError: String?
+
+    public init() {}
+
+    public mutating func started(pid: Int32) throws(TransitionError) {
+        guard case .created = state else { throw TransitionError(action: "start", state: state) }
+        state = .running(pid: pid)
+    }
+
+    /// The child reported a setup error; its exit (127) follows through ``exited(_:)``.
+    public mutating func failedToStart(_ message: String) throws(TransitionError) {
+        guard case .created = state else { throw TransitionError(action: "fail to start", state: state) }
+        startError = message
+    }
+
+    public mutating func exited(_ status: ExitStatus) throws(TransitionError) {
+        switch state {
+        case .exited:
+            throw TransitionError(action: "exit", state: state)
+        case .created:
+            state = .exited(ContainerTermination(
+                exitCode: status.code, reason: "StartError", message: startError ?? "exited before it started"))
+        case .running:
+            var signal: Signal?
+            if case .signaled(let value, _) = status { signal = value }
+            state = .exited(ContainerTermination(
+                exitCode: status.code, signal: signal, reason: status.code == 0 ? "Completed" : "Error"))
+        }
+    }
+
+    public var termination: ContainerTermination? {
+        if case .exited(let termination) = state { return termination }
+        return nil
+    }
+
+    public var isRunning: Bool {
+        if case .running = state { return true }
+        return false
+    }
+}
+
+extension ContainerStateMachine.State {
+    /// `created`, `running`, `exited`.
+    public var name: String {
+        switch self {
+        case .created: return "created"
+        case .running: return "running"
+        case .exited: return "exited"
+        }
+    }
+}

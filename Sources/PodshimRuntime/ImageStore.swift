@@ -1,0 +1,56 @@
+import Foundation
+
+/// Images are local root filesystems: an absolute directory, or `<store>/<name>/rootfs`.
+public struct ImageStore: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    /// Why an image reference cannot be used.
+    public enum ResolveError: Error, Equatable, CustomStringConvertible {
+        case notFound(image: String, looked: String)
+        case notADirectory(String)
+        case invalidName(String)
+        case unusablePath(String)
+
+        public var description: String {
+            switch self {
+            case .notFound(let image, let looked): return "image \"\(image)\" not found (no directory \(looked))"
+            case .notADirectory(let path): return "image \(path) is not a directory"
+            case .invalidName(let name):
+                return "image \"\(name)\" is not an absolute path or a store name ([A-Za-z0-9._-], optionally with :tag)"
+            case .unusablePath(let path):
+                return "image path \(path) contains ',' ':' or a newline, which overlayfs options cannot carry"
+            }
+        }
+    }
+
+    /// The root filesystem directory for `image`.
+    public func rootfs(for image: String) throws(ResolveError) -> String {
+        let path: String
+        if image.hasPrefix("/") {
+            path = image
+        } else {
+            path = directory + "/" + (try storeName(image)) + "/rootfs"
+        }
+        if path.contains(",") || path.contains(":") || path.contains("\n") { throw .unusablePath(path) }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw .notFound(image: image, looked: path)
+        }
+        guard isDirectory.boolValue else { throw .notADirectory(path) }
+        return path
+    }
+
+    /// `busybox` and `busybox:latest` name the same directory; `busybox:1.36` names `busybox_1.36`.
+    func storeName(_ image: String) throws(ResolveError) -> String {
+        var name = image
+        if name.hasSuffix(":latest") { name.removeLast(":latest".count) }
+        name = name.replacingOccurrences(of: ":", with: "_")
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard !name.isEmpty, !name.hasPrefix("."), name.allSatisfy(allowed.contains) else {
+            throw .invalidName(image)
+        }
+        return name
+    }
+}

@@ -1,0 +1,150 @@
+import Dispatch
+import Foundation
+import Glibc
+import PodshimSpec
+import PodshimSystem
+
+/// Runs one pod in the foreground (`podshim run`): start the sandbox and the containers, stream
+/// their output, wait until every container has exited, then remove everything but the logs.
+///
+/// A stop request (SIGINT/SIGTERM to podshim) sends SIGTERM to every container and SIGKILL when
+/// the pod's grace period ends; a second request kills at once.
+public final class PodRunner {
+    public let pod: Pod
+    private let printer: TerminalPrinter
+    private var stopRequests = 0
+    private var killDeadline: MonotonicInstant?
+
+    /// The outcome of a run.
+    public struct Result: Sendable {
+        /// One entry per container, in manifest order.
+        public var terminations: [(name: String, termination: ContainerTermination?)]
+        /// Setup or teardown problems.
+        public var problems: [PodError]
+        /// 0 when every container exited 0 and nothing went wrong, else 1.
+        public var exitCode: Int32 {
+            problems.isEmpty && terminations.allSatisfy { $0.termination?.exitCode == 0 } ? 0 : 1
+        }
+    }
+
+    /// Plans the pod (images, commands) without starting anything.
+    public init(spec: PodSpec, configuration: RuntimeConfiguration, printer: TerminalPrinter? = nil) throws(PlanError) {
+        let podID = spec.uid ?? UUID().uuidString.lowercased()
+        let layout = PodLayout(pod: spec, podID: podID, configuration: configuration)
+        guard access(configuration.pauseBinary, X_OK) == 0 else {
+            throw PlanError(path: "--pause-binary",
+                            message: "\(configuration.pauseBinary) is not an executable (build it with hack/build-pause.sh)")
+        }
+        let plans = try PodPlanner.plan(spec, layout: layout, configuration: configuration)
+        pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: plans)
+        self.printer = printer ?? TerminalPrinter(names: spec.containers.map(\.name))
+    }
+
+    /// Runs the pod to completion. `stopSignals` are turned into stop requests while it runs.
+    public func run(stopSignals: [Int32] = [SIGINT, SIGTERM]) -> Result {
+        let signalSources = stopSignals.map { signo -> DispatchSourceSignal in
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler { [events = pod.events] in events.post(.stopRequested) }
+            source.resume()
+            return source
+        }
+        defer {
+            for source in signalSources { source.cancel() }
+            for signo in stopSignals { signal(signo, SIG_DFL) }
+        }
+
+        var problems: [PodError] = []
+        for line in Recovery.cleanUpAbandonedPods(configuration: pod.configuration) {
+            printer.message(line)
+        }
+        if let owner = runningOwner() {
+            problems.append(PodError("pod \(pod.spec.name)", message: "uid \(pod.layout.podID) is already running (podshim pid \(owner))"))
+            return Result(terminations: [], problems: problems)
+        }
+        do {
+            try pod.prepare()
+            try pod.startSandbox()
+            printer.message("pod \(pod.spec.name) (uid \(pod.layout.podID)): sandbox pid \(pod.sandbox?.pid ?? 0), logs in \(pod.layout.logDirectory)")
+            for container in pod.containers {
+                try pod.start(container, sink: { [printer] in printer.containerLine($0, $1, $2) })
+            }
+        } catch {
+            printer.message(error.description)
+            problems.append(error)
+            requestStop(reason: "setup failed")
+        }
+
+        waitForContainers()
+        for container in pod.containers {
+            container.output?.waitDrained(timeoutSeconds: 2)
+        }
+        problems += tearDown()
+        let terminations = pod.containers.map { (name: $0.name, termination: $0.termination) }
+        for (name, termination) in terminations {
+            guard let termination else { continue }
+            var line = "container \(name): exit code \(termination.exitCode) (\(termination.reason)"
+            if let signal = termination.signal { line += ", \(signal.name)" }
+            if let message = termination.message { line += ": \(message)" }
+            printer.message(line + ")")
+        }
+        return Result(terminations: terminations, problems: problems)
+    }
+
+    private func runningOwner() -> Int32? {
+        guard let data = FileManager.default.contents(atPath: pod.layout.stateFile),
+              let record = try? JSONDecoder().decode(PodStateRecord.self, from: data),
+              record.owner.isAlive else { return nil }
+        return record.owner.pid
+    }
+
+    /// The pod's event loop: until no container runs (or could still report an exit).
+    private func waitForContainers() {
+        while pod.containers.contains(where: { $0.process != nil }) {
+            guard let event = pod.events.next(until: killDeadline) else {
+                printer.message("grace period of \(pod.spec.terminationGracePeriodSeconds)s is over: SIGKILL")
+                killAll()
+                continue
+            }
+            switch event {
+            case .containerExited(let index, let status):
+                pod.containers[index].markExited(status)
+            case .sandboxExited(let status):
+                printer.message("sandbox exited unexpectedly (\(status)): stopping the pod")
+                killAll()
+            case .stopRequested:
+                requestStop(reason: "stop requested")
+            }
+        }
+    }
+
+    private func requestStop(reason: String) {
+        stopRequests += 1
+        let grace = pod.spec.terminationGracePeriodSeconds
+        if stopRequests > 1 || grace == 0 {
+            printer.message("\(reason): killing the pod now")
+            killAll()
+            return
+        }
+        printer.message("\(reason): stopping the pod (SIGTERM, SIGKILL after \(grace)s; interrupt again to kill now)")
+        for container in pod.containers { container.send(.terminate) }
+        killDeadline = MonotonicInstant.now().advanced(bySeconds: Double(grace))
+    }
+
+    private func killAll() {
+        killDeadline = nil
+        for container in pod.containers { container.send(.kill) }
+    }
+
+    /// Kills the sandbox, waits for it, removes every mount and directory of the pod.
+    private func tearDown() -> [PodError] {
+        if pod.sandbox != nil {
+            pod.killSandbox()
+            let deadline = MonotonicInstant.now().advanced(bySeconds: 10)
+            waitLoop: while let event = pod.events.next(until: deadline) {
+                if case .sandboxExited = event { break waitLoop }
+            }
+        }
+        return pod.removeResources()
+    }
+}

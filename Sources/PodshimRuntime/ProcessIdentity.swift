@@ -1,0 +1,56 @@
+import Foundation
+
+/// A process named by PID *and* start time, so a record survives PID reuse: a recycled PID has
+/// another start time. Used to find processes of a podshim that crashed.
+public struct ProcessIdentity: Codable, Equatable, Sendable {
+    public var pid: Int32
+    /// Field 22 of /proc/<pid>/stat: start time in clock ticks since boot.
+    public var startTime: UInt64
+
+    public init(pid: Int32, startTime: UInt64) {
+        self.pid = pid
+        self.startTime = startTime
+    }
+
+    /// The identity of the live process `pid`, or nil when there is none.
+    public static func of(pid: Int32) -> ProcessIdentity? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
+        return parse(stat: stat).map { ProcessIdentity(pid: pid, startTime: $0) }
+    }
+
+    /// Start time from a /proc/<pid>/stat line (the comm field may contain spaces and parentheses).
+    static func parse(stat: String) -> UInt64? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); field 22 is fields[19].
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+
+    /// True when `pid` is still this very process.
+    public var isAlive: Bool { ProcessIdentity.of(pid: pid) == self }
+}
+
+/// What podshim writes about a running pod, atomically, so another podshim can clean up after a crash.
+public struct PodStateRecord: Codable, Equatable, Sendable {
+    public var name: String
+    public var namespace: String
+    public var podID: String
+    /// The podshim process that owns the pod.
+    public var owner: ProcessIdentity
+    public var sandbox: ProcessIdentity?
+    public var containers: [String: ProcessIdentity]
+    public var stateDirectory: String
+    public var dataDirectory: String
+
+    public init(name: String, namespace: String, podID: String, owner: ProcessIdentity,
+                stateDirectory: String, dataDirectory: String) {
+        self.name = name
+        self.namespace = namespace
+        self.podID = podID
+        self.owner = owner
+        self.sandbox = nil
+        self.containers = [:]
+        self.stateDirectory = stateDirectory
+        self.dataDirectory = dataDirectory
+    }
+}

@@ -1,0 +1,165 @@
+/// Everything needed to start one process in its namespaces and root filesystem, computed before
+/// the clone. A pure value: ``Spawner`` turns it into the C configuration the child runs.
+public struct ProcessPlan: Equatable, Sendable {
+    /// New namespaces created with the process.
+    public var newNamespaces: Namespaces
+    /// Namespaces joined from the pod's sandbox (pause) process with setns.
+    public var joinedNamespaces: Namespaces
+    /// Born into the sandbox's PID namespace (`shareProcessNamespace: true`).
+    public var joinsSandboxPIDNamespace: Bool
+    /// Set in a new UTS namespace.
+    public var hostname: String?
+    /// Bring `lo` up in a new network namespace.
+    public var loopbackUp: Bool
+
+    /// Host path of the root directory; nil = run in the host's filesystem (the pause process).
+    public var rootfs: String?
+    /// Mounted on ``rootfs`` first (the overlay).
+    public var rootfsMount: MountPlan?
+    /// Mounted inside the root filesystem, in order.
+    public var mounts: [MountPlan]
+    public var devices: [DevicePlan]
+    public var symlinks: [SymlinkPlan]
+
+    public var uid: UInt32
+    public var gid: UInt32
+    public var supplementaryGroups: [UInt32]
+
+    /// argv; `argv[0]` is the program, looked up in ``searchPath`` when it has no `/`.
+    public var argv: [String]
+    /// `NAME=value` entries.
+    public var environment: [String]
+    public var searchPath: String
+    public var workingDirectory: String?
+
+    public init(
+        newNamespaces: Namespaces = [], joinedNamespaces: Namespaces = [], joinsSandboxPIDNamespace: Bool = false,
+        hostname: String? = nil, loopbackUp: Bool = false, rootfs: String? = nil, rootfsMount: MountPlan? = nil,
+        mounts: [MountPlan] = [], devices: [DevicePlan] = [], symlinks: [SymlinkPlan] = [],
+        uid: UInt32 = 0, gid: UInt32 = 0, supplementaryGroups: [UInt32] = [],
+        argv: [String], environment: [String] = [], searchPath: String = ProcessPlan.defaultSearchPath,
+        workingDirectory: String? = nil
+    ) {
+        self.newNamespaces = newNamespaces
+        self.joinedNamespaces = joinedNamespaces
+        self.joinsSandboxPIDNamespace = joinsSandboxPIDNamespace
+        self.hostname = hostname
+        self.loopbackUp = loopbackUp
+        self.rootfs = rootfs
+        self.rootfsMount = rootfsMount
+        self.mounts = mounts
+        self.devices = devices
+        self.symlinks = symlinks
+        self.uid = uid
+        self.gid = gid
+        self.supplementaryGroups = supplementaryGroups
+        self.argv = argv
+        self.environment = environment
+        self.searchPath = searchPath
+        self.workingDirectory = workingDirectory
+    }
+
+    /// The PATH a container gets when neither the image nor the manifest sets one (as containerd).
+    public static let defaultSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+/// A set of Linux namespaces.
+public struct Namespaces: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let mount = Namespaces(rawValue: 1 << 0)
+    public static let pid = Namespaces(rawValue: 1 << 1)
+    public static let network = Namespaces(rawValue: 1 << 2)
+    public static let ipc = Namespaces(rawValue: 1 << 3)
+    public static let uts = Namespaces(rawValue: 1 << 4)
+    public static let cgroup = Namespaces(rawValue: 1 << 5)
+
+    /// What a pod's sandbox holds and its containers join.
+    public static let pod: Namespaces = [.network, .ipc, .uts]
+
+    public var description: String {
+        let names: [(Namespaces, String)] = [
+            (.mount, "mnt"), (.pid, "pid"), (.network, "net"), (.ipc, "ipc"), (.uts, "uts"), (.cgroup, "cgroup"),
+        ]
+        return names.filter { contains($0.0) }.map(\.1).joined(separator: ",")
+    }
+}
+
+/// One mount inside a container.
+public struct MountPlan: Equatable, Sendable {
+    public enum TargetKind: Sendable { case directory, file }
+
+    public var source: String?
+    /// Absolute path inside the container.
+    public var target: String
+    /// nil for a bind mount.
+    public var fileSystemType: String?
+    public var flags: MountFlags
+    public var data: String?
+    public var targetKind: TargetKind
+
+    public init(
+        source: String?, target: String, fileSystemType: String?, flags: MountFlags = [], data: String? = nil,
+        targetKind: TargetKind = .directory
+    ) {
+        self.source = source
+        self.target = target
+        self.fileSystemType = fileSystemType
+        self.flags = flags
+        self.data = data
+        self.targetKind = targetKind
+    }
+
+    /// A recursive bind mount of a host path.
+    public static func bind(
+        _ source: String, to target: String, readOnly: Bool = false, extraFlags: MountFlags = [],
+        kind: TargetKind = .directory
+    ) -> MountPlan {
+        var flags: MountFlags = [.bind, .recursive]
+        flags.formUnion(extraFlags)
+        if readOnly { flags.insert(.readOnly) }
+        return MountPlan(source: source, target: target, fileSystemType: nil, flags: flags, targetKind: kind)
+    }
+}
+
+/// The mount(2) flags podshim uses, independent of the C constants so plans stay pure.
+public struct MountFlags: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let readOnly = MountFlags(rawValue: 1 << 0)
+    public static let noSuid = MountFlags(rawValue: 1 << 1)
+    public static let noDev = MountFlags(rawValue: 1 << 2)
+    public static let noExec = MountFlags(rawValue: 1 << 3)
+    public static let bind = MountFlags(rawValue: 1 << 4)
+    public static let recursive = MountFlags(rawValue: 1 << 5)
+    public static let strictAtime = MountFlags(rawValue: 1 << 6)
+    public static let relatime = MountFlags(rawValue: 1 << 7)
+}
+
+/// A character device node created in the container's /dev.
+public struct DevicePlan: Equatable, Sendable {
+    public var path: String
+    public var permissions: UInt32
+    public var major: UInt32
+    public var minor: UInt32
+
+    public init(path: String, permissions: UInt32 = 0o666, major: UInt32, minor: UInt32) {
+        self.path = path
+        self.permissions = permissions
+        self.major = major
+        self.minor = minor
+    }
+}
+
+/// A symlink created in the container.
+public struct SymlinkPlan: Equatable, Sendable {
+    public var target: String
+    public var path: String
+
+    public init(target: String, path: String) {
+        self.target = target
+        self.path = path
+    }
+}

@@ -1,0 +1,76 @@
+import CShims
+import Foundation
+import Glibc
+import PodshimSystem
+
+/// Cleans up after a podshim that died without tearing its pods down: kills the processes it
+/// recorded (only if PID *and* start time still match), unmounts and removes the pod's directories.
+public enum Recovery {
+    /// Removes every pod whose owning podshim is gone. Returns one line per action or problem.
+    @discardableResult
+    public static func cleanUpAbandonedPods(configuration: RuntimeConfiguration) -> [String] {
+        var report: [String] = []
+        let statePods = configuration.stateDirectory + "/pods"
+        let dataPods = configuration.rootDirectory + "/pods"
+        var live: Set<String> = []
+        for id in (try? FileManager.default.contentsOfDirectory(atPath: statePods)) ?? [] {
+            let directory = statePods + "/" + id
+            guard let data = FileManager.default.contents(atPath: directory + "/pod.json"),
+                  let record = try? JSONDecoder().decode(PodStateRecord.self, from: data)
+            else {
+                if isOld(directory) {
+                    report += remove([directory, dataPods + "/" + id], what: "incomplete pod \(id)")
+                } else {
+                    live.insert(id) // being created right now by another podshim
+                }
+                continue
+            }
+            if record.owner.isAlive {
+                live.insert(id)
+                continue
+            }
+            for (name, identity) in record.containers.sorted(by: { $0.key < $1.key }) {
+                if kill(identity) { report.append("killed container \(name) (pid \(identity.pid)) of pod \(record.name)") }
+            }
+            if let sandbox = record.sandbox, kill(sandbox) {
+                report.append("killed sandbox (pid \(sandbox.pid)) of pod \(record.name)")
+            }
+            report += remove([record.stateDirectory, record.dataDirectory], what: "pod \(record.name) (\(id))")
+        }
+        // Data left without state (e.g. /run was wiped by a reboot).
+        for id in (try? FileManager.default.contentsOfDirectory(atPath: dataPods)) ?? [] where !live.contains(id) {
+            let directory = dataPods + "/" + id
+            if !FileManager.default.fileExists(atPath: statePods + "/" + id) && isOld(directory) {
+                report += remove([directory], what: "data of pod \(id)")
+            }
+        }
+        return report
+    }
+
+    /// Whether `identity` was alive and has been killed. Waits (bounded) until it is gone.
+    static func kill(_ identity: ProcessIdentity) -> Bool {
+        guard identity.isAlive, let handle = try? ProcessHandle(openingChild: identity.pid) else { return false }
+        // The pidfd now pins the process: check again that it is the one we recorded.
+        guard identity.isAlive, (try? handle.send(.kill)) == true else { return false }
+        _ = psh_poll_readable(handle.pidfd, 5000)
+        return true
+    }
+
+    private static func remove(_ directories: [String], what: String) -> [String] {
+        var lines: [String] = []
+        for directory in directories {
+            do {
+                try FileSystem.removeTree(directory)
+            } catch {
+                lines.append("could not clean up \(what): \(error)")
+            }
+        }
+        return lines.isEmpty ? ["cleaned up \(what)"] : lines
+    }
+
+    private static func isOld(_ path: String) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return false }
+        return time(nil) - info.st_mtim.tv_sec > 60
+    }
+}

@@ -1,0 +1,25 @@
+/// Where podshim keeps things on the host.
+public struct RuntimeConfiguration: Sendable, Equatable {
+    /// Volatile state: per-pod state files, the pod's /dev/shm, generated /etc files. Default /run/podshim.
+    public var stateDirectory: String
+    /// Persistent data: container layers (overlay upper/work) and emptyDir volumes. Default /var/lib/podshim.
+    public var rootDirectory: String
+    /// The image store: `<imageDirectory>/<name>/rootfs`. Default /var/lib/podshim/images.
+    public var imageDirectory: String
+    /// Container logs: `<logDirectory>/<namespace>_<name>_<uid>/<container>/<attempt>.log`. Default /var/log/podshim/pods.
+    public var logDirectory: String
+    /// The static pause binary.
+    public var pauseBinary: String
+
+    public init(
+        stateDirectory: String = "/run/podshim", rootDirectory: String = "/var/lib/podshim",
+        imageDirectory: String? = nil, logDirectory: String = "/var/log/podshim/pods",
+        pauseBinary: String
+    ) {
+        self.stateDirectory = stateDirectory
+        self.rootDirectory = rootDirectory
+        self.imageDirectory = imageDirectory ?? rootDirectory + "/images"
+        self.logDirectory = logDirectory
+        self.pauseBinary = pauseBinary
+    }
+}

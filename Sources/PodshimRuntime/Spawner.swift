@@ -1,0 +1,201 @@
+import CShims
+import Glibc
+import PodshimSystem
+
+/// Why a process could not be started: the stage in the child, what it acted on, and the errno.
+/// Reads like `execve nope: ENOENT` or `mount /var/lib/podshim/… on /data: ENOENT`.
+public struct SpawnError: Error, Equatable, CustomStringConvertible, Sendable {
+    public var stage: String
+    public var detail: String?
+    public var errno: Errno
+
+    public var description: String {
+        if let detail { return "\(stage) \(detail): \(errno.symbolicName)" }
+        return "\(stage): \(errno.symbolicName)"
+    }
+}
+
+/// Starts processes from ``ProcessPlan``s through the single C post-fork path.
+public enum Spawner {
+    /// Standard streams of the new process: fds in this process, or -1 for /dev/null.
+    public struct Stdio: Sendable {
+        public var input: Int32 = -1
+        public var output: Int32 = -1
+        public var error: Int32 = -1
+        public init(input: Int32 = -1, output: Int32 = -1, error: Int32 = -1) {
+            self.input = input
+            self.output = output
+            self.error = error
+        }
+    }
+
+    /// Starts `plan`; returns once the process has exec'd. `sandbox` is the pause process whose
+    /// namespaces the plan joins. `onExit` runs on the reaper thread — also after a failed start,
+    /// whose child exits 127 after reporting.
+    public static func spawn(
+        _ plan: ProcessPlan, sandbox: ProcessHandle?, stdio: Stdio,
+        onExit: @escaping (ExitStatus) -> Void
+    ) throws(SpawnError) -> ProcessHandle {
+        if (!plan.joinedNamespaces.isEmpty || plan.joinsSandboxPIDNamespace) && sandbox == nil {
+            throw SpawnError(stage: "setns", detail: "(no sandbox process)", errno: .invalidArgument)
+        }
+        let arena = CArena()
+        defer { arena.release() }
+        var config = makeConfig(plan, sandbox: sandbox, stdio: stdio, arena: arena)
+
+        var handle = psh_spawn_handle()
+        let started: Int32 = Reaper.shared.spawn({
+            let result = psh_spawn_start(&config, &handle)
+            return (pid: result == 0 ? handle.pid : 0, value: result)
+        }, onExit: onExit)
+        if started < 0 {
+            throw SpawnError(stage: "clone3", detail: plan.newNamespaces.isEmpty ? nil : "(\(plan.newNamespaces))",
+                             errno: Errno(rawValue: -started))
+        }
+        let process = ProcessHandle(pid: handle.pid, pidfd: handle.pidfd)
+        var report = psh_spawn_report()
+        if psh_spawn_finish(&handle, &report) != 0 {
+            throw describe(report, plan: plan, sandbox: sandbox)
+        }
+        return process
+    }
+
+    /// Turns the child's `{stage, errno, index}` into an error naming what the stage acted on.
+    static func describe(_ report: psh_spawn_report, plan: ProcessPlan, sandbox: ProcessHandle?) -> SpawnError {
+        let stage = String(cString: psh_stage_name(report.stage))
+        let index = Int(report.index)
+        var detail: String?
+        switch psh_stage(UInt32(report.stage)) {
+        case PSH_STAGE_SETNS:
+            detail = "(\(plan.joinedNamespaces)) of pid \(sandbox?.pid ?? 0)"
+        case PSH_STAGE_HOSTNAME:
+            detail = plan.hostname
+        case PSH_STAGE_ROOTFS_MOUNT:
+            detail = plan.rootfsMount.map { "\($0.fileSystemType ?? "bind") on \(plan.rootfs ?? "")" } ?? plan.rootfs
+        case PSH_STAGE_OPEN_ROOTFS, PSH_STAGE_PIVOT_ROOT:
+            detail = plan.rootfs
+        case PSH_STAGE_MOUNT_TARGET, PSH_STAGE_MOUNT, PSH_STAGE_REMOUNT:
+            if plan.mounts.indices.contains(index) {
+                let mount = plan.mounts[index]
+                detail = "\(mount.source ?? mount.fileSystemType ?? "none") on \(mount.target)"
+            }
+        case PSH_STAGE_MKNOD:
+            if plan.devices.indices.contains(index) { detail = plan.devices[index].path }
+        case PSH_STAGE_SYMLINK:
+            if plan.symlinks.indices.contains(index) { detail = plan.symlinks[index].path }
+        case PSH_STAGE_SETUID:
+            detail = "\(plan.uid)"
+        case PSH_STAGE_SETGID:
+            detail = "\(plan.gid)"
+        case PSH_STAGE_CHDIR:
+            detail = plan.workingDirectory ?? "/"
+        case PSH_STAGE_EXECVE:
+            detail = plan.argv.first
+        default:
+            break
+        }
+        return SpawnError(stage: stage, detail: detail, errno: Errno(rawValue: report.error))
+    }
+
+    private static func makeConfig(
+        _ plan: ProcessPlan, sandbox: ProcessHandle?, stdio: Stdio, arena: CArena
+    ) -> psh_spawn_config {
+        var config = psh_spawn_config()
+        config.clone_flags = UInt64(cloneFlags(plan.newNamespaces))
+        config.join_pidfd = plan.joinedNamespaces.isEmpty ? -1 : (sandbox?.pidfd ?? -1)
+        config.join_flags = cloneFlags(plan.joinedNamespaces)
+        config.pid_ns_pidfd = plan.joinsSandboxPIDNamespace ? (sandbox?.pidfd ?? -1) : -1
+        config.cgroup_fd = -1
+        config.hostname = arena.string(plan.hostname)
+        config.loopback_up = plan.loopbackUp
+        config.rootfs = arena.string(plan.rootfs)
+        if let rootfsMount = plan.rootfsMount {
+            config.rootfs_mount = UnsafePointer(arena.array([mountSpec(rootfsMount, arena: arena)]))
+        }
+        config.mounts = UnsafePointer(arena.array(plan.mounts.map { mountSpec($0, arena: arena) }))
+        config.mount_count = plan.mounts.count
+        config.devices = UnsafePointer(arena.array(plan.devices.map {
+            psh_device_spec(path: arena.string($0.path)!, mode: UInt32(S_IFCHR) | $0.permissions,
+                            major: $0.major, minor: $0.minor)
+        }))
+        config.device_count = plan.devices.count
+        config.symlinks = UnsafePointer(arena.array(plan.symlinks.map {
+            psh_symlink_spec(target: arena.string($0.target)!, path: arena.string($0.path)!)
+        }))
+        config.symlink_count = plan.symlinks.count
+        config.uid = plan.uid
+        config.gid = plan.gid
+        config.supplementary_gids = UnsafePointer(arena.array(plan.supplementaryGroups))
+        config.supplementary_gid_count = plan.supplementaryGroups.count
+        config.path = arena.string(plan.argv[0])
+        config.argv = UnsafePointer(arena.stringArray(plan.argv))
+        config.envp = UnsafePointer(arena.stringArray(plan.environment))
+        config.search_path = arena.string(plan.searchPath)
+        config.cwd = arena.string(plan.workingDirectory)
+        config.stdio = (stdio.input, stdio.output, stdio.error)
+        return config
+    }
+
+    private static func mountSpec(_ mount: MountPlan, arena: CArena) -> psh_mount_spec {
+        psh_mount_spec(
+            source: arena.string(mount.source), target: arena.string(mount.target)!,
+            fstype: arena.string(mount.fileSystemType), flags: mountFlags(mount.flags),
+            data: arena.string(mount.data),
+            target_kind: mount.targetKind == .file ? PSH_TARGET_FILE : PSH_TARGET_DIRECTORY)
+    }
+
+    static func cloneFlags(_ namespaces: Namespaces) -> Int32 {
+        var flags: Int32 = 0
+        if namespaces.contains(.mount) { flags |= psh_clone_newns }
+        if namespaces.contains(.pid) { flags |= psh_clone_newpid }
+        if namespaces.contains(.network) { flags |= psh_clone_newnet }
+        if namespaces.contains(.ipc) { flags |= psh_clone_newipc }
+        if namespaces.contains(.uts) { flags |= psh_clone_newuts }
+        if namespaces.contains(.cgroup) { flags |= psh_clone_newcgroup }
+        return flags
+    }
+
+    static func mountFlags(_ flags: MountFlags) -> UInt {
+        let table: [(MountFlags, UInt)] = [
+            (.readOnly, psh_ms_rdonly), (.noSuid, psh_ms_nosuid), (.noDev, psh_ms_nodev), (.noExec, psh_ms_noexec),
+            (.bind, psh_ms_bind), (.recursive, psh_ms_rec), (.strictAtime, psh_ms_strictatime),
+            (.relatime, psh_ms_relatime),
+        ]
+        return table.reduce(0) { flags.contains($1.0) ? $0 | $1.1 : $0 }
+    }
+}
+
+/// C memory for one spawn, freed together once the clone has happened (the child has its copy).
+final class CArena {
+    private var allocations: [UnsafeMutableRawPointer] = []
+
+    func string(_ value: String?) -> UnsafePointer<CChar>? {
+        guard let value, let copy = strdup(value) else { return nil }
+        allocations.append(UnsafeMutableRawPointer(copy))
+        return UnsafePointer(copy)
+    }
+
+    func array<T>(_ values: [T]) -> UnsafeMutablePointer<T>? {
+        guard !values.isEmpty else { return nil }
+        let buffer = UnsafeMutablePointer<T>.allocate(capacity: values.count)
+        buffer.initialize(from: values, count: values.count)
+        allocations.append(UnsafeMutableRawPointer(buffer))
+        return buffer
+    }
+
+    /// A NULL-terminated `char *[]`.
+    func stringArray(_ values: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+        let buffer = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: values.count + 1)
+        for (index, value) in values.enumerated() {
+            buffer[index] = UnsafeMutablePointer(mutating: string(value))
+        }
+        buffer[values.count] = nil
+        allocations.append(UnsafeMutableRawPointer(buffer))
+        return buffer
+    }
+
+    func release() {
+        for allocation in allocations { free(allocation) }
+        allocations.removeAll()
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import Glibc
+
+/// Writes container lines (`server | text`) and podshim's own messages (`podshim: …`) to the
+/// terminal without interleaving inside a line.
+public final class TerminalPrinter: @unchecked Sendable {
+    private let lock = NSLock()
+    private let width: Int
+
+    /// `names`: the container names, to align the prefixes.
+    public init(names: [String]) {
+        width = names.map(\.count).max() ?? 0
+    }
+
+    /// A line a container printed; stderr lines go to podshim's stderr.
+    public func containerLine(_ container: String, _ stream: LogStream, _ text: [UInt8]) {
+        var bytes = Array((container.padding(toLength: width, withPad: " ", startingAt: 0) + " | ").utf8)
+        bytes += text
+        bytes.append(UInt8(ascii: "\n"))
+        write(bytes, fd: stream == .stdout ? 1 : 2)
+    }
+
+    /// A message from podshim itself, on stderr.
+    public func message(_ text: String) {
+        write(Array(("podshim: " + text + "\n").utf8), fd: 2)
+    }
+
+    private func write(_ bytes: [UInt8], fd: Int32) {
+        lock.lock()
+        defer { lock.unlock() }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+}

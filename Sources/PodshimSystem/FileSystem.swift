@@ -1,0 +1,86 @@
+import SystemPackage
+import Foundation
+import Glibc
+
+/// File helpers that report failures as ``SystemError`` with the path.
+public enum FileSystem {
+    /// `mkdir -p` with `mode` for every directory created.
+    public static func createDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: path, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: NSNumber(value: mode)])
+        } catch {
+            throw SystemError("mkdir", path: path, errno: errnoOf(error))
+        }
+    }
+
+    /// Writes `contents` to `path` atomically: a temporary file in the same directory, fsync, rename.
+    public static func writeAtomically(_ path: String, _ contents: String, mode: mode_t = 0o644) throws(SystemError) {
+        let temporary = path + ".tmp.\(getpid())"
+        let fd = try libcCall("open", path: temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
+        defer { close(fd) }
+        var bytes = Array(contents.utf8)[...]
+        while !bytes.isEmpty {
+            let written = try libcCall("write", path: temporary) {
+                bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            }
+            bytes = bytes.dropFirst(written)
+        }
+        try libcCall("fsync", path: temporary) { fsync(fd) }
+        try libcCall("rename", path: path) { rename(temporary, path) }
+    }
+
+    /// Removes `path` and everything below it, after unmounting anything mounted there, and never
+    /// crossing into another filesystem (like `rm -rf --one-file-system`). Missing is fine.
+    public static func removeTree(_ path: String) throws(SystemError) {
+        for mountPoint in Mounts.mountPoints(under: path) {
+            try Mounts.unmount(mountPoint)
+        }
+        var root = stat()
+        guard lstat(path, &root) == 0 else {
+            if errno == ENOENT { return }
+            throw SystemError("lstat", path: path, errno: .last)
+        }
+        try removeEntry(path, device: root.st_dev)
+    }
+
+    private static func removeEntry(_ path: String, device: dev_t) throws(SystemError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw SystemError("lstat", path: path, errno: .last)
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            guard info.st_dev == device else {
+                throw SystemError("remove (another filesystem is mounted here)", path: path, errno: .resourceBusy)
+            }
+            let children: [String]
+            do {
+                children = try FileManager.default.contentsOfDirectory(atPath: path)
+            } catch {
+                throw SystemError("readdir", path: path, errno: errnoOf(error))
+            }
+            for child in children {
+                try removeEntry(path + "/" + child, device: device)
+            }
+            try libcCall("rmdir", path: path) { rmdir(path) }
+        } else {
+            try libcCall("unlink", path: path) { unlink(path) }
+        }
+    }
+
+    private static func errnoOf(_ error: Error) -> Errno {
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return Errno(rawValue: Int32(underlying.code))
+        }
+        if nsError.domain == NSPOSIXErrorDomain { return Errno(rawValue: Int32(nsError.code)) }
+        switch nsError.code {
+        case NSFileNoSuchFileError, NSFileReadNoSuchFileError: return .noSuchFileOrDirectory
+        case NSFileWriteNoPermissionError, NSFileReadNoPermissionError: return .permissionDenied
+        case NSFileWriteOutOfSpaceError: return .noSpace
+        default: return .ioError
+        }
+    }
+}

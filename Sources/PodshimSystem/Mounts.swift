@@ -1,0 +1,52 @@
+import CShims
+import Foundation
+import Glibc
+
+/// Mount operations in podshim's own (host) mount namespace, and the mount table.
+public enum Mounts {
+    /// Mounts a tmpfs at `target` with `options` (e.g. `mode=1777,size=65536k`).
+    public static func mountTmpfs(at target: String, options: String) throws(SystemError) {
+        let flags = psh_ms_nosuid | psh_ms_nodev | psh_ms_noexec
+        try systemCall("mount tmpfs", path: target) { psh_mount("tmpfs", target, "tmpfs", flags, options) }
+    }
+
+    /// Lazily unmounts `target`. Not mounted (EINVAL) or missing (ENOENT) is not an error.
+    public static func unmount(_ target: String) throws(SystemError) {
+        let result = psh_umount(target, true)
+        if result == 0 || result == -EINVAL || result == -ENOENT { return }
+        throw SystemError("umount", path: target, negatedErrno: result)
+    }
+
+    /// Mount points in this mount namespace at `directory` or below it, deepest first.
+    public static func mountPoints(under directory: String) -> [String] {
+        let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+        return mountTable().filter { $0 == directory || $0.hasPrefix(prefix) }
+            .sorted { $0.count > $1.count }
+    }
+
+    /// Every mount point of this process's mount namespace (field 5 of /proc/self/mountinfo).
+    public static func mountTable() -> [String] {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+            return fields.count > 4 ? unescapeMountPath(String(fields[4])) : nil
+        }
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as octal `\040`.
+    static func unescapeMountPath(_ field: String) -> String {
+        guard field.contains("\\") else { return field }
+        var bytes: [UInt8] = []
+        var utf8 = Array(field.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "\\"), utf8.count >= 3,
+               let value = UInt8(String(decoding: utf8.prefix(3), as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

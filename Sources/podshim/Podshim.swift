@@ -1,0 +1,15 @@
+import ArgumentParser
+
+/// `podshim`: a CRI-like container runtime shim. Subcommands are thin; the work is in PodshimRuntime.
+@main
+struct Podshim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "podshim",
+        abstract: "Run Kubernetes-style pods: a pause process holding the pod's namespaces, and containers joining them.",
+        discussion: """
+            podshim runs as root. Images are local root filesystems (see hack/make-busybox-image.sh).
+            """,
+        version: "0.1.0",
+        subcommands: [Run.self]
+    )
+}
