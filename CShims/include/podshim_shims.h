@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <sys/epoll.h> // re-exported: Glibc does not import it
 
 #if __has_feature(nullability)
 #pragma clang assume_nonnull begin

@@ -15,18 +15,16 @@ public final class ContainerOutput: @unchecked Sendable {
     public private(set) var childStdout: Int32 = -1
     public private(set) var childStderr: Int32 = -1
 
-    private let queue: DispatchQueue
     private let logFD: Int32
     private let sink: LineSink?
     private let drained = DispatchGroup()
-    private var sources: [DispatchSourceRead] = []
+    private var readEnds: [Int32] = []
 
     /// Creates the pipes and opens (appends to) the log file.
     public init(container: String, logPath: String, sink: LineSink?) throws(SystemError) {
         self.container = container
         self.logPath = logPath
         self.sink = sink
-        queue = DispatchQueue(label: "podshim.log.\(container)")
         logFD = try libcCall("open", path: logPath) {
             open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         }
@@ -46,6 +44,7 @@ public final class ContainerOutput: @unchecked Sendable {
         }
         childStdout = out.1
         childStderr = err.1
+        readEnds = [out.0, err.0]
         watch(out.0, stream: .stdout)
         watch(err.0, stream: .stderr)
     }
@@ -67,7 +66,7 @@ public final class ContainerOutput: @unchecked Sendable {
     public func waitDrained(timeoutSeconds: Double) -> Bool {
         let drainedInTime = drained.wait(timeout: .now() + timeoutSeconds) == .success
         if !drainedInTime {
-            queue.sync { for source in sources { source.cancel() } }
+            for fd in readEnds { ReadinessLoop.shared.remove(fd) }
         }
         return drainedInTime
     }
@@ -81,25 +80,26 @@ public final class ContainerOutput: @unchecked Sendable {
     private func watch(_ fd: Int32, stream: LogStream) {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         var formatter = CRILogFormatter(stream: stream)
-        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         let name = container
         drained.enter()
-        source.setEventHandler { [unowned self] in
-            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                emit(formatter.append(buffer[..<count]), stream: stream, name: name)
-            } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
-                source.cancel()
-            }
-        }
-        source.setCancelHandler { [unowned self] in
-            emit(formatter.finish(), stream: stream, name: name)
+        do {
+            try ReadinessLoop.shared.add(fd, onReadable: { [unowned self] fd in
+                var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    emit(formatter.append(buffer[..<count]), stream: stream, name: name)
+                    return true
+                }
+                return count < 0 && (errno == EAGAIN || errno == EINTR)
+            }, onClose: { [unowned self] fd in
+                emit(formatter.finish(), stream: stream, name: name)
+                close(fd)
+                drained.leave()
+            })
+        } catch {
             close(fd)
             drained.leave()
         }
-        sources.append(source)
-        source.resume()
     }
 
     private func emit(_ records: [CRILogFormatter.Record], stream: LogStream, name: String) {
