@@ -55,7 +55,12 @@ let package = Package(
         ),
         .testTarget(name: "PodshimSpecTests", dependencies: ["PodshimSpec"]),
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimSystem"]),
-        .testTarget(name: "PodshimIntegrationTests", dependencies: ["PodshimRuntime", "PodshimSystem", "PodshimSpec"]),
+        /// Root integration tests: drive the podshim binary on the real kernel.
+        .testTarget(
+            name: "PodshimIntegrationTests",
+            dependencies: ["PodshimRuntime", "PodshimSystem", "PodshimSpec"],
+            exclude: ["Fixtures"]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )

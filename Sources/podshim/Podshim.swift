@@ -10,6 +10,6 @@ struct Podshim: ParsableCommand {
             podshim runs as root. Images are local root filesystems (see hack/make-busybox-image.sh).
             """,
         version: "0.1.0",
-        subcommands: [Run.self]
+        subcommands: [Run.self, Cleanup.self]
     )
 }
