@@ -21,6 +21,7 @@
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -389,13 +390,16 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
         close(rootfd);
     }
 
-    if (setgroups(c->supplementary_gid_count, (const gid_t *)c->supplementary_gids) < 0) {
+    // Raw syscalls, not glibc's wrappers: in a process that had threads, glibc's set*id broadcast
+    // the change to every thread it believes exists (the setxid mechanism) and waits for them on a
+    // futex — in this single-threaded copy that wait never ends.
+    if (syscall(SYS_setgroups, c->supplementary_gid_count, c->supplementary_gids) < 0) {
         child_fail(report_fd, PSH_STAGE_SETGROUPS, errno, -1);
     }
-    if (setresgid(c->gid, c->gid, c->gid) < 0) {
+    if (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0) {
         child_fail(report_fd, PSH_STAGE_SETGID, errno, -1);
     }
-    if (setresuid(c->uid, c->uid, c->uid) < 0) {
+    if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0) {
         child_fail(report_fd, PSH_STAGE_SETUID, errno, -1);
     }
 
@@ -503,9 +507,18 @@ int psh_spawn_start(const psh_spawn_config *c, psh_spawn_handle *handle) {
     return 0;
 }
 
-int psh_spawn_finish(const psh_spawn_handle *handle, psh_spawn_report *report) {
+int psh_spawn_finish(const psh_spawn_handle *handle, int timeout_ms, psh_spawn_report *report) {
     psh_spawn_report r;
     size_t got = 0;
+    struct pollfd ready = {.fd = handle->report_fd, .events = POLLIN};
+    int polled;
+    do {
+        polled = poll(&ready, 1, timeout_ms);
+    } while (polled < 0 && errno == EINTR);
+    if (polled == 0) {
+        close(handle->report_fd);
+        return 2;
+    }
     while (got < sizeof r) {
         ssize_t n = read(handle->report_fd, (char *)&r + got, sizeof r - got);
         if (n < 0 && errno == EINTR) {

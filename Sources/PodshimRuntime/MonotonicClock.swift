@@ -12,8 +12,12 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
         return MonotonicInstant(nanoseconds: UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec))
     }
 
+    /// `seconds` later, saturating at the end of time (a grace period of 10^10 s must not wrap
+    /// into the past, nor trap converting to UInt64). Negative durations count as zero.
     public func advanced(bySeconds seconds: Double) -> MonotonicInstant {
-        MonotonicInstant(nanoseconds: nanoseconds &+ UInt64(max(0, seconds) * 1e9))
+        let delta = max(0, seconds) * 1e9
+        guard delta < Double(UInt64.max - nanoseconds) else { return MonotonicInstant(nanoseconds: .max) }
+        return MonotonicInstant(nanoseconds: nanoseconds + UInt64(delta))
     }
 
     public var asTimespec: Glibc.timespec {

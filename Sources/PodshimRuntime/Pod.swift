@@ -108,12 +108,13 @@ public final class Pod: @unchecked Sendable {
     public func startSandbox() throws(PodError) {
         let plan = SandboxPlanner.plan(pod: spec, pauseBinary: configuration.pauseBinary)
         do {
-            let process = try Spawner.spawn(plan, sandbox: nil, stdio: .init()) { [events] status in
+            let process = try Spawner.spawn(plan, sandbox: nil, stdio: .init(), onCloned: { process in
+                record.sandbox = ProcessIdentity.of(pid: process.pid)
+                try? saveRecord()
+            }) { [events] status in
                 events.post(.sandboxExited(status))
             }
             sandbox = process
-            record.sandbox = ProcessIdentity.of(pid: process.pid)
-            try saveRecord()
         } catch {
             throw PodError("sandbox", error)
         }
@@ -138,13 +139,15 @@ public final class Pod: @unchecked Sendable {
             let index = container.index
             let process = try Spawner.spawn(
                 container.plan, sandbox: sandbox,
-                stdio: .init(output: output.childStdout, error: output.childStderr)
+                stdio: .init(output: output.childStdout, error: output.childStderr),
+                onCloned: { process in
+                    record.containers[container.name] = ProcessIdentity.of(pid: process.pid)
+                    try? saveRecord()
+                }
             ) { [events] status in
                 events.post(.containerExited(index: index, status: status))
             }
             container.markStarted(process)
-            record.containers[container.name] = ProcessIdentity.of(pid: process.pid)
-            try? saveRecord()
         } catch {
             container.markFailedToStart(String(describing: error))
             throw PodError(subject, error)

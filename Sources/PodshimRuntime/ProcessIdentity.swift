@@ -12,18 +12,25 @@ public struct ProcessIdentity: Codable, Equatable, Sendable {
         self.startTime = startTime
     }
 
-    /// The identity of the live process `pid`, or nil when there is none.
+    /// The identity of the live process `pid`, or nil when there is none. A zombie (exited, not
+    /// yet reaped) is not alive: it will never act again.
     public static func of(pid: Int32) -> ProcessIdentity? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
-        return parse(stat: stat).map { ProcessIdentity(pid: pid, startTime: $0) }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let fields = fields(stat: stat), fields.state != "Z", fields.state != "X" else { return nil }
+        return ProcessIdentity(pid: pid, startTime: fields.startTime)
     }
 
     /// Start time from a /proc/<pid>/stat line (the comm field may contain spaces and parentheses).
     static func parse(stat: String) -> UInt64? {
+        fields(stat: stat)?.startTime
+    }
+
+    private static func fields(stat: String) -> (state: Substring, startTime: UInt64)? {
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         // fields[0] is field 3 (state); field 22 is fields[19].
-        return fields.count > 19 ? UInt64(fields[19]) : nil
+        guard fields.count > 19, let start = UInt64(fields[19]) else { return nil }
+        return (fields[0], start)
     }
 
     /// True when `pid` is still this very process.

@@ -32,8 +32,13 @@ public enum Spawner {
     /// Starts `plan`; returns once the process has exec'd. `sandbox` is the pause process whose
     /// namespaces the plan joins. `onExit` runs on the reaper thread — also after a failed start,
     /// whose child exits 127 after reporting.
+    ///
+    /// `onCloned` runs as soon as the child exists, before its setup is done, so the caller can
+    /// record it (a podshim that dies during setup must not leave an unrecorded process).
+    /// A child that neither execs nor reports within `setupTimeout` seconds is killed.
     public static func spawn(
-        _ plan: ProcessPlan, sandbox: ProcessHandle?, stdio: Stdio,
+        _ plan: ProcessPlan, sandbox: ProcessHandle?, stdio: Stdio, setupTimeout: Double = 60,
+        onCloned: (ProcessHandle) -> Void = { _ in },
         onExit: @escaping (ExitStatus) -> Void
     ) throws(SpawnError) -> ProcessHandle {
         if (!plan.joinedNamespaces.isEmpty || plan.joinsSandboxPIDNamespace) && sandbox == nil {
@@ -53,11 +58,17 @@ public enum Spawner {
                              errno: Errno(rawValue: -started))
         }
         let process = ProcessHandle(pid: handle.pid, pidfd: handle.pidfd)
+        onCloned(process)
         var report = psh_spawn_report()
-        if psh_spawn_finish(&handle, &report) != 0 {
+        switch psh_spawn_finish(&handle, Int32(setupTimeout * 1000), &report) {
+        case 0:
+            return process
+        case 1:
             throw describe(report, plan: plan, sandbox: sandbox)
+        default:
+            _ = try? process.send(.kill)
+            throw SpawnError(stage: "setup", detail: "(no execve within \(Int(setupTimeout))s)", errno: .timedOut)
         }
-        return process
     }
 
     /// Turns the child's `{stage, errno, index}` into an error naming what the stage acted on.
@@ -65,7 +76,7 @@ public enum Spawner {
         let stage = String(cString: psh_stage_name(report.stage))
         let index = Int(report.index)
         var detail: String?
-        switch psh_stage(UInt32(report.stage)) {
+        switch psh_stage(UInt32(bitPattern: report.stage)) {
         case PSH_STAGE_SETNS:
             detail = "(\(plan.joinedNamespaces)) of pid \(sandbox?.pid ?? 0)"
         case PSH_STAGE_HOSTNAME:

@@ -19,7 +19,11 @@ public enum FileSystem {
     public static func writeAtomically(_ path: String, _ contents: String, mode: mode_t = 0o644) throws(SystemError) {
         let temporary = path + ".tmp.\(getpid())"
         let fd = try libcCall("open", path: temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
-        defer { close(fd) }
+        var renamed = false
+        defer {
+            close(fd)
+            if !renamed { unlink(temporary) }
+        }
         var bytes = Array(contents.utf8)[...]
         while !bytes.isEmpty {
             let written = try libcCall("write", path: temporary) {
@@ -29,6 +33,7 @@ public enum FileSystem {
         }
         try libcCall("fsync", path: temporary) { fsync(fd) }
         try libcCall("rename", path: path) { rename(temporary, path) }
+        renamed = true
     }
 
     /// Removes `path` and everything below it, after unmounting anything mounted there, and never

@@ -14,7 +14,7 @@ final class PodNamespaceTests: XCTestCase {
         let uid = "ns-" + UUID().uuidString.prefix(8).lowercased()
         let probe = """
             echo "host=$(hostname)"; echo "etc=$(cat /etc/hostname)"
-            for n in net ipc uts mnt pid; do echo "$n=$(readlink /proc/self/ns/$n)"; done
+            for n in net ipc uts mnt pid; do echo "ns_$n=$(readlink /proc/self/ns/$n)"; done
             echo "pid=$$"
             touch /sys/podshim-probe 2>/dev/null && echo sys=rw || echo sys=ro
             until [ -e /sync/go ]; do sleep 0.05; done
@@ -60,16 +60,17 @@ final class PodNamespaceTests: XCTestCase {
             XCTAssertEqual(seen["etc"], "probe-host", name)
             XCTAssertEqual(seen["pid"], "1", "\(name) must be PID 1 of its own PID namespace")
             XCTAssertEqual(seen["sys"], "ro", "\(name): /sys must be read-only")
-            XCTAssertEqual(seen["net"], pauseNamespaces[0], "\(name) net namespace")
-            XCTAssertEqual(seen["ipc"], pauseNamespaces[1], "\(name) ipc namespace")
-            XCTAssertEqual(seen["uts"], pauseNamespaces[2], "\(name) uts namespace")
+            XCTAssertEqual(seen["ns_net"], pauseNamespaces[0], "\(name) net namespace")
+            XCTAssertEqual(seen["ns_ipc"], pauseNamespaces[1], "\(name) ipc namespace")
+            XCTAssertEqual(seen["ns_uts"], pauseNamespaces[2], "\(name) uts namespace")
         }
         let host = getpid()
         for kind in ["net", "ipc", "uts", "mnt", "pid"] {
-            XCTAssertNotEqual(a[kind], namespaceLink(pid: host, kind), "a shares the host's \(kind) namespace")
+            XCTAssertNotNil(a["ns_" + kind])
+            XCTAssertNotEqual(a["ns_" + kind], namespaceLink(pid: host, kind), "a shares the host's \(kind) namespace")
         }
-        XCTAssertNotEqual(a["mnt"], b["mnt"], "containers must not share a mount namespace")
-        XCTAssertNotEqual(a["pid"], b["pid"], "containers must not share a PID namespace")
+        XCTAssertNotEqual(a["ns_mnt"], b["ns_mnt"], "containers must not share a mount namespace")
+        XCTAssertNotEqual(a["ns_pid"], b["ns_pid"], "containers must not share a PID namespace")
 
         let recorded = [pause] + Array(pids.containers.values)
         XCTAssertEqual(harness.leftovers(processes: recorded, namespaces: pauseNamespaces.compactMap { $0 } + containerNamespaces), [])

@@ -12,8 +12,8 @@ final class PodSharingTests: XCTestCase {
 
     func testLocalhostSysVPOSIXShmAndEmptyDirAreShared() throws {
         let server = """
-            echo served-over-localhost > /www/index.html
-            httpd -f -p 8080 -h /www &
+            mkdir -p /tmp/www && echo served-over-localhost > /tmp/www/index.html
+            httpd -f -p 8080 -h /tmp/www &
             ipc-probe sysv-write 4242 sysv-from-server
             ipc-probe posix-write /podshim-shm posix-from-server
             echo file-from-server > /shared/file

@@ -182,7 +182,7 @@ final class PodshimHarness {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
             found += entries.map { "directory: \(directory)/\($0)" }
         }
-        for pid in pids where kill(pid, 0) == 0 {
+        for pid in pids where isRunning(pid) {
             let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "?"
             found.append("process: \(pid) \(comm.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
@@ -219,6 +219,15 @@ final class PodshimHarness {
 struct HarnessError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// True when `pid` exists and is not a zombie (a killed process whose parent has not reaped it yet
+/// holds no namespace, mount or file any more).
+func isRunning(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return false }
+    let state = stat[stat.index(after: close)...].split(separator: " ").first
+    return state != "Z" && state != "X"
 }
 
 /// The inode link of a namespace of a process, e.g. `net:[4026531840]`.

@@ -1,0 +1,367 @@
+import XCTest
+@testable import PodshimRuntime
+@testable import PodshimSystem
+import PodshimSpec
+import Glibc
+
+/// ContainerPlanner and SandboxPlanner: manifest + layout → ProcessPlan, without touching a file.
+final class ContainerPlannerTests: XCTestCase {
+    private let imageRootfs = "/images/busybox/rootfs"
+
+    private func pod(
+        containers: [ContainerSpec], volumes: [Volume] = [], shareProcessNamespace: Bool = false,
+        hostname: String? = nil
+    ) -> PodSpec {
+        PodSpec(name: "web", hostname: hostname, shareProcessNamespace: shareProcessNamespace,
+                volumes: volumes, containers: containers)
+    }
+
+    private func plan(_ pod: PodSpec, index: Int = 0) throws -> ProcessPlan {
+        try ContainerPlanner(pod: pod, layout: Fixture.layout(pod)).plan(containerAt: index, imageRootfs: imageRootfs)
+    }
+
+    private func planError(_ pod: PodSpec, index: Int = 0, file: StaticString = #filePath, line: UInt = #line)
+        -> PlanError?
+    {
+        assertThrows(PlanError.self, file: file, line: line) { _ = try self.plan(pod, index: index) }
+    }
+
+    // MARK: argv, namespaces, rootfs
+
+    func testArgvIsCommandFollowedByArgs() throws {
+        let spec = pod(containers: [
+            ContainerSpec(name: "app", image: "busybox", command: ["/bin/sh", "-c"], args: ["echo hi", "x"]),
+        ])
+        XCTAssertEqual(try plan(spec).argv, ["/bin/sh", "-c", "echo hi", "x"])
+    }
+
+    func testArgsAloneBecomeArgv() throws {
+        let spec = pod(containers: [ContainerSpec(name: "app", image: "busybox", args: ["sleep", "5"])])
+        XCTAssertEqual(try plan(spec).argv, ["sleep", "5"])
+    }
+
+    func testNamespacesWithoutSharedProcessNamespace() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
+        XCTAssertEqual(result.newNamespaces, [.mount, .pid])
+        XCTAssertEqual(result.joinedNamespaces, .pod)
+        XCTAssertEqual(result.joinedNamespaces, [.network, .ipc, .uts])
+        XCTAssertFalse(result.joinsSandboxPIDNamespace)
+        XCTAssertNil(result.hostname)
+        XCTAssertFalse(result.loopbackUp)
+    }
+
+    func testNamespacesWithSharedProcessNamespace() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])],
+                                  shareProcessNamespace: true))
+        XCTAssertEqual(result.newNamespaces, [.mount])
+        XCTAssertEqual(result.joinedNamespaces, .pod)
+        XCTAssertTrue(result.joinsSandboxPIDNamespace)
+    }
+
+    func testOverlayRootfs() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
+        XCTAssertEqual(result.rootfs, "/var/lib/x/pods/uid-1/containers/app/rootfs")
+        XCTAssertEqual(result.rootfsMount, MountPlan(
+            source: "overlay", target: "/var/lib/x/pods/uid-1/containers/app/rootfs", fileSystemType: "overlay",
+            flags: [],
+            data: "lowerdir=/images/busybox/rootfs,upperdir=/var/lib/x/pods/uid-1/containers/app/upper,"
+                + "workdir=/var/lib/x/pods/uid-1/containers/app/work",
+            targetKind: .directory))
+    }
+
+    func testSecondContainerUsesItsOwnDirectories() throws {
+        let spec = pod(containers: [
+            ContainerSpec(name: "app", image: "b", command: ["true"]),
+            ContainerSpec(name: "sidecar", image: "b", command: ["sleep"], args: ["1"], workingDir: "/srv"),
+        ])
+        let result = try plan(spec, index: 1)
+        XCTAssertEqual(result.argv, ["sleep", "1"])
+        XCTAssertEqual(result.rootfs, "/var/lib/x/pods/uid-1/containers/sidecar/rootfs")
+        XCTAssertEqual(result.rootfsMount?.data,
+                       "lowerdir=/images/busybox/rootfs,upperdir=/var/lib/x/pods/uid-1/containers/sidecar/upper,"
+                           + "workdir=/var/lib/x/pods/uid-1/containers/sidecar/work")
+        XCTAssertEqual(result.workingDirectory, "/srv")
+    }
+
+    func testWorkingDirectoryDevicesSymlinksAndIdentity() throws {
+        let result = try plan(pod(containers: [
+            ContainerSpec(name: "app", image: "b", command: ["true"]),
+        ]))
+        XCTAssertNil(result.workingDirectory)
+        XCTAssertEqual(result.uid, 0)
+        XCTAssertEqual(result.gid, 0)
+        XCTAssertEqual(result.supplementaryGroups, [])
+        XCTAssertEqual(result.devices, [
+            DevicePlan(path: "/dev/null", permissions: 0o666, major: 1, minor: 3),
+            DevicePlan(path: "/dev/zero", permissions: 0o666, major: 1, minor: 5),
+            DevicePlan(path: "/dev/full", permissions: 0o666, major: 1, minor: 7),
+            DevicePlan(path: "/dev/random", permissions: 0o666, major: 1, minor: 8),
+            DevicePlan(path: "/dev/urandom", permissions: 0o666, major: 1, minor: 9),
+            DevicePlan(path: "/dev/tty", permissions: 0o666, major: 5, minor: 0),
+        ])
+        XCTAssertEqual(result.symlinks, [
+            SymlinkPlan(target: "/proc/self/fd", path: "/dev/fd"),
+            SymlinkPlan(target: "/proc/self/fd/0", path: "/dev/stdin"),
+            SymlinkPlan(target: "/proc/self/fd/1", path: "/dev/stdout"),
+            SymlinkPlan(target: "/proc/self/fd/2", path: "/dev/stderr"),
+            SymlinkPlan(target: "pts/ptmx", path: "/dev/ptmx"),
+        ])
+    }
+
+    // MARK: mounts
+
+    func testMountOrderWithoutVolumes() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
+        XCTAssertEqual(result.mounts.map(\.target), [
+            "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
+            "/etc/hostname", "/etc/hosts", "/etc/resolv.conf",
+        ])
+    }
+
+    func testSystemMountsExactly() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
+        XCTAssertEqual(Array(result.mounts.prefix(6)), [
+            MountPlan(source: "proc", target: "/proc", fileSystemType: "proc", flags: [.noSuid, .noExec, .noDev]),
+            MountPlan(source: "tmpfs", target: "/dev", fileSystemType: "tmpfs", flags: [.noSuid, .strictAtime],
+                      data: "mode=755,size=65536k"),
+            MountPlan(source: "devpts", target: "/dev/pts", fileSystemType: "devpts", flags: [.noSuid, .noExec],
+                      data: "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+            MountPlan(source: "/run/x/pods/uid-1/shm", target: "/dev/shm", fileSystemType: nil,
+                      flags: [.bind, .recursive, .noSuid, .noDev, .noExec]),
+            MountPlan(source: "mqueue", target: "/dev/mqueue", fileSystemType: "mqueue",
+                      flags: [.noSuid, .noExec, .noDev]),
+            MountPlan(source: "sysfs", target: "/sys", fileSystemType: "sysfs",
+                      flags: [.noSuid, .noExec, .noDev, .readOnly]),
+        ])
+        XCTAssertTrue(result.mounts[5].flags.contains(.readOnly), "/sys must be read-only")
+        XCTAssertFalse(result.mounts[3].flags.contains(.readOnly), "/dev/shm must be writable")
+    }
+
+    func testEtcFilesAreFileBindsFromTheEtcDirectory() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
+        XCTAssertEqual(Array(result.mounts[6..<9]), [
+            MountPlan(source: "/run/x/pods/uid-1/etc/hostname", target: "/etc/hostname", fileSystemType: nil,
+                      flags: [.bind, .recursive], targetKind: .file),
+            MountPlan(source: "/run/x/pods/uid-1/etc/hosts", target: "/etc/hosts", fileSystemType: nil,
+                      flags: [.bind, .recursive], targetKind: .file),
+            MountPlan(source: "/run/x/pods/uid-1/etc/resolv.conf", target: "/etc/resolv.conf", fileSystemType: nil,
+                      flags: [.bind, .recursive], targetKind: .file),
+        ])
+    }
+
+    func testVolumeMountsFollowSystemMountsInManifestOrder() throws {
+        let spec = pod(
+            containers: [ContainerSpec(name: "app", image: "b", command: ["true"], volumeMounts: [
+                VolumeMount(name: "cache", mountPath: "/cache"),
+                VolumeMount(name: "config", mountPath: "/etc/app.conf", readOnly: true),
+                VolumeMount(name: "data", mountPath: "/data", subPath: "app/one"),
+            ])],
+            volumes: [
+                Volume(name: "data", source: .hostPath(path: "/srv/data", type: .directory)),
+                Volume(name: "cache", source: .emptyDir(medium: .disk, sizeLimit: nil)),
+                Volume(name: "config", source: .hostPath(path: "/etc/app.conf", type: .file)),
+            ])
+        let mounts = try plan(spec).mounts
+        XCTAssertEqual(mounts.count, 12)
+        XCTAssertEqual(Array(mounts.suffix(3)), [
+            MountPlan(source: "/var/lib/x/pods/uid-1/volumes/cache", target: "/cache", fileSystemType: nil,
+                      flags: [.bind, .recursive], targetKind: .directory),
+            MountPlan(source: "/etc/app.conf", target: "/etc/app.conf", fileSystemType: nil,
+                      flags: [.bind, .recursive, .readOnly], targetKind: .file),
+            MountPlan(source: "/srv/data/app/one", target: "/data", fileSystemType: nil,
+                      flags: [.bind, .recursive], targetKind: .directory),
+        ])
+    }
+
+    func testEmptyDirIsABindOfTheVolumeDirectory() throws {
+        let spec = pod(
+            containers: [ContainerSpec(name: "app", image: "b", command: ["true"],
+                                       volumeMounts: [VolumeMount(name: "scratch", mountPath: "/scratch")])],
+            volumes: [Volume(name: "scratch", source: .emptyDir(medium: .memory, sizeLimit: "64Mi"))])
+        let mount = try XCTUnwrap(try plan(spec).mounts.last)
+        XCTAssertEqual(mount, .bind("/var/lib/x/pods/uid-1/volumes/scratch", to: "/scratch"))
+        XCTAssertEqual(mount.source, Fixture.layout(spec).volumeDirectory("scratch"))
+        XCTAssertNil(mount.fileSystemType)
+        XCTAssertEqual(mount.flags, [.bind, .recursive])
+        XCTAssertEqual(mount.targetKind, .directory)
+    }
+
+    func testHostPathTargetKindFollowsType() throws {
+        let expected: [(HostPathType, MountPlan.TargetKind)] = [
+            (.unset, .directory), (.directoryOrCreate, .directory), (.directory, .directory),
+            (.fileOrCreate, .file), (.file, .file), (.socket, .file), (.charDevice, .file), (.blockDevice, .file),
+        ]
+        XCTAssertEqual(expected.count, HostPathType.allCases.count, "every HostPathType is covered")
+        for (type, kind) in expected {
+            let spec = pod(
+                containers: [ContainerSpec(name: "app", image: "b", command: ["true"],
+                                           volumeMounts: [VolumeMount(name: "host", mountPath: "/host")])],
+                volumes: [Volume(name: "host", source: .hostPath(path: "/var/run/thing", type: type))])
+            let mount = try XCTUnwrap(try plan(spec).mounts.last)
+            XCTAssertEqual(mount.targetKind, kind, "hostPath type \(type.rawValue)")
+            XCTAssertEqual(mount.source, "/var/run/thing")
+            XCTAssertEqual(mount.target, "/host")
+        }
+    }
+
+    func testReadOnlyVolumeMountAddsReadOnlyFlag() throws {
+        let spec = pod(
+            containers: [ContainerSpec(name: "app", image: "b", command: ["true"], volumeMounts: [
+                VolumeMount(name: "v", mountPath: "/ro", readOnly: true),
+                VolumeMount(name: "v", mountPath: "/rw", readOnly: false),
+            ])],
+            volumes: [Volume(name: "v", source: .emptyDir(medium: .disk, sizeLimit: nil))])
+        let mounts = try plan(spec).mounts
+        XCTAssertEqual(mounts[9].target, "/ro")
+        XCTAssertEqual(mounts[9].flags, [.bind, .recursive, .readOnly])
+        XCTAssertEqual(mounts[10].target, "/rw")
+        XCTAssertEqual(mounts[10].flags, [.bind, .recursive])
+    }
+
+    func testSubPathIsAppendedToSource() throws {
+        let spec = pod(
+            containers: [ContainerSpec(name: "app", image: "b", command: ["true"], volumeMounts: [
+                VolumeMount(name: "v", mountPath: "/a", subPath: "logs/app"),
+                VolumeMount(name: "v", mountPath: "/b", subPath: ""),
+                VolumeMount(name: "h", mountPath: "/c", subPath: "x"),
+            ])],
+            volumes: [
+                Volume(name: "v", source: .emptyDir(medium: .disk, sizeLimit: nil)),
+                Volume(name: "h", source: .hostPath(path: "/opt", type: .unset)),
+            ])
+        let mounts = try plan(spec).mounts
+        XCTAssertEqual(mounts[9].source, "/var/lib/x/pods/uid-1/volumes/v/logs/app")
+        XCTAssertEqual(mounts[10].source, "/var/lib/x/pods/uid-1/volumes/v", "an empty subPath mounts the root")
+        XCTAssertEqual(mounts[11].source, "/opt/x")
+    }
+
+    // MARK: environment
+
+    func testDefaultEnvironment() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])],
+                                  hostname: "box"))
+        XCTAssertEqual(result.environment, [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=box", "HOME=/root",
+        ])
+        XCTAssertEqual(result.searchPath, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        XCTAssertEqual(result.searchPath, ProcessPlan.defaultSearchPath)
+    }
+
+    func testHostnameDefaultsToPodName() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
+        XCTAssertEqual(result.environment[1], "HOSTNAME=web")
+    }
+
+    func testManifestEnvironmentIsAppendedInOrder() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"], env: [
+            EnvVar(name: "B", value: "2"), EnvVar(name: "A", value: "1"), EnvVar(name: "EMPTY", value: ""),
+        ])]))
+        XCTAssertEqual(result.environment, [
+            "PATH=" + ProcessPlan.defaultSearchPath, "HOSTNAME=web", "HOME=/root", "B=2", "A=1", "EMPTY=",
+        ])
+    }
+
+    func testManifestPathOverridesInPlaceAndBecomesSearchPath() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"], env: [
+            EnvVar(name: "FOO", value: "bar"), EnvVar(name: "PATH", value: "/x"), EnvVar(name: "HOME", value: "/h"),
+        ])]))
+        XCTAssertEqual(result.environment, ["PATH=/x", "HOSTNAME=web", "HOME=/h", "FOO=bar"])
+        XCTAssertEqual(result.searchPath, "/x")
+    }
+
+    func testLaterManifestEntryWins() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"], env: [
+            EnvVar(name: "A", value: "first"), EnvVar(name: "B", value: "b"), EnvVar(name: "A", value: "second"),
+            EnvVar(name: "PATH", value: "/one"), EnvVar(name: "PATH", value: "/two"),
+        ])]))
+        XCTAssertEqual(result.environment, ["PATH=/two", "HOSTNAME=web", "HOME=/root", "A=second", "B=b"])
+        XCTAssertEqual(result.searchPath, "/two")
+    }
+
+    func testValueContainingEqualsSignIsKept() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"], env: [
+            EnvVar(name: "OPTS", value: "a=b=c"),
+        ])]))
+        XCTAssertEqual(result.environment.last, "OPTS=a=b=c")
+    }
+
+    // MARK: errors
+
+    func testEmptyCommandAndArgsIsAPlanError() {
+        let error = planError(pod(containers: [ContainerSpec(name: "app", image: "b")]))
+        XCTAssertEqual(error, PlanError(path: "spec.containers[0].command",
+                                        message: "required: a local image has no entrypoint"))
+        XCTAssertEqual(error?.description, "spec.containers[0].command: required: a local image has no entrypoint")
+    }
+
+    func testEmptyProgramIsAPlanError() {
+        let error = planError(pod(containers: [ContainerSpec(name: "app", image: "b", command: [""], args: ["x"])]))
+        XCTAssertEqual(error?.path, "spec.containers[0].command")
+    }
+
+    func testEmptyCommandOfSecondContainerNamesItsIndex() {
+        let spec = pod(containers: [
+            ContainerSpec(name: "a", image: "b", command: ["true"]),
+            ContainerSpec(name: "c", image: "b"),
+        ])
+        XCTAssertEqual(planError(spec, index: 1)?.path, "spec.containers[1].command")
+    }
+
+    func testMissingVolumeIsAPlanError() {
+        let spec = pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"],
+                                                  volumeMounts: [VolumeMount(name: "data", mountPath: "/data")])])
+        let error = planError(spec)
+        XCTAssertEqual(error, PlanError(path: "spec.containers[0].volumeMounts[0].name",
+                                        message: "no volume named \"data\" in spec.volumes"))
+    }
+
+    func testMissingVolumeNamesTheMountIndex() {
+        let spec = pod(
+            containers: [ContainerSpec(name: "app", image: "b", command: ["true"], volumeMounts: [
+                VolumeMount(name: "ok", mountPath: "/ok"),
+                VolumeMount(name: "nope", mountPath: "/nope"),
+            ])],
+            volumes: [Volume(name: "ok", source: .emptyDir(medium: .disk, sizeLimit: nil))])
+        XCTAssertEqual(planError(spec)?.path, "spec.containers[0].volumeMounts[1].name")
+    }
+
+    // MARK: sandbox
+
+    func testSandboxPlan() {
+        let spec = pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])], hostname: "box")
+        let result = SandboxPlanner.plan(pod: spec, pauseBinary: "/p")
+        XCTAssertEqual(result.newNamespaces, [.network, .ipc, .uts, .pid])
+        XCTAssertEqual(result.joinedNamespaces, [])
+        XCTAssertFalse(result.joinsSandboxPIDNamespace)
+        XCTAssertEqual(result.hostname, "box")
+        XCTAssertTrue(result.loopbackUp)
+        XCTAssertNil(result.rootfs)
+        XCTAssertNil(result.rootfsMount)
+        XCTAssertEqual(result.mounts, [])
+        XCTAssertEqual(result.devices, [])
+        XCTAssertEqual(result.symlinks, [])
+        XCTAssertEqual(result.argv, ["/p"])
+        XCTAssertEqual(result.environment, [])
+        XCTAssertEqual(result.workingDirectory, "/")
+    }
+
+    func testSandboxHostnameDefaultsToPodName() {
+        let spec = pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])])
+        XCTAssertEqual(SandboxPlanner.plan(pod: spec, pauseBinary: "/p").hostname, "web")
+    }
+
+    // MARK: value types
+
+    func testBindHelper() {
+        XCTAssertEqual(MountPlan.bind("/a", to: "/b", readOnly: true, extraFlags: [.noExec], kind: .file),
+                       MountPlan(source: "/a", target: "/b", fileSystemType: nil,
+                                 flags: [.bind, .recursive, .noExec, .readOnly], targetKind: .file))
+    }
+
+    func testNamespacesDescription() {
+        XCTAssertEqual(Namespaces([.mount, .pid]).description, "mnt,pid")
+        XCTAssertEqual(Namespaces.pod.description, "net,ipc,uts")
+        XCTAssertEqual(Namespaces([.cgroup, .uts, .mount]).description, "mnt,uts,cgroup")
+        XCTAssertEqual(Namespaces([]).description, "")
+    }
+}
