@@ -55,6 +55,7 @@ public final class PodRunner {
         }
 
         var problems: [PodError] = []
+        var sandboxMilliseconds = 0.0
         for line in Recovery.cleanUpAbandonedPods(configuration: pod.configuration) {
             printer.message(line)
         }
@@ -64,10 +65,17 @@ public final class PodRunner {
         }
         do {
             try pod.prepare()
+            let begin = MonotonicInstant.now()
             try pod.startSandbox()
-            printer.message("pod \(pod.spec.name) (uid \(pod.layout.podID)): sandbox pid \(pod.sandbox?.pid ?? 0), logs in \(pod.layout.logDirectory)")
+            sandboxMilliseconds = Double(MonotonicInstant.now().nanoseconds - begin.nanoseconds) / 1e6
+            printer.message("pod \(pod.spec.name) (uid \(pod.layout.podID)): sandbox pid \(pod.sandbox?.pid ?? 0) "
+                + "(\(String(format: "%.1f", sandboxMilliseconds)) ms), logs in \(pod.layout.logDirectory)")
             for container in pod.containers {
+                let begin = MonotonicInstant.now()
                 try pod.start(container, sink: { [printer] in printer.containerLine($0, $1, $2) })
+                let milliseconds = Double(MonotonicInstant.now().nanoseconds - begin.nanoseconds) / 1e6
+                printer.message("container \(container.name) started: pid \(container.process?.pid ?? 0), "
+                    + "setup to execve \(String(format: "%.1f", milliseconds)) ms")
             }
         } catch {
             printer.message(error.description)

@@ -9,12 +9,10 @@ struct Run: ParsableCommand {
         abstract: "Run a Pod manifest in the foreground until every container has exited.",
         discussion: """
             Each container's output is shown prefixed with its name and written to a CRI-format log file.
-            Ctrl-C (or SIGTERM) stops the pod: SIGTERM to every container, SIGKILL when
-            terminationGracePeriodSeconds ends; a second Ctrl-C kills at once. Afterwards no process,
-            mount, overlay directory or volume of the pod is left; the logs stay.
 
-            Exit status: 0 when every container exited 0, 1 otherwise, 2 for an invalid manifest
-            (nothing is started then).
+            Ctrl-C (or SIGTERM) stops the pod: SIGTERM to every container, SIGKILL when terminationGracePeriodSeconds ends; a second Ctrl-C kills at once. Afterwards no process, mount, overlay directory or volume of the pod is left; the logs stay.
+
+            Exit status: 0 when every container exited 0, 1 otherwise, 2 for an invalid manifest (nothing is started then).
             """
     )
 

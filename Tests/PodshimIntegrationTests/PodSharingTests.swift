@@ -74,6 +74,33 @@ final class PodSharingTests: XCTestCase {
         XCTAssertEqual(harness.leftovers(), [])
     }
 
+    func testHostPathVolumesReadOnlyAndSubPath() throws {
+        let host = harness.base + "/host-volume"
+        try FileManager.default.createDirectory(atPath: host + "/sub", withIntermediateDirectories: true)
+        try "from-host".write(toFile: host + "/sub/input", atomically: true, encoding: .utf8)
+        let (status, run) = try harness.run("""
+            apiVersion: v1
+            kind: Pod
+            metadata: { name: hostpath }
+            spec:
+              restartPolicy: Never
+              volumes: [{ name: h, hostPath: { path: \(host), type: Directory } }]
+              containers:
+              - name: c
+                image: busybox
+                command: [sh, -c, "cat /ro/input; echo; echo x > /ro/new 2>/dev/null && echo ro-writable || echo ro-refused; echo from-container > /rw/output"]
+                volumeMounts:
+                - { name: h, mountPath: /ro, subPath: sub, readOnly: true }
+                - { name: h, mountPath: /rw }
+            """)
+        XCTAssertEqual(status, 0, run.stderr)
+        XCTAssertEqual(run.lines(of: "c"), ["from-host", "ro-refused"])
+        XCTAssertEqual(try String(contentsOfFile: host + "/output", encoding: .utf8), "from-container\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: host + "/sub/new"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: host + "/sub/input"), "a hostPath outlives the pod")
+        XCTAssertEqual(harness.leftovers(), [])
+    }
+
     func testLogsAreWrittenInCRIFormat() throws {
         let uid = "logs-" + UUID().uuidString.prefix(8).lowercased()
         let (status, run) = try harness.run("""
