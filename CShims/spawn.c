@@ -127,6 +127,13 @@ static int open_parent(int rootfd, char *rel, const char **name) {
     return fd;
 }
 
+/// Opens the parent directory of the absolute in-container `path`; `rel` (PATH_MAX bytes) keeps
+/// the relative copy that *name points into.
+static int open_parent_in_root(int rootfd, const char *path, char *rel, const char **name) {
+    int rc = copy_relative(rel, PATH_MAX, path);
+    return rc < 0 ? rc : open_parent(rootfd, rel, name);
+}
+
 /// Creates every missing directory of `rel` (and the last component as `kind`), staying inside
 /// the rootfs, then returns an O_PATH fd for it.
 static int make_target(int rootfd, const char *target, psh_target_kind kind) {
@@ -231,10 +238,7 @@ static void do_mounts(const psh_spawn_config *c, int rootfd, int report_fd) {
         const psh_device_spec *d = &c->devices[i];
         char rel[PATH_MAX];
         const char *name;
-        if (copy_relative(rel, sizeof rel, d->path) < 0) {
-            child_fail(report_fd, PSH_STAGE_MKNOD, ENAMETOOLONG, (int)i);
-        }
-        int parent = open_parent(rootfd, rel, &name);
+        int parent = open_parent_in_root(rootfd, d->path, rel, &name);
         if (parent < 0) {
             child_fail(report_fd, PSH_STAGE_MKNOD, -parent, (int)i);
         }
@@ -254,10 +258,7 @@ static void do_mounts(const psh_spawn_config *c, int rootfd, int report_fd) {
         const psh_symlink_spec *s = &c->symlinks[i];
         char rel[PATH_MAX];
         const char *name;
-        if (copy_relative(rel, sizeof rel, s->path) < 0) {
-            child_fail(report_fd, PSH_STAGE_SYMLINK, ENAMETOOLONG, (int)i);
-        }
-        int parent = open_parent(rootfd, rel, &name);
+        int parent = open_parent_in_root(rootfd, s->path, rel, &name);
         if (parent < 0) {
             child_fail(report_fd, PSH_STAGE_SYMLINK, -parent, (int)i);
         }

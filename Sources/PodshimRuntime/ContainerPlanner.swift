@@ -12,12 +12,12 @@ public struct ContainerPlanner: Sendable {
     }
 
     /// The plan for the container at `index`, whose image resolved to `imageRootfs`.
-    public func plan(containerAt index: Int, imageRootfs: String) throws(PlanError) -> ProcessPlan {
+    public func plan(containerAt index: Int, imageRootfs: String) throws(ManifestError) -> ProcessPlan {
         let container = pod.containers[index]
         let field = "spec.containers[\(index)]"
         let argv = container.command + container.args
         guard let program = argv.first, !program.isEmpty else {
-            throw PlanError(path: field + ".command", message: "required: a local image has no entrypoint")
+            throw ManifestError(path: field + ".command", message: "required: a local image has no entrypoint")
         }
 
         let environment = Self.environment(for: container, hostname: pod.hostname)
@@ -52,9 +52,9 @@ public struct ContainerPlanner: Sendable {
             workingDirectory: container.workingDir)
     }
 
-    private func volumeMountPlan(_ mount: VolumeMount, field: String) throws(PlanError) -> MountPlan {
+    private func volumeMountPlan(_ mount: VolumeMount, field: String) throws(ManifestError) -> MountPlan {
         guard let volume = pod.volume(named: mount.name) else {
-            throw PlanError(path: field + ".name", message: "no volume named \"\(mount.name)\" in spec.volumes")
+            throw ManifestError(path: field + ".name", message: "no volume named \"\(mount.name)\" in spec.volumes")
         }
         var source: String
         var kind = MountPlan.TargetKind.directory

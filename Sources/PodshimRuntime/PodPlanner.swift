@@ -5,7 +5,7 @@ public enum PodPlanner {
     /// Plans every container of `pod`, or names the first field that cannot run here.
     public static func plan(
         _ pod: PodSpec, layout: PodLayout, configuration: RuntimeConfiguration
-    ) throws(PlanError) -> [ProcessPlan] {
+    ) throws(ManifestError) -> [ProcessPlan] {
         let images = ImageStore(directory: configuration.imageDirectory)
         let planner = ContainerPlanner(pod: pod, layout: layout)
         var plans: [ProcessPlan] = []
@@ -14,7 +14,7 @@ public enum PodPlanner {
             do {
                 rootfs = try images.rootfs(for: container.image)
             } catch {
-                throw PlanError(path: "spec.containers[\(index)].image", message: error.description)
+                throw ManifestError(path: "spec.containers[\(index)].image", message: error.description)
             }
             plans.append(try planner.plan(containerAt: index, imageRootfs: rootfs))
         }

@@ -28,11 +28,11 @@ public final class PodRunner {
     }
 
     /// Plans the pod (images, commands) without starting anything.
-    public init(spec: PodSpec, configuration: RuntimeConfiguration, printer: TerminalPrinter? = nil) throws(PlanError) {
+    public init(spec: PodSpec, configuration: RuntimeConfiguration, printer: TerminalPrinter? = nil) throws(ManifestError) {
         let podID = spec.uid ?? UUID().uuidString.lowercased()
         let layout = PodLayout(pod: spec, podID: podID, configuration: configuration)
         guard access(configuration.pauseBinary, X_OK) == 0 else {
-            throw PlanError(path: "--pause-binary",
+            throw ManifestError(path: "--pause-binary",
                             message: "\(configuration.pauseBinary) is not an executable (build it with hack/build-pause.sh)")
         }
         let plans = try PodPlanner.plan(spec, layout: layout, configuration: configuration)

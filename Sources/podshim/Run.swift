@@ -22,15 +22,16 @@ struct Run: ParsableCommand {
     @OptionGroup var host: HostOptions
 
     func run() throws {
-        let spec: PodSpec
         let runner: PodRunner
-        do {
-            spec = try ManifestParser.parse(contentsOf: manifest)
+        do throws(ManifestError) {
+            let spec = try ManifestParser.parse(contentsOf: manifest)
             runner = try PodRunner(spec: spec, configuration: host.runtimeConfiguration)
-        } catch let error as ManifestError {
+        } catch {
             throw invalid(error.description)
-        } catch let error as PlanError {
-            throw invalid(error.description)
+        }
+        guard getuid() == 0 else {
+            FileHandle.standardError.write(Data("podshim: run needs root (it creates namespaces and mounts)\n".utf8))
+            throw ExitCode(1)
         }
         let result = runner.run()
         throw ExitCode(result.exitCode)

@@ -21,9 +21,9 @@ final class ContainerPlannerTests: XCTestCase {
     }
 
     private func planError(_ pod: PodSpec, index: Int = 0, file: StaticString = #filePath, line: UInt = #line)
-        -> PlanError?
+        -> ManifestError?
     {
-        assertThrows(PlanError.self, file: file, line: line) { _ = try self.plan(pod, index: index) }
+        assertThrows(ManifestError.self, file: file, line: line) { _ = try self.plan(pod, index: index) }
     }
 
     // MARK: argv, namespaces, rootfs
@@ -287,14 +287,14 @@ final class ContainerPlannerTests: XCTestCase {
 
     // MARK: errors
 
-    func testEmptyCommandAndArgsIsAPlanError() {
+    func testEmptyCommandAndArgsIsAManifestError() {
         let error = planError(pod(containers: [ContainerSpec(name: "app", image: "b")]))
-        XCTAssertEqual(error, PlanError(path: "spec.containers[0].command",
+        XCTAssertEqual(error, ManifestError(path: "spec.containers[0].command",
                                         message: "required: a local image has no entrypoint"))
         XCTAssertEqual(error?.description, "spec.containers[0].command: required: a local image has no entrypoint")
     }
 
-    func testEmptyProgramIsAPlanError() {
+    func testEmptyProgramIsAManifestError() {
         let error = planError(pod(containers: [ContainerSpec(name: "app", image: "b", command: [""], args: ["x"])]))
         XCTAssertEqual(error?.path, "spec.containers[0].command")
     }
@@ -307,11 +307,11 @@ final class ContainerPlannerTests: XCTestCase {
         XCTAssertEqual(planError(spec, index: 1)?.path, "spec.containers[1].command")
     }
 
-    func testMissingVolumeIsAPlanError() {
+    func testMissingVolumeIsAManifestError() {
         let spec = pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"],
                                                   volumeMounts: [VolumeMount(name: "data", mountPath: "/data")])])
         let error = planError(spec)
-        XCTAssertEqual(error, PlanError(path: "spec.containers[0].volumeMounts[0].name",
+        XCTAssertEqual(error, ManifestError(path: "spec.containers[0].volumeMounts[0].name",
                                         message: "no volume named \"data\" in spec.volumes"))
     }
 

@@ -154,10 +154,10 @@ final class ImageStoreTests: XCTestCase {
             ContainerSpec(name: "b", image: "nginx:1.25", command: ["nginx"]),
         ])
         let layout = PodLayout(pod: pod, podID: "u", configuration: configuration())
-        let error = assertThrows(PlanError.self) {
+        let error = assertThrows(ManifestError.self) {
             _ = try PodPlanner.plan(pod, layout: layout, configuration: self.configuration())
         }
-        XCTAssertEqual(error, PlanError(
+        XCTAssertEqual(error, ManifestError(
             path: "spec.containers[1].image",
             message: "image \"nginx:1.25\" not found (no directory \(temporary.path)/nginx_1.25/rootfs)"))
     }
@@ -165,7 +165,7 @@ final class ImageStoreTests: XCTestCase {
     func testPodPlannerReportsInvalidImageName() {
         let pod = PodSpec(name: "web", containers: [ContainerSpec(name: "a", image: "../etc", command: ["true"])])
         let layout = PodLayout(pod: pod, podID: "u", configuration: configuration())
-        let error = assertThrows(PlanError.self) {
+        let error = assertThrows(ManifestError.self) {
             _ = try PodPlanner.plan(pod, layout: layout, configuration: self.configuration())
         }
         XCTAssertEqual(error?.path, "spec.containers[0].image")
@@ -179,7 +179,7 @@ final class ImageStoreTests: XCTestCase {
             ContainerSpec(name: "b", image: "busybox"),
         ])
         let layout = PodLayout(pod: pod, podID: "u", configuration: configuration())
-        let error = assertThrows(PlanError.self) {
+        let error = assertThrows(ManifestError.self) {
             _ = try PodPlanner.plan(pod, layout: layout, configuration: self.configuration())
         }
         XCTAssertEqual(error?.path, "spec.containers[1].command")
