@@ -2,8 +2,8 @@
 // podshim — a CRI-like container runtime shim for Linux.
 //
 // Dependencies point one way:
-//   CShims ← PodshimSystem ← PodshimRuntime ← podshim (executable)
-//            PodshimSpec   ↗
+//   CShims ← PodshimSystem ← PodshimCgroups ← PodshimRuntime ← podshim (executable)
+//                                PodshimSpec ↗
 import PackageDescription
 
 let package = Package(
@@ -36,6 +36,11 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        /// cgroup v2: hierarchy detection, the pod's cgroups, limit files, usage, cgroup.kill.
+        .target(
+            name: "PodshimCgroups",
+            dependencies: ["PodshimSystem"]
+        ),
         /// The Pod manifest: parsing with field paths, validation, the validated model. Pure.
         .target(
             name: "PodshimSpec",
@@ -44,7 +49,7 @@ let package = Package(
         /// Pods and containers: spawn plans, the reaper, logs, the foreground pod runner.
         .target(
             name: "PodshimRuntime",
-            dependencies: ["PodshimSystem", "PodshimSpec", "CShims"]
+            dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSpec", "CShims"]
         ),
         .executableTarget(
             name: "podshim",
@@ -54,6 +59,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PodshimSpecTests", dependencies: ["PodshimSpec"]),
+        .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimSystem"]),
         /// Root integration tests: drive the podshim binary on the real kernel.
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import PodshimCgroups
 import PodshimSystem
 
 /// One container of a pod: its plan, its process and its state.
@@ -9,16 +10,21 @@ public final class Container: @unchecked Sendable {
     public let index: Int
     public let name: String
     public let plan: ProcessPlan
+    /// The container's cgroup limits.
+    public let resources: CgroupResources
+    /// The container's leaf cgroup, once the pod's cgroups exist.
+    public internal(set) var cgroup: Cgroup?
 
     private let lock = NSLock()
     private var machine = ContainerStateMachine()
     private var processHandle: ProcessHandle?
     var output: ContainerOutput?
 
-    init(index: Int, name: String, plan: ProcessPlan) {
+    init(index: Int, name: String, plan: ProcessPlan, resources: CgroupResources) {
         self.index = index
         self.name = name
         self.plan = plan
+        self.resources = resources
     }
 
     public var state: ContainerStateMachine.State { lock.withLock { machine.state } }
@@ -38,9 +44,13 @@ public final class Container: @unchecked Sendable {
         lock.withLock { try? machine.failedToStart(message) }
     }
 
+    /// The main process ended: read the cgroup's usage (and OOM kills), then take down whatever
+    /// else still runs in the container's cgroup (processes that escaped its init).
     func markExited(_ status: ExitStatus) {
+        let usage = cgroup.map(CgroupUsage.read)
+        _ = try? cgroup?.killAll()
         lock.withLock {
-            try? machine.exited(status)
+            try? machine.exited(status, usage: usage)
             processHandle = nil
         }
     }
@@ -50,5 +60,11 @@ public final class Container: @unchecked Sendable {
     public func send(_ signal: Signal) -> Bool {
         guard let process else { return false }
         return (try? process.send(signal)) ?? false
+    }
+
+    /// SIGKILL to the main process and, through `cgroup.kill`, to every process of the container.
+    public func kill() {
+        send(.kill)
+        _ = try? cgroup?.killAll()
     }
 }

@@ -38,7 +38,7 @@ public struct ContainerPlanner: Sendable {
         }
 
         return ProcessPlan(
-            newNamespaces: pod.shareProcessNamespace ? [.mount] : [.mount, .pid],
+            newNamespaces: pod.shareProcessNamespace ? [.mount, .cgroup] : [.mount, .pid, .cgroup],
             joinedNamespaces: .pod,
             joinsSandboxPIDNamespace: pod.shareProcessNamespace,
             rootfs: layout.rootfsDirectory(name),
@@ -98,6 +98,9 @@ public struct ContainerPlanner: Sendable {
             MountPlan(source: "mqueue", target: "/dev/mqueue", fileSystemType: "mqueue",
                       flags: [.noSuid, .noExec, .noDev]),
             MountPlan(source: "sysfs", target: "/sys", fileSystemType: "sysfs",
+                      flags: [.noSuid, .noExec, .noDev, .readOnly]),
+            // In the container's cgroup namespace, so it sees its own cgroup as the root.
+            MountPlan(source: "cgroup", target: "/sys/fs/cgroup", fileSystemType: "cgroup2",
                       flags: [.noSuid, .noExec, .noDev, .readOnly]),
         ]
     }

@@ -1,3 +1,4 @@
+import PodshimCgroups
 import PodshimSystem
 
 /// How a container ended, as the CRI reports it.
@@ -10,12 +11,15 @@ public struct ContainerTermination: Equatable, Sendable {
     public var reason: String
     /// Why it failed to start, or nil.
     public var message: String?
+    /// CPU and memory used, from the container's cgroup; nil without one.
+    public var usage: CgroupUsage?
 
-    public init(exitCode: Int32, signal: Signal? = nil, reason: String, message: String? = nil) {
+    public init(exitCode: Int32, signal: Signal? = nil, reason: String, message: String? = nil, usage: CgroupUsage? = nil) {
         self.exitCode = exitCode
         self.signal = signal
         self.reason = reason
         self.message = message
+        self.usage = usage
     }
 }
 
@@ -51,18 +55,21 @@ public struct ContainerStateMachine: Equatable, Sendable {
         startError = message
     }
 
-    public mutating func exited(_ status: ExitStatus) throws(TransitionError) {
+    /// The main process ended. `usage` comes from the container's cgroup, read before it is
+    /// removed; an `oom_kill` count above zero makes the reason `OOMKilled`.
+    public mutating func exited(_ status: ExitStatus, usage: CgroupUsage? = nil) throws(TransitionError) {
         switch state {
         case .exited:
             throw TransitionError(action: "exit", state: state)
         case .created:
             state = .exited(ContainerTermination(
-                exitCode: status.code, reason: "StartError", message: startError ?? "exited before it started"))
+                exitCode: status.code, reason: "StartError", message: startError ?? "exited before it started",
+                usage: usage))
         case .running:
             var signal: Signal?
             if case .signaled(let value, _) = status { signal = value }
-            state = .exited(ContainerTermination(
-                exitCode: status.code, signal: signal, reason: status.code == 0 ? "Completed" : "Error"))
+            let reason = (usage?.oomKills ?? 0) > 0 ? "OOMKilled" : status.code == 0 ? "Completed" : "Error"
+            state = .exited(ContainerTermination(exitCode: status.code, signal: signal, reason: reason, usage: usage))
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PodshimCgroups
 import PodshimSpec
 import PodshimSystem
 
@@ -21,6 +22,10 @@ public final class Pod: @unchecked Sendable {
     /// Exits and stop requests, in the order they happened.
     public let events = EventQueue<PodEvent>()
     public private(set) var sandbox: ProcessHandle?
+    /// The pod's cgroups; nil when no cgroup v2 hierarchy is mounted.
+    public private(set) var cgroups: PodCgroups?
+    /// Set when limits cannot be enforced on this host, with the reason (shown once, and in status).
+    public private(set) var cgroupNotice: String?
     private var record: PodStateRecord
 
     /// A pod whose containers have been planned (see ``PodPlanner``).
@@ -29,7 +34,8 @@ public final class Pod: @unchecked Sendable {
         self.layout = layout
         self.configuration = configuration
         containers = zip(spec.containers.indices, plans).map {
-            Container(index: $0.0, name: spec.containers[$0.0].name, plan: $0.1)
+            Container(index: $0.0, name: spec.containers[$0.0].name, plan: $0.1,
+                      resources: PodPlanner.cgroupResources(spec.containers[$0.0].resources))
         }
         record = PodStateRecord(
             name: spec.name, namespace: spec.namespace, podID: layout.podID,
@@ -57,6 +63,11 @@ public final class Pod: @unchecked Sendable {
         } catch {
             throw PodError("pod \(spec.name)", error)
         }
+        do {
+            try prepareCgroups()
+        } catch {
+            throw PodError("pod \(spec.name) cgroups", error)
+        }
         for (index, volume) in spec.volumes.enumerated() {
             do {
                 try prepare(volume)
@@ -74,6 +85,28 @@ public final class Pod: @unchecked Sendable {
                 throw PodError("container \(container.name)", error)
             }
         }
+    }
+
+    /// Creates `<root>/podshim/pod-<id>/` with its leaves and limits. On a host without a usable
+    /// cgroup v2 hierarchy the pod still runs; ``cgroupNotice`` says what is not enforced.
+    private func prepareCgroups() throws(SystemError) {
+        guard let hierarchy = CgroupHierarchy.detect() else {
+            cgroupNotice = "no cgroup v2 hierarchy is mounted: limits are not enforced, processes are not grouped"
+            return
+        }
+        if !hierarchy.canEnforceLimits {
+            cgroupNotice = "cgroup v2 at \(hierarchy.mountPoint) has no \(hierarchy.missingControllers.joined(separator: ", ")) "
+                + "controller (a cgroup v1 or hybrid host): limits are not enforced"
+        }
+        let root = configuration.cgroupRoot ?? hierarchy.mountPoint
+        record.cgroup = PodCgroups.path(root: root, podID: layout.podID)
+        record.limitsEnforced = hierarchy.canEnforceLimits
+        try saveRecord()
+        let created = try PodCgroups.create(
+            hierarchy: hierarchy, root: root, podID: layout.podID,
+            containers: containers.map { ($0.name, $0.resources) }, podPidsLimit: configuration.podPidsLimit)
+        cgroups = created
+        for container in containers { container.cgroup = created.container(container.name) }
     }
 
     private func prepare(_ volume: Volume) throws(SystemError) {
@@ -108,7 +141,7 @@ public final class Pod: @unchecked Sendable {
     public func startSandbox() throws(PodError) {
         let plan = SandboxPlanner.plan(pod: spec, pauseBinary: configuration.pauseBinary)
         do {
-            let process = try Spawner.spawn(plan, sandbox: nil, stdio: .init(), onCloned: { process in
+            let process = try Spawner.spawn(plan, sandbox: nil, stdio: .init(), cgroup: cgroups?.sandbox, onCloned: { process in
                 record.sandbox = ProcessIdentity.of(pid: process.pid)
                 try? saveRecord()
             }) { [events] status in
@@ -140,6 +173,7 @@ public final class Pod: @unchecked Sendable {
             let process = try Spawner.spawn(
                 container.plan, sandbox: sandbox,
                 stdio: .init(output: output.childStdout, error: output.childStderr),
+                cgroup: container.cgroup,
                 onCloned: { process in
                     record.containers[container.name] = ProcessIdentity.of(pid: process.pid)
                     try? saveRecord()
@@ -186,9 +220,15 @@ public final class Pod: @unchecked Sendable {
         _ = try? sandbox?.send(.kill)
     }
 
-    /// Removes every mount and directory of the pod except its logs. Returns what could not be removed.
+    /// Removes the pod's cgroups (killing anything left in them), mounts and directories, all but
+    /// its logs. Returns what could not be removed.
     public func removeResources() -> [PodError] {
         var problems: [PodError] = []
+        do {
+            try cgroups?.remove()
+        } catch {
+            problems.append(PodError("pod \(spec.name) cgroups", error))
+        }
         for directory in [layout.stateDirectory, layout.dataDirectory] {
             do {
                 try FileSystem.removeTree(directory)

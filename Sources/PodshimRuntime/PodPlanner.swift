@@ -1,3 +1,4 @@
+import PodshimCgroups
 import PodshimSpec
 
 /// Everything that can be checked before a pod starts: images, commands, the pause binary.
@@ -19,5 +20,13 @@ public enum PodPlanner {
             plans.append(try planner.plan(containerAt: index, imageRootfs: rootfs))
         }
         return plans
+    }
+
+    /// The cgroup limits of a container's `resources` (the kubelet's mapping: requests default to
+    /// limits, which the manifest parser already applied).
+    public static func cgroupResources(_ resources: ResourceRequirements) -> CgroupResources {
+        CgroupResources(
+            cpuLimitMillis: resources.cpuLimitMillis, cpuRequestMillis: resources.cpuRequestMillis,
+            memoryLimitBytes: resources.memoryLimitBytes)
     }
 }

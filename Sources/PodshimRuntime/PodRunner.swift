@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Glibc
+import PodshimCgroups
 import PodshimSpec
 import PodshimSystem
 
@@ -35,6 +36,15 @@ public final class PodRunner {
             throw ManifestError(path: "--pause-binary",
                             message: "\(configuration.pauseBinary) is not an executable (build it with hack/build-pause.sh)")
         }
+        if configuration.requireCgroups {
+            guard let hierarchy = CgroupHierarchy.detect() else {
+                throw ManifestError(path: "--require-cgroups", message: "no cgroup v2 hierarchy is mounted")
+            }
+            guard hierarchy.canEnforceLimits else {
+                throw ManifestError(path: "--require-cgroups", message: "cgroup v2 at \(hierarchy.mountPoint) has no "
+                    + "\(hierarchy.missingControllers.joined(separator: ", ")) controller: limits cannot be enforced")
+            }
+        }
         let plans = try PodPlanner.plan(spec, layout: layout, configuration: configuration)
         pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: plans)
         self.printer = printer ?? TerminalPrinter(names: spec.containers.map(\.name))
@@ -68,8 +78,12 @@ public final class PodRunner {
             let begin = MonotonicInstant.now()
             try pod.startSandbox()
             sandboxMilliseconds = Double(MonotonicInstant.now().nanoseconds - begin.nanoseconds) / 1e6
+            if let notice = pod.cgroupNotice { printer.message("warning: " + notice) }
             printer.message("pod \(pod.spec.name) (uid \(pod.layout.podID)): sandbox pid \(pod.sandbox?.pid ?? 0) "
                 + "(\(String(format: "%.1f", sandboxMilliseconds)) ms), logs in \(pod.layout.logDirectory)")
+            if let cgroups = pod.cgroups {
+                printer.message("cgroup \(cgroups.pod.path)" + (pod.cgroupNotice == nil ? "" : " (limits not enforced)"))
+            }
             for container in pod.containers {
                 let begin = MonotonicInstant.now()
                 try pod.start(container, sink: { [printer] in printer.containerLine($0, $1, $2) })
@@ -94,7 +108,9 @@ public final class PodRunner {
             var line = "container \(name): exit code \(termination.exitCode) (\(termination.reason)"
             if let signal = termination.signal { line += ", \(signal.name)" }
             if let message = termination.message { line += ": \(message)" }
-            printer.message(line + ")")
+            line += ")"
+            if let usage = termination.usage?.summary, !usage.isEmpty { line += ", " + usage }
+            printer.message(line)
         }
         return Result(terminations: terminations, problems: problems)
     }
@@ -141,7 +157,7 @@ public final class PodRunner {
 
     private func killAll() {
         killDeadline = nil
-        for container in pod.containers { container.send(.kill) }
+        for container in pod.containers { container.kill() }
     }
 
     /// Kills the sandbox, waits for it, removes every mount and directory of the pod.

@@ -48,6 +48,10 @@ public struct PodStateRecord: Codable, Equatable, Sendable {
     public var containers: [String: ProcessIdentity]
     public var stateDirectory: String
     public var dataDirectory: String
+    /// The pod cgroup, once podshim decided where it goes.
+    public var cgroup: String?
+    /// False when the host could not enforce the pod's cpu/memory/pids limits.
+    public var limitsEnforced: Bool?
 
     public init(name: String, namespace: String, podID: String, owner: ProcessIdentity,
                 stateDirectory: String, dataDirectory: String) {

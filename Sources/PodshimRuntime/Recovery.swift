@@ -1,6 +1,7 @@
 import CShims
 import Foundation
 import Glibc
+import PodshimCgroups
 import PodshimSystem
 
 /// Cleans up after a podshim that died without tearing its pods down: kills the processes it
@@ -29,6 +30,13 @@ public enum Recovery {
                 live.insert(id)
                 continue
             }
+            if let path = record.cgroup {
+                do {
+                    try Cgroup(path: path).remove() // cgroup.kill: every process of the pod, escaped ones too
+                } catch {
+                    report.append("could not remove cgroup of pod \(record.name): \(error)")
+                }
+            }
             for (name, identity) in record.containers.sorted(by: { $0.key < $1.key }) {
                 if kill(identity) { report.append("killed container \(name) (pid \(identity.pid)) of pod \(record.name)") }
             }
@@ -36,6 +44,20 @@ public enum Recovery {
                 report.append("killed sandbox (pid \(sandbox.pid)) of pod \(record.name)")
             }
             report += remove([record.stateDirectory, record.dataDirectory], what: "pod \(record.name) (\(id))")
+        }
+        // Pod cgroups without a live pod (e.g. their state was lost).
+        if let hierarchy = CgroupHierarchy.detect() {
+            let podshim = (configuration.cgroupRoot ?? hierarchy.mountPoint) + "/podshim"
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: podshim)) ?? [] where name.hasPrefix("pod-") {
+                let id = String(name.dropFirst(4))
+                guard !live.contains(id), !FileManager.default.fileExists(atPath: statePods + "/" + id) else { continue }
+                do {
+                    try Cgroup(path: podshim + "/" + name).remove()
+                    report.append("removed cgroup of pod \(id)")
+                } catch {
+                    report.append("could not remove cgroup of pod \(id): \(error)")
+                }
+            }
         }
         // Data left without state (e.g. /run was wiped by a reboot).
         for id in (try? FileManager.default.contentsOfDirectory(atPath: dataPods)) ?? [] where !live.contains(id) {

@@ -10,12 +10,21 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     public var logDirectory: String
     /// The static pause binary.
     public var pauseBinary: String
+    /// The cgroup under which `podshim/pod-<uid>/` is created; nil = the cgroup v2 mount point.
+    public var cgroupRoot: String?
+    /// Refuse to start pods when cgroup v2 cannot enforce cpu, memory and pids limits.
+    public var requireCgroups: Bool
+    /// `pids.max` of every pod cgroup (the kubelet's podPidsLimit); nil = no limit.
+    public var podPidsLimit: Int64?
 
     public init(
         stateDirectory: String = "/run/podshim", rootDirectory: String = "/var/lib/podshim",
         imageDirectory: String? = nil, logDirectory: String = "/var/log/podshim/pods",
-        pauseBinary: String
+        pauseBinary: String, cgroupRoot: String? = nil, requireCgroups: Bool = false, podPidsLimit: Int64? = nil
     ) {
+        self.cgroupRoot = cgroupRoot
+        self.requireCgroups = requireCgroups
+        self.podPidsLimit = podPidsLimit
         self.stateDirectory = stateDirectory
         self.rootDirectory = rootDirectory
         self.imageDirectory = imageDirectory ?? rootDirectory + "/images"

@@ -1,5 +1,6 @@
 import CShims
 import Glibc
+import PodshimCgroups
 import PodshimSystem
 
 /// Why a process could not be started: the stage in the child, what it acted on, and the errno.
@@ -36,8 +37,11 @@ public enum Spawner {
     /// `onCloned` runs as soon as the child exists, before its setup is done, so the caller can
     /// record it (a podshim that dies during setup must not leave an unrecorded process).
     /// A child that neither execs nor reports within `setupTimeout` seconds is killed.
+    ///
+    /// With a `cgroup`, the child is born in it (clone3 CLONE_INTO_CGROUP); where the kernel
+    /// refuses that, it is moved there right after the clone, before it can exec.
     public static func spawn(
-        _ plan: ProcessPlan, sandbox: ProcessHandle?, stdio: Stdio, setupTimeout: Double = 60,
+        _ plan: ProcessPlan, sandbox: ProcessHandle?, stdio: Stdio, cgroup: Cgroup? = nil, setupTimeout: Double = 60,
         onCloned: (ProcessHandle) -> Void = { _ in },
         onExit: @escaping (ExitStatus) -> Void
     ) throws(SpawnError) -> ProcessHandle {
@@ -47,12 +51,36 @@ public enum Spawner {
         let arena = CArena()
         defer { arena.release() }
         var config = makeConfig(plan, sandbox: sandbox, stdio: stdio, arena: arena)
+        var cgroupFD: Int32 = -1
+        if let cgroup {
+            do {
+                cgroupFD = try cgroup.openDirectory()
+            } catch {
+                throw SpawnError(stage: "open cgroup", detail: cgroup.path, errno: error.errno)
+            }
+        }
+        defer { if cgroupFD >= 0 { close(cgroupFD) } }
+        config.cgroup_fd = cgroupFD
 
         var handle = psh_spawn_handle()
+        var placement: SystemError?
         let started: Int32 = Reaper.shared.spawn({
-            let result = psh_spawn_start(&config, &handle)
+            var result = psh_spawn_start(&config, &handle)
+            if result < 0 && config.cgroup_fd >= 0 && [ENOSYS, EINVAL, EOPNOTSUPP].contains(-result) {
+                config.cgroup_fd = -1 // a kernel without CLONE_INTO_CGROUP
+                result = psh_spawn_start(&config, &handle)
+                if result == 0, let cgroup {
+                    do throws(SystemError) { try cgroup.add(pid: handle.pid) } catch { placement = error }
+                }
+            }
             return (pid: result == 0 ? handle.pid : 0, value: result)
         }, onExit: onExit)
+        if let placement {
+            _ = psh_pidfd_send_signal(handle.pidfd, SIGKILL)
+            close(handle.report_fd)
+            close(handle.pidfd)
+            throw SpawnError(stage: "move into cgroup", detail: placement.path, errno: placement.errno)
+        }
         if started < 0 {
             throw SpawnError(stage: "clone3", detail: plan.newNamespaces.isEmpty ? nil : "(\(plan.newNamespaces))",
                              errno: Errno(rawValue: -started))
@@ -116,7 +144,6 @@ public enum Spawner {
         config.join_pidfd = plan.joinedNamespaces.isEmpty ? -1 : (sandbox?.pidfd ?? -1)
         config.join_flags = cloneFlags(plan.joinedNamespaces)
         config.pid_ns_pidfd = plan.joinsSandboxPIDNamespace ? (sandbox?.pidfd ?? -1) : -1
-        config.cgroup_fd = -1
         config.hostname = arena.string(plan.hostname)
         config.loopback_up = plan.loopbackUp
         config.rootfs = arena.string(plan.rootfs)

@@ -82,9 +82,12 @@ struct ManifestMapping {
         try field(key)?.stringMap() ?? [:]
     }
 
-    /// Field `key` as a mapping accepting only `accepted` keys, or nil when absent.
-    func mapping(_ key: String, accepting accepted: Set<String>) throws(ManifestError) -> ManifestMapping? {
-        try field(key)?.mapping(accepting: accepted)
+    /// Field `key` as a mapping accepting only `accepted` keys, or nil when absent. Another key
+    /// is an `unknown field` error, unless `unknownKey` gives another message.
+    func mapping(
+        _ key: String, accepting accepted: Set<String>, unknownKey: String = "unknown field"
+    ) throws(ManifestError) -> ManifestMapping? {
+        try field(key)?.mapping(accepting: accepted, unknownKey: unknownKey)
     }
 
     /// Field `key` as a list of mappings accepting only `accepted` keys, empty when absent.

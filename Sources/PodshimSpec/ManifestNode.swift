@@ -122,13 +122,16 @@ struct ManifestNode {
         return map
     }
 
-    /// The node as a mapping that accepts only the keys in `accepted`; any other key is an
-    /// `unknown field` error at the key's path. A null node is an empty mapping.
-    func mapping(accepting accepted: Set<String>) throws(ManifestError) -> ManifestMapping {
+    /// The node as a mapping that accepts only the keys in `accepted`; the first other key (in
+    /// document order) is an error at the key's path, `unknown field` unless `unknownKey` says
+    /// otherwise. A null node is an empty mapping.
+    func mapping(
+        accepting accepted: Set<String>, unknownKey: String = "unknown field"
+    ) throws(ManifestError) -> ManifestMapping {
         if isNull { return ManifestMapping(path: path, entries: []) }
         let entries = try entries()
         if let (_, unknown) = entries.first(where: { !accepted.contains($0.key) }) {
-            throw unknown.error("unknown field")
+            throw unknown.error(unknownKey)
         }
         return ManifestMapping(path: path, entries: entries)
     }

@@ -2,12 +2,16 @@
 extension ManifestParser {
     private static let containerFields: Set<String> = [
         "name", "image", "command", "args", "env", "workingDir", "volumeMounts", "ports", "imagePullPolicy",
+        "resources",
     ]
     private static let envFields: Set<String> = ["name", "value"]
     private static let volumeMountFields: Set<String> = ["name", "mountPath", "readOnly", "subPath"]
     private static let portFields: Set<String> = ["name", "containerPort", "protocol"]
     private static let imagePullPolicies = ["Always", "IfNotPresent", "Never"]
     private static let protocols = ["TCP", "UDP", "SCTP"]
+    private static let resourcesFields: Set<String> = ["limits", "requests"]
+    private static let resourceNames: Set<String> = ["cpu", "memory", "ephemeral-storage"]
+    private static let unsupportedResource = "unsupported resource (cpu, memory, ephemeral-storage)"
 
     /// `spec.containers`: required, not empty, names unique; mounts refer to `volumes`.
     static func parseContainers(in spec: ManifestMapping, volumes: [Volume]) throws(ManifestError) -> [ContainerSpec] {
@@ -43,9 +47,11 @@ extension ManifestParser {
         let volumeMounts = try parseVolumeMounts(container, volumes: volumes)
         let ports = try parsePorts(container)
         let imagePullPolicy = try container.oneOf("imagePullPolicy", imagePullPolicies)
+        let resources = try parseResources(container)
         return ContainerSpec(
             name: name, image: image, command: command, args: args, env: env, workingDir: workingDir,
-            volumeMounts: volumeMounts, ports: ports, imagePullPolicy: imagePullPolicy
+            volumeMounts: volumeMounts, ports: ports, imagePullPolicy: imagePullPolicy,
+            resources: resources
         )
     }
 
@@ -124,5 +130,67 @@ extension ManifestParser {
             ports.append(ContainerPort(name: name, containerPort: port, protocol: proto))
         }
         return ports
+    }
+
+    /// One of `resources.limits` and `resources.requests`: its quantities, checked and converted.
+    private struct ResourceList {
+        /// The path of the list, such as `spec.containers[0].resources.limits`.
+        var path: String
+        var cpu: Quantity?
+        var cpuMillis: Int64?
+        var memory: Quantity?
+        var memoryBytes: Int64?
+    }
+
+    /// `resources: { limits: {cpu, memory, ephemeral-storage}, requests: {…} }`, with Kubernetes'
+    /// defaulting (a request not written is the limit) and its rule that no request exceeds its
+    /// limit. See ``ResourceRequirements`` for what is stored.
+    private static func parseResources(_ container: ManifestMapping) throws(ManifestError) -> ResourceRequirements {
+        guard let resources = try container.mapping("resources", accepting: resourcesFields) else {
+            return ResourceRequirements()
+        }
+        let limits = try parseResourceList(resources, "limits")
+        let requests = try parseResourceList(resources, "requests")
+
+        // Compared exactly, as written: rounding to millicores or bytes could hide an excess.
+        for (name, request, limit) in [("cpu", requests.cpu, limits.cpu), ("memory", requests.memory, limits.memory)] {
+            if let request, let limit, request.compare(limit) > 0 {
+                throw ManifestError(
+                    path: ManifestNode.path(requests.path, name),
+                    message: "must be less than or equal to the \(name) limit"
+                )
+            }
+        }
+
+        return ResourceRequirements(
+            cpuLimitMillis: limits.cpuMillis == 0 ? nil : limits.cpuMillis,
+            memoryLimitBytes: limits.memoryBytes == 0 ? nil : limits.memoryBytes,
+            cpuRequestMillis: requests.cpuMillis ?? limits.cpuMillis,
+            memoryRequestBytes: requests.memoryBytes ?? limits.memoryBytes
+        )
+    }
+
+    /// `resources.<key>`: a mapping of resource names to non-negative quantities that fit in an
+    /// `Int64` once converted (CPU to millicores, the others to bytes).
+    private static func parseResourceList(
+        _ resources: ManifestMapping, _ key: String
+    ) throws(ManifestError) -> ResourceList {
+        let list = try resources.mapping(key, accepting: resourceNames, unknownKey: unsupportedResource)
+            ?? .empty(at: resources.path(of: key))
+        var result = ResourceList(path: list.path)
+        if let node = list.field("cpu") {
+            let quantity = try QuantityRules.nonNegative(node)
+            result.cpu = quantity
+            result.cpuMillis = try QuantityRules.millis(quantity, at: node.path)
+        }
+        if let node = list.field("memory") {
+            let quantity = try QuantityRules.nonNegative(node)
+            result.memory = quantity
+            result.memoryBytes = try QuantityRules.bytes(quantity, at: node.path)
+        }
+        if let node = list.field("ephemeral-storage") {
+            _ = try QuantityRules.bytes(try QuantityRules.nonNegative(node), at: node.path)
+        }
+        return result
     }
 }

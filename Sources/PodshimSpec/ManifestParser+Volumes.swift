@@ -37,14 +37,17 @@ extension ManifestParser {
         return try parseHostPath(hostPath)
     }
 
-    /// `emptyDir: { medium: ""|Memory, sizeLimit: <quantity> }`.
+    /// `emptyDir: { medium: ""|Memory, sizeLimit: <quantity> }`; the size limit is a
+    /// non-negative quantity of bytes that fits in an `Int64`.
     private static func parseEmptyDir(_ emptyDir: ManifestMapping) throws(ManifestError) -> VolumeSource {
         let medium = try emptyDir.oneOf("medium", [EmptyDirMedium.disk.rawValue, EmptyDirMedium.memory.rawValue])
             .flatMap(EmptyDirMedium.init(rawValue:)) ?? .disk
         // A quantity may be written as a number (`sizeLimit: 1000`); it is kept as written.
         let sizeLimit = try emptyDir.string("sizeLimit")
-        if let sizeLimit, !QuantityRules.isQuantity(sizeLimit) {
-            throw ManifestError(path: emptyDir.path(of: "sizeLimit"), message: QuantityRules.rule)
+        if let sizeLimit {
+            let path = emptyDir.path(of: "sizeLimit")
+            let quantity = try QuantityRules.nonNegative(sizeLimit, at: path, malformed: QuantityRules.rule)
+            _ = try QuantityRules.bytes(quantity, at: path)
         }
         return .emptyDir(medium: medium, sizeLimit: sizeLimit)
     }

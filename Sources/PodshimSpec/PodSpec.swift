@@ -1,8 +1,8 @@
 /// The validated model of a Kubernetes-style Pod manifest.
 ///
 /// Values of these types are produced by ``ManifestParser`` only after every field has been
-/// checked, so the runtime never needs to re-validate them. Later capabilities (resources,
-/// security contexts, lifecycle hooks, probes) add fields here.
+/// checked, so the runtime never needs to re-validate them. Later capabilities (security
+/// contexts, lifecycle hooks, probes) add fields here.
 
 /// A pod: a sandbox (network, IPC and UTS namespaces held by a pause process) and its containers.
 public struct PodSpec: Equatable, Sendable {
@@ -120,11 +120,14 @@ public struct ContainerSpec: Equatable, Sendable {
     public var ports: [ContainerPort]
     /// `imagePullPolicy`, accepted for compatibility; images are local.
     public var imagePullPolicy: String?
+    /// `resources`: CPU and memory limits and requests. Empty when absent.
+    public var resources: ResourceRequirements
 
     public init(
         name: String, image: String, command: [String] = [], args: [String] = [],
         env: [EnvVar] = [], workingDir: String? = nil, volumeMounts: [VolumeMount] = [],
-        ports: [ContainerPort] = [], imagePullPolicy: String? = nil
+        ports: [ContainerPort] = [], imagePullPolicy: String? = nil,
+        resources: ResourceRequirements = ResourceRequirements()
     ) {
         self.name = name
         self.image = image
@@ -135,7 +138,42 @@ public struct ContainerSpec: Equatable, Sendable {
         self.volumeMounts = volumeMounts
         self.ports = ports
         self.imagePullPolicy = imagePullPolicy
+        self.resources = resources
     }
+}
+
+/// A container's `resources`, as whole numbers: CPU in millicores (thousandths of a CPU, `500m`
+/// or `0.5` is 500) and memory in bytes, each rounded up from the quantity written. Nil means
+/// not set.
+///
+/// As in Kubernetes, a request that is not written defaults to the limit when there is one, and a
+/// request is never greater than its limit (the parser checks both on the quantities as written).
+/// A limit of zero (`cpu: 0`, `memory: 0`) is allowed and means no limit, as it does to the
+/// kubelet and to OCI runtimes, so it is stored as nil; a request of zero stays zero.
+/// `ephemeral-storage` is checked in the manifest but not kept.
+public struct ResourceRequirements: Equatable, Sendable {
+    /// `limits.cpu` in millicores (> 0); nil when absent or zero.
+    public var cpuLimitMillis: Int64?
+    /// `limits.memory` in bytes (> 0); nil when absent or zero.
+    public var memoryLimitBytes: Int64?
+    /// `requests.cpu` in millicores, defaulting to the CPU limit as written (so 0 after `cpu: 0`);
+    /// nil when neither is given.
+    public var cpuRequestMillis: Int64?
+    /// `requests.memory` in bytes, defaulting to the memory limit as written; nil when neither is given.
+    public var memoryRequestBytes: Int64?
+
+    public init(
+        cpuLimitMillis: Int64? = nil, memoryLimitBytes: Int64? = nil,
+        cpuRequestMillis: Int64? = nil, memoryRequestBytes: Int64? = nil
+    ) {
+        self.cpuLimitMillis = cpuLimitMillis
+        self.memoryLimitBytes = memoryLimitBytes
+        self.cpuRequestMillis = cpuRequestMillis
+        self.memoryRequestBytes = memoryRequestBytes
+    }
+
+    /// Whether no limit or request is set.
+    public var isEmpty: Bool { self == ResourceRequirements() }
 }
 
 /// One entry of `env`.

@@ -34,7 +34,7 @@ public enum Mounts {
     }
 
     /// mountinfo escapes space, tab, newline and backslash as octal `\040`.
-    static func unescapeMountPath(_ field: String) -> String {
+    public static func unescapeMountPath(_ field: String) -> String {
         guard field.contains("\\") else { return field }
         var bytes: [UInt8] = []
         var utf8 = Array(field.utf8)[...]

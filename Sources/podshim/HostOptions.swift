@@ -19,11 +19,27 @@ struct HostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The static pause binary. Default: podshim-pause next to the podshim executable.", valueName: "path"))
     var pauseBinary: String?
 
+    @Option(help: ArgumentHelp("The cgroup v2 directory under which podshim/pod-<uid>/ is created. Default: the cgroup2 mount point.", valueName: "dir"))
+    var cgroupRoot: String?
+
+    @Flag(help: "Refuse to start when cgroup v2 cannot enforce cpu, memory and pids limits (on a cgroup v1 or hybrid host podshim otherwise runs pods without limits, with a warning).")
+    var requireCgroups = false
+
+    @Option(help: ArgumentHelp("pids.max of every pod cgroup, like the kubelet's podPidsLimit. Default: no limit.", valueName: "n"))
+    var podPidsLimit: Int64?
+
     var runtimeConfiguration: RuntimeConfiguration {
         RuntimeConfiguration(
             stateDirectory: absolute(stateDir), rootDirectory: absolute(root),
             imageDirectory: imageDir.map(absolute), logDirectory: absolute(logDir),
-            pauseBinary: pauseBinary.map(absolute) ?? Self.defaultPauseBinary())
+            pauseBinary: pauseBinary.map(absolute) ?? Self.defaultPauseBinary(),
+            cgroupRoot: cgroupRoot.map(absolute), requireCgroups: requireCgroups, podPidsLimit: podPidsLimit)
+    }
+
+    func validate() throws {
+        if let podPidsLimit, podPidsLimit < 1 {
+            throw ValidationError("--pod-pids-limit must be at least 1")
+        }
     }
 
     private func absolute(_ path: String) -> String {

@@ -24,8 +24,12 @@ final class PodshimHarness {
         return PodshimHarness()
     }
 
+    /// Test pods live under $PODSHIM_TEST_DIR (default the temp dir): overlayfs needs its upper
+    /// directory on a filesystem that is not itself an overlay (in the VM: /run, a tmpfs).
     private init() {
-        base = NSTemporaryDirectory() + "podshim-it-" + UUID().uuidString.prefix(8).lowercased()
+        let parent = ProcessInfo.processInfo.environment["PODSHIM_TEST_DIR"].map { $0.hasSuffix("/") ? $0 : $0 + "/" }
+            ?? NSTemporaryDirectory()
+        base = parent + "podshim-it-" + UUID().uuidString.prefix(8).lowercased()
         stateDir = base + "/state"
         rootDir = base + "/root"
         logDir = base + "/logs"

@@ -42,7 +42,7 @@ final class ContainerPlannerTests: XCTestCase {
 
     func testNamespacesWithoutSharedProcessNamespace() throws {
         let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
-        XCTAssertEqual(result.newNamespaces, [.mount, .pid])
+        XCTAssertEqual(result.newNamespaces, [.mount, .pid, .cgroup])
         XCTAssertEqual(result.joinedNamespaces, .pod)
         XCTAssertEqual(result.joinedNamespaces, [.network, .ipc, .uts])
         XCTAssertFalse(result.joinsSandboxPIDNamespace)
@@ -53,7 +53,7 @@ final class ContainerPlannerTests: XCTestCase {
     func testNamespacesWithSharedProcessNamespace() throws {
         let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])],
                                   shareProcessNamespace: true))
-        XCTAssertEqual(result.newNamespaces, [.mount])
+        XCTAssertEqual(result.newNamespaces, [.mount, .cgroup])
         XCTAssertEqual(result.joinedNamespaces, .pod)
         XCTAssertTrue(result.joinsSandboxPIDNamespace)
     }
@@ -113,14 +113,14 @@ final class ContainerPlannerTests: XCTestCase {
     func testMountOrderWithoutVolumes() throws {
         let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
         XCTAssertEqual(result.mounts.map(\.target), [
-            "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
+            "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup",
             "/etc/hostname", "/etc/hosts", "/etc/resolv.conf",
         ])
     }
 
     func testSystemMountsExactly() throws {
         let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
-        XCTAssertEqual(Array(result.mounts.prefix(6)), [
+        XCTAssertEqual(Array(result.mounts.prefix(7)), [
             MountPlan(source: "proc", target: "/proc", fileSystemType: "proc", flags: [.noSuid, .noExec, .noDev]),
             MountPlan(source: "tmpfs", target: "/dev", fileSystemType: "tmpfs", flags: [.noSuid, .strictAtime],
                       data: "mode=755,size=65536k"),
@@ -132,14 +132,17 @@ final class ContainerPlannerTests: XCTestCase {
                       flags: [.noSuid, .noExec, .noDev]),
             MountPlan(source: "sysfs", target: "/sys", fileSystemType: "sysfs",
                       flags: [.noSuid, .noExec, .noDev, .readOnly]),
+            MountPlan(source: "cgroup", target: "/sys/fs/cgroup", fileSystemType: "cgroup2",
+                      flags: [.noSuid, .noExec, .noDev, .readOnly]),
         ])
         XCTAssertTrue(result.mounts[5].flags.contains(.readOnly), "/sys must be read-only")
+        XCTAssertTrue(result.mounts[6].flags.contains(.readOnly), "/sys/fs/cgroup must be read-only")
         XCTAssertFalse(result.mounts[3].flags.contains(.readOnly), "/dev/shm must be writable")
     }
 
     func testEtcFilesAreFileBindsFromTheEtcDirectory() throws {
         let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
-        XCTAssertEqual(Array(result.mounts[6..<9]), [
+        XCTAssertEqual(Array(result.mounts[7..<10]), [
             MountPlan(source: "/run/x/pods/uid-1/etc/hostname", target: "/etc/hostname", fileSystemType: nil,
                       flags: [.bind, .recursive], targetKind: .file),
             MountPlan(source: "/run/x/pods/uid-1/etc/hosts", target: "/etc/hosts", fileSystemType: nil,
@@ -162,7 +165,7 @@ final class ContainerPlannerTests: XCTestCase {
                 Volume(name: "config", source: .hostPath(path: "/etc/app.conf", type: .file)),
             ])
         let mounts = try plan(spec).mounts
-        XCTAssertEqual(mounts.count, 12)
+        XCTAssertEqual(mounts.count, 13)
         XCTAssertEqual(Array(mounts.suffix(3)), [
             MountPlan(source: "/var/lib/x/pods/uid-1/volumes/cache", target: "/cache", fileSystemType: nil,
                       flags: [.bind, .recursive], targetKind: .directory),
@@ -212,10 +215,10 @@ final class ContainerPlannerTests: XCTestCase {
             ])],
             volumes: [Volume(name: "v", source: .emptyDir(medium: .disk, sizeLimit: nil))])
         let mounts = try plan(spec).mounts
-        XCTAssertEqual(mounts[9].target, "/ro")
-        XCTAssertEqual(mounts[9].flags, [.bind, .recursive, .readOnly])
-        XCTAssertEqual(mounts[10].target, "/rw")
-        XCTAssertEqual(mounts[10].flags, [.bind, .recursive])
+        XCTAssertEqual(mounts[10].target, "/ro")
+        XCTAssertEqual(mounts[10].flags, [.bind, .recursive, .readOnly])
+        XCTAssertEqual(mounts[11].target, "/rw")
+        XCTAssertEqual(mounts[11].flags, [.bind, .recursive])
     }
 
     func testSubPathIsAppendedToSource() throws {
@@ -230,9 +233,9 @@ final class ContainerPlannerTests: XCTestCase {
                 Volume(name: "h", source: .hostPath(path: "/opt", type: .unset)),
             ])
         let mounts = try plan(spec).mounts
-        XCTAssertEqual(mounts[9].source, "/var/lib/x/pods/uid-1/volumes/v/logs/app")
-        XCTAssertEqual(mounts[10].source, "/var/lib/x/pods/uid-1/volumes/v", "an empty subPath mounts the root")
-        XCTAssertEqual(mounts[11].source, "/opt/x")
+        XCTAssertEqual(mounts[10].source, "/var/lib/x/pods/uid-1/volumes/v/logs/app")
+        XCTAssertEqual(mounts[11].source, "/var/lib/x/pods/uid-1/volumes/v", "an empty subPath mounts the root")
+        XCTAssertEqual(mounts[12].source, "/opt/x")
     }
 
     // MARK: environment

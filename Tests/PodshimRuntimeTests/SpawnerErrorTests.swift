@@ -197,6 +197,7 @@ final class SpawnerErrorTests: XCTestCase {
             psh_ms_bind | psh_ms_rec | psh_ms_nosuid | psh_ms_nodev | psh_ms_noexec,
             psh_ms_nosuid | psh_ms_noexec | psh_ms_nodev,
             psh_ms_nosuid | psh_ms_noexec | psh_ms_nodev | psh_ms_rdonly,
+            psh_ms_nosuid | psh_ms_noexec | psh_ms_nodev | psh_ms_rdonly,
         ])
     }
 }

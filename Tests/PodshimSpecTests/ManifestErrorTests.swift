@@ -232,7 +232,7 @@ final class ManifestErrorTests: XCTestCase {
     // MARK: - Containers
 
     func testUnknownContainerField() {
-        assertManifestError(manifest(container: "resources: {}"), "spec.containers[0].resources: unknown field")
+        assertManifestError(manifest(container: "securityContext: {}"), "spec.containers[0].securityContext: unknown field")
     }
 
     func testCommandOfTheWrongType() {

@@ -1,0 +1,61 @@
+/// Which cgroup v2 files a ``CgroupResources`` becomes, with their exact content. Pure.
+///
+/// The formulas are the kubelet's and runc/crun/youki's:
+/// - `cpu.max` = `<quota> <period>`, period 100000 µs, quota = millicores × period / 1000 floored
+///   at 1000 µs; `max 100000` without a limit.
+/// - `cpu.weight` from CPU shares (= millicores × 1024 / 1000, at least 2; 2 when there is no
+///   request, as the kubelet sends) with the current logarithmic mapping, so 1024 shares → 100.
+/// - `memory.max` = bytes or `max`; `memory.swap.max` = 0 with a memory limit (no swap, as the CRI
+///   asks), `max` without; `memory.oom.group` = 1: an OOM kill takes the whole container down.
+/// - `pids.max` = number or `max`.
+public enum CgroupFiles {
+    /// The kubelet's CFS period.
+    public static let cpuPeriodMicroseconds: Int64 = 100_000
+    /// The kubelet's smallest quota.
+    public static let minimumQuotaMicroseconds: Int64 = 1000
+
+    /// The files to write into a cgroup, in order. Files of controllers that are not enabled are
+    /// dropped by the caller.
+    public static func files(for resources: CgroupResources, oomGroup: Bool = true) -> [(name: String, value: String)] {
+        var files: [(String, String)] = [
+            ("cpu.max", cpuMax(milliCPU: resources.cpuLimitMillis)),
+            ("cpu.weight", String(cpuWeight(shares: cpuShares(milliCPU: resources.cpuRequestMillis)))),
+            ("memory.max", resources.memoryLimitBytes.map(String.init) ?? "max"),
+            ("memory.swap.max", resources.memoryLimitBytes == nil ? "max" : "0"),
+        ]
+        if oomGroup { files.append(("memory.oom.group", "1")) }
+        files.append(("pids.max", resources.pidsLimit.map(String.init) ?? "max"))
+        return files
+    }
+
+    /// `cpu.max` for a CPU limit in millicores.
+    public static func cpuMax(milliCPU: Int64?) -> String {
+        guard let milliCPU, milliCPU > 0 else { return "max \(cpuPeriodMicroseconds)" }
+        let (product, overflow) = milliCPU.multipliedReportingOverflow(by: cpuPeriodMicroseconds)
+        let quota = overflow ? Int64.max / 1000 : product / 1000
+        return "\(max(quota, minimumQuotaMicroseconds)) \(cpuPeriodMicroseconds)"
+    }
+
+    /// CPU shares for a request in millicores, as the kubelet computes them (minimum 2).
+    public static func cpuShares(milliCPU: Int64?) -> UInt64 {
+        guard let milliCPU, milliCPU > 0 else { return 2 }
+        let shares = UInt64(clamping: milliCPU.multipliedReportingOverflow(by: 1024).partialValue / 1000)
+        return max(shares, 2)
+    }
+
+    /// cgroup v2 `cpu.weight` (1…10000) for CPU shares (2…262144), the logarithmic formula of
+    /// runc ≥ 1.3, crun and youki: 1024 shares → 100. (The older linear formula gave 39 and is
+    /// considered a bug, runc#4772.)
+    public static func cpuWeight(shares: UInt64) -> UInt64 {
+        if shares == 0 { return 100 }
+        if shares <= 2 { return 1 }
+        if shares >= 262_144 { return 10_000 }
+        let l = log2(Double(shares))
+        let exponent = (l * l + 125 * l) / 612.0 - 7.0 / 34.0
+        return UInt64(pow(10.0, exponent).rounded(.up))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
