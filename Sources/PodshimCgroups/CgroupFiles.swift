@@ -13,6 +13,10 @@ public enum CgroupFiles {
     public static let cpuPeriodMicroseconds: Int64 = 100_000
     /// The kubelet's smallest quota.
     public static let minimumQuotaMicroseconds: Int64 = 1000
+    /// The kernel's largest CFS quota (`max_cfs_runtime`: 2^44 ns in µs); more is refused with EINVAL.
+    public static let maximumQuotaMicroseconds: Int64 = 17_592_186_044
+    /// The kubelet's largest CPU shares.
+    public static let maximumShares: UInt64 = 262_144
 
     /// The files to write into a cgroup, in order. Files of controllers that are not enabled are
     /// dropped by the caller.
@@ -32,15 +36,16 @@ public enum CgroupFiles {
     public static func cpuMax(milliCPU: Int64?) -> String {
         guard let milliCPU, milliCPU > 0 else { return "max \(cpuPeriodMicroseconds)" }
         let (product, overflow) = milliCPU.multipliedReportingOverflow(by: cpuPeriodMicroseconds)
-        let quota = overflow ? Int64.max / 1000 : product / 1000
+        let quota = overflow ? maximumQuotaMicroseconds : min(product / 1000, maximumQuotaMicroseconds)
         return "\(max(quota, minimumQuotaMicroseconds)) \(cpuPeriodMicroseconds)"
     }
 
-    /// CPU shares for a request in millicores, as the kubelet computes them (minimum 2).
+    /// CPU shares for a request in millicores, as the kubelet computes them (2…262144).
     public static func cpuShares(milliCPU: Int64?) -> UInt64 {
         guard let milliCPU, milliCPU > 0 else { return 2 }
-        let shares = UInt64(clamping: milliCPU.multipliedReportingOverflow(by: 1024).partialValue / 1000)
-        return max(shares, 2)
+        let (product, overflow) = milliCPU.multipliedReportingOverflow(by: 1024)
+        let shares = overflow ? maximumShares : UInt64(product / 1000)
+        return min(max(shares, 2), maximumShares)
     }
 
     /// cgroup v2 `cpu.weight` (1…10000) for CPU shares (2…262144), the logarithmic formula of

@@ -22,13 +22,22 @@ public struct CgroupResources: Equatable, Sendable {
     public static func pod(containers: [CgroupResources], pidsLimit: Int64?) -> CgroupResources {
         func sumIfAll(_ values: [Int64?]) -> Int64? {
             guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { return nil }
-            return values.reduce(Int64(0)) { $0.addingReportingOverflow($1!).partialValue }
+            return saturatingSum(values.compactMap { $0 })
         }
         let requests = containers.compactMap(\.cpuRequestMillis)
         return CgroupResources(
             cpuLimitMillis: sumIfAll(containers.map(\.cpuLimitMillis)),
-            cpuRequestMillis: requests.isEmpty ? nil : requests.reduce(0, +),
+            cpuRequestMillis: requests.isEmpty ? nil : saturatingSum(requests),
             memoryLimitBytes: sumIfAll(containers.map(\.memoryLimitBytes)),
             pidsLimit: pidsLimit)
+    }
+
+    /// Sum that stops at Int64.max instead of wrapping (absurd manifests must not turn a limit
+    /// negative or trap).
+    static func saturatingSum(_ values: [Int64]) -> Int64 {
+        values.reduce(Int64(0)) { total, value in
+            let (sum, overflow) = total.addingReportingOverflow(value)
+            return overflow ? Int64.max : sum
+        }
     }
 }
