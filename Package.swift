@@ -2,7 +2,8 @@
 // podshim — a CRI-like container runtime shim for Linux.
 //
 // Dependencies point one way:
-//   CShims ← PodshimSystem ← PodshimCgroups ← PodshimRuntime ← podshim (executable)
+//   CShims ← PodshimSystem ← PodshimCgroups  ← PodshimRuntime ← podshim (executable)
+//                          ← PodshimSecurity ↗
 //                                PodshimSpec ↗
 import PackageDescription
 
@@ -36,6 +37,14 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        /// libseccomp and libcap (Debian's libseccomp-dev, libcap-dev), called from Swift in the parent.
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCap", providers: [.apt(["libcap-dev"])]),
+        /// Capabilities and seccomp: names, default sets, profiles compiled to BPF before the clone.
+        .target(
+            name: "PodshimSecurity",
+            dependencies: ["PodshimSystem", "CSeccomp", "CCap"]
+        ),
         /// cgroup v2: hierarchy detection, the pod's cgroups, limit files, usage, cgroup.kill.
         .target(
             name: "PodshimCgroups",
@@ -49,7 +58,7 @@ let package = Package(
         /// Pods and containers: spawn plans, the reaper, logs, the foreground pod runner.
         .target(
             name: "PodshimRuntime",
-            dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSpec", "CShims"]
+            dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "CShims"]
         ),
         .executableTarget(
             name: "podshim",
@@ -59,6 +68,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PodshimSpecTests", dependencies: ["PodshimSpec"]),
+        .testTarget(name: "PodshimSecurityTests", dependencies: ["PodshimSecurity", "PodshimSystem"]),
         .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimSystem"]),
         /// Root integration tests: drive the podshim binary on the real kernel.

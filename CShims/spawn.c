@@ -10,16 +10,21 @@
 //   signal dispositions reset → setsid → setns(pod namespaces) → hostname, loopback (pause only)
 //   → make "/" private → mount the rootfs (overlay) → mounts, device nodes, symlinks inside it,
 //   each target resolved with openat2(RESOLVE_IN_ROOT) → pivot_root → setgroups/setgid/setuid
-//   → stdio → chdir → unblock signals → execve (PATH search).
-// Later stages (capabilities, no_new_privs, seccomp) slot in between ids and execve.
+//   → [remount rootfs read-only] → pivot_root → [seccomp, when there is no no_new_privs: loading
+//   it then needs CAP_SYS_ADMIN] → drop bounding set → keepcaps → setgroups/setgid/setuid →
+//   capset, ambient → no_new_privs → stdio → chdir → [seccomp, with no_new_privs: as late as
+//   possible] → unblock signals → execve (PATH search). This is runc's order.
 #include "podshim_shims.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
@@ -29,6 +34,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -55,10 +61,17 @@ static const char *const stage_names[] = {
     [PSH_STAGE_REMOUNT] = "remount",
     [PSH_STAGE_MKNOD] = "mknod",
     [PSH_STAGE_SYMLINK] = "symlink",
+    [PSH_STAGE_READONLY_ROOTFS] = "remount rootfs read-only",
     [PSH_STAGE_PIVOT_ROOT] = "pivot_root",
+    [PSH_STAGE_BOUNDING_SET] = "drop bounding capabilities",
+    [PSH_STAGE_KEEPCAPS] = "prctl(PR_SET_KEEPCAPS)",
     [PSH_STAGE_SETGROUPS] = "setgroups",
     [PSH_STAGE_SETGID] = "setgid",
     [PSH_STAGE_SETUID] = "setuid",
+    [PSH_STAGE_CAPSET] = "capset",
+    [PSH_STAGE_AMBIENT] = "ambient capabilities",
+    [PSH_STAGE_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
+    [PSH_STAGE_SECCOMP] = "seccomp",
     [PSH_STAGE_STDIO] = "stdio",
     [PSH_STAGE_CHDIR] = "chdir",
     [PSH_STAGE_EXECVE] = "execve",
@@ -210,7 +223,10 @@ static void do_mounts(const psh_spawn_config *c, int rootfd, int report_fd) {
     char path[32];
     for (size_t i = 0; i < c->mount_count; i++) {
         const psh_mount_spec *m = &c->mounts[i];
-        int fd = make_target(rootfd, m->target, m->target_kind);
+        int fd = m->optional ? open_in_root(rootfd, m->target, O_PATH) : make_target(rootfd, m->target, m->target_kind);
+        if (fd == -ENOENT && m->optional) {
+            continue;
+        }
         if (fd < 0) {
             child_fail(report_fd, PSH_STAGE_MOUNT_TARGET, -fd, (int)i);
         }
@@ -266,6 +282,43 @@ static void do_mounts(const psh_spawn_config *c, int rootfd, int report_fd) {
             child_fail(report_fd, PSH_STAGE_SYMLINK, errno, (int)i);
         }
         close(parent);
+    }
+}
+
+/// Loads the seccomp program. The filter allows what the rest of the child path needs
+/// (rt_sigprocmask, execve) in every profile podshim builds.
+static void load_seccomp(const psh_spawn_config *c, int report_fd) {
+    struct sock_fprog program = {
+        .len = c->seccomp_filter_length,
+        .filter = (struct sock_filter *)c->seccomp_filter,
+    };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) < 0) {
+        child_fail(report_fd, PSH_STAGE_SECCOMP, errno, -1);
+    }
+}
+
+/// capset(2) with the v3 ABI (two 32-bit words per set), then the ambient set.
+static void apply_capabilities(const psh_spawn_config *c, int report_fd) {
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) {
+        child_fail(report_fd, PSH_STAGE_KEEPCAPS, errno, -1);
+    }
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    for (int word = 0; word < 2; word++) {
+        data[word].effective = (uint32_t)(c->cap_effective >> (32 * word));
+        data[word].permitted = (uint32_t)(c->cap_permitted >> (32 * word));
+        data[word].inheritable = (uint32_t)(c->cap_inheritable >> (32 * word));
+    }
+    if (syscall(SYS_capset, &header, data) < 0) {
+        child_fail(report_fd, PSH_STAGE_CAPSET, errno, -1);
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
+        child_fail(report_fd, PSH_STAGE_AMBIENT, errno, -1);
+    }
+    for (int cap = 0; cap <= c->cap_last && cap < 64; cap++) {
+        if ((c->cap_ambient & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) {
+            child_fail(report_fd, PSH_STAGE_AMBIENT, errno, cap);
+        }
     }
 }
 
@@ -383,12 +436,37 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
             child_fail(report_fd, PSH_STAGE_OPEN_ROOTFS, errno, -1);
         }
         do_mounts(c, rootfd, report_fd);
+        if (c->readonly_rootfs) {
+            char path[32];
+            fd_path(path, rootfd);
+            if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+                child_fail(report_fd, PSH_STAGE_READONLY_ROOTFS, errno, -1);
+            }
+        }
         // pivot_root(".", ".") stacks the old root on top of the new one; detach it at once.
         if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
             chdir("/") < 0) {
             child_fail(report_fd, PSH_STAGE_PIVOT_ROOT, errno, -1);
         }
         close(rootfd);
+    }
+
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have
+    // every capability. With no_new_privs it is loaded last, right before execve (runc's order).
+    if (c->seccomp_filter && !c->no_new_privs) {
+        load_seccomp(c, report_fd);
+    }
+    if (c->set_capabilities) {
+        // The bounding set first: dropping needs CAP_SETPCAP, which a non-root uid no longer has.
+        for (int cap = 0; cap <= c->cap_last && cap < 64; cap++) {
+            if (!(c->cap_bounding & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
+                child_fail(report_fd, PSH_STAGE_BOUNDING_SET, errno, cap);
+            }
+        }
+        // Keep the permitted set across the change of uid; capset restores the effective set.
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+            child_fail(report_fd, PSH_STAGE_KEEPCAPS, errno, -1);
+        }
     }
 
     // Raw syscalls, not glibc's wrappers: in a process that had threads, glibc's set*id broadcast
@@ -402,6 +480,12 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
     }
     if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0) {
         child_fail(report_fd, PSH_STAGE_SETUID, errno, -1);
+    }
+    if (c->set_capabilities) {
+        apply_capabilities(c, report_fd);
+    }
+    if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        child_fail(report_fd, PSH_STAGE_NO_NEW_PRIVS, errno, -1);
     }
 
     // Lift the stdio fds above 2 first, so dup2 onto 0..2 cannot clobber a source.
@@ -428,6 +512,9 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
         child_fail(report_fd, PSH_STAGE_CHDIR, errno, -1);
     }
 
+    if (c->seccomp_filter && c->no_new_privs) {
+        load_seccomp(c, report_fd);
+    }
     sigset_t empty;
     sigemptyset(&empty);
     (void)sigprocmask(SIG_SETMASK, &empty, NULL);

@@ -109,6 +109,9 @@ typedef struct psh_mount_spec {
     const char *_Nullable data;
     /// What to create at `target` when missing.
     psh_target_kind target_kind;
+    /// Skip this mount when `target` does not exist, instead of creating it (masked paths such as
+    /// /proc/kcore exist on some kernels only).
+    bool optional;
 } psh_mount_spec;
 
 /// A device node created with mknod in the container's /dev.
@@ -156,10 +159,30 @@ typedef struct psh_spawn_config {
     const psh_symlink_spec *_Nullable symlinks;
     size_t symlink_count;
 
+    /// Remount the root filesystem read-only once every mount is in place.
+    bool readonly_rootfs;
+
     uint32_t uid;
     uint32_t gid;
     const uint32_t *_Nullable supplementary_gids;
     size_t supplementary_gid_count;
+
+    /// Capabilities, as bitmasks of capability numbers. When `set_capabilities` is false the
+    /// process keeps what it inherits (the pause process).
+    bool set_capabilities;
+    /// Highest capability number the kernel knows (/proc/sys/kernel/cap_last_cap).
+    int cap_last;
+    uint64_t cap_bounding;
+    uint64_t cap_permitted;
+    uint64_t cap_effective;
+    uint64_t cap_inheritable;
+    uint64_t cap_ambient;
+    /// prctl(PR_SET_NO_NEW_PRIVS) before execve.
+    bool no_new_privs;
+    /// A classic BPF seccomp program (`struct sock_filter` entries), or NULL for none.
+    const void *_Nullable seccomp_filter;
+    /// Number of `struct sock_filter` entries in `seccomp_filter`.
+    uint16_t seccomp_filter_length;
 
     // path, argv, envp and search_path are required; they are _Nullable only so that Swift can
     // zero-initialise the struct and fill it in field by field.
@@ -192,10 +215,17 @@ typedef enum psh_stage {
     PSH_STAGE_REMOUNT,
     PSH_STAGE_MKNOD,
     PSH_STAGE_SYMLINK,
+    PSH_STAGE_READONLY_ROOTFS,
     PSH_STAGE_PIVOT_ROOT,
+    PSH_STAGE_BOUNDING_SET,
+    PSH_STAGE_KEEPCAPS,
     PSH_STAGE_SETGROUPS,
     PSH_STAGE_SETGID,
     PSH_STAGE_SETUID,
+    PSH_STAGE_CAPSET,
+    PSH_STAGE_AMBIENT,
+    PSH_STAGE_NO_NEW_PRIVS,
+    PSH_STAGE_SECCOMP,
     PSH_STAGE_STDIO,
     PSH_STAGE_CHDIR,
     PSH_STAGE_EXECVE,

@@ -1,3 +1,4 @@
+import PodshimSecurity
 import PodshimSpec
 
 /// Turns a validated pod and one of its containers into a ``ProcessPlan``. Pure: no file is
@@ -29,12 +30,37 @@ public struct ContainerPlanner: Sendable {
             source: "overlay", target: layout.rootfsDirectory(name), fileSystemType: "overlay",
             data: "lowerdir=\(imageRootfs),upperdir=\(layout.upperDirectory(name)),workdir=\(layout.workDirectory(name))")
 
-        var mounts = Self.systemMounts(shmDirectory: layout.shmDirectory)
+        let context = container.securityContext
+        let privileged = context.privileged == true
+        var mounts = Self.systemMounts(shmDirectory: layout.shmDirectory, privileged: privileged)
+        if !privileged {
+            mounts += Self.maskedPaths + Self.readOnlyPaths(rootfs: layout.rootfsDirectory(name))
+        }
         mounts += ["hostname", "hosts", "resolv.conf"].map {
             MountPlan.bind(layout.etcDirectory + "/" + $0, to: "/etc/" + $0, kind: .file)
         }
         for (mountIndex, volumeMount) in container.volumeMounts.enumerated() {
             mounts.append(try volumeMountPlan(volumeMount, field: field + ".volumeMounts[\(mountIndex)]"))
+        }
+
+        // Never more than podshim holds itself (the kernel would refuse the capset).
+        let capabilities: CapabilitySet
+        if privileged {
+            capabilities = Capabilities.all.intersection(Capabilities.held)
+        } else {
+            do {
+                capabilities = try Capabilities.resolve(add: context.capabilities?.add ?? [], drop: context.capabilities?.drop ?? [])
+                    .intersection(Capabilities.held)
+            } catch {
+                throw ManifestError(path: field + ".securityContext.capabilities.\(error.list)[\(error.index)]",
+                                    message: error.description)
+            }
+        }
+        // Local images carry no user: without runAsUser the container runs as root (uid 0).
+        let uid = container.effectiveRunAsUser(pod: pod) ?? 0
+        if container.effectiveRunAsNonRoot(pod: pod) == true && uid == 0 {
+            throw ManifestError(path: field + ".securityContext.runAsNonRoot",
+                                message: "the container would run as root (uid 0): set runAsUser to a non-zero uid")
         }
 
         return ProcessPlan(
@@ -44,8 +70,15 @@ public struct ContainerPlanner: Sendable {
             rootfs: layout.rootfsDirectory(name),
             rootfsMount: overlay,
             mounts: mounts,
-            devices: Self.devices,
-            symlinks: Self.symlinks,
+            // A privileged container gets the host's /dev itself: nothing may be created in it.
+            devices: privileged ? [] : Self.devices,
+            symlinks: privileged ? [] : Self.symlinks,
+            readOnlyRootfs: context.readOnlyRootFilesystem == true,
+            uid: UInt32(uid),
+            gid: UInt32(container.effectiveRunAsGroup(pod: pod) ?? 0),
+            supplementaryGroups: pod.securityContext.supplementalGroups.map { UInt32($0) },
+            capabilities: CapabilityMasks(container: capabilities.rawValue),
+            noNewPrivileges: context.allowPrivilegeEscalation == false,
             argv: argv,
             environment: environment,
             searchPath: searchPath,
@@ -86,23 +119,67 @@ public struct ContainerPlanner: Sendable {
         return entries.map { "\($0.0)=\($0.1)" }
     }
 
-    /// /proc, /dev (with pts, the pod's shm, mqueue), /sys read-only — in the order they must be mounted.
-    static func systemMounts(shmDirectory: String) -> [MountPlan] {
-        [
+    /// /proc, /dev (with pts, the pod's shm, mqueue), /sys and its cgroup2 — in the order they must be
+    /// mounted. Read-only /sys and /sys/fs/cgroup and a fresh /dev for a normal container; a privileged
+    /// one gets them writable and the host's /dev (the targets inside it are never created).
+    static func systemMounts(shmDirectory: String, privileged: Bool = false) -> [MountPlan] {
+        let readOnly: MountFlags = privileged ? [] : [.readOnly]
+        let dev = privileged
+            ? MountPlan.bind("/dev", to: "/dev", extraFlags: [.noSuid])
+            : MountPlan(source: "tmpfs", target: "/dev", fileSystemType: "tmpfs", flags: [.noSuid, .strictAtime],
+                        data: "mode=755,size=65536k")
+        return [
             MountPlan(source: "proc", target: "/proc", fileSystemType: "proc", flags: [.noSuid, .noExec, .noDev]),
-            MountPlan(source: "tmpfs", target: "/dev", fileSystemType: "tmpfs", flags: [.noSuid, .strictAtime],
-                      data: "mode=755,size=65536k"),
+            dev,
             MountPlan(source: "devpts", target: "/dev/pts", fileSystemType: "devpts", flags: [.noSuid, .noExec],
-                      data: "newinstance,ptmxmode=0666,mode=0620,gid=5"),
-            .bind(shmDirectory, to: "/dev/shm", extraFlags: [.noSuid, .noDev, .noExec]),
+                      data: "newinstance,ptmxmode=0666,mode=0620,gid=5", optional: privileged),
+            MountPlan(source: shmDirectory, target: "/dev/shm", fileSystemType: nil,
+                      flags: [.bind, .recursive, .noSuid, .noDev, .noExec], optional: privileged),
             MountPlan(source: "mqueue", target: "/dev/mqueue", fileSystemType: "mqueue",
-                      flags: [.noSuid, .noExec, .noDev]),
+                      flags: [.noSuid, .noExec, .noDev], optional: privileged),
             MountPlan(source: "sysfs", target: "/sys", fileSystemType: "sysfs",
-                      flags: [.noSuid, .noExec, .noDev, .readOnly]),
+                      flags: MountFlags([.noSuid, .noExec, .noDev]).union(readOnly)),
             // In the container's cgroup namespace, so it sees its own cgroup as the root.
             MountPlan(source: "cgroup", target: "/sys/fs/cgroup", fileSystemType: "cgroup2",
-                      flags: [.noSuid, .noExec, .noDev, .readOnly]),
+                      flags: MountFlags([.noSuid, .noExec, .noDev]).union(readOnly)),
         ]
+    }
+
+    /// Paths hidden from a non-privileged container (containerd's list): files get /dev/null
+    /// bound over them, directories an empty read-only tmpfs. Skipped where the kernel lacks them.
+    static let maskedPaths: [MountPlan] = {
+        let files = ["/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                     "/proc/sched_debug"]
+        let directories = ["/proc/acpi", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+        return files.map {
+            MountPlan(source: "/dev/null", target: $0, fileSystemType: nil, flags: [.bind, .readOnly],
+                      targetKind: .file, optional: true)
+        } + directories.map {
+            MountPlan(source: "tmpfs", target: $0, fileSystemType: "tmpfs", flags: [.readOnly], optional: true)
+        }
+    }()
+
+    /// Paths a non-privileged container may read but not write (containerd's list): bound onto
+    /// themselves read-only. The source is the container's own path, seen from the child before
+    /// pivot_root, under the rootfs.
+    static func readOnlyPaths(rootfs: String) -> [MountPlan] {
+        ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"].map {
+            MountPlan(source: rootfs + $0, target: $0, fileSystemType: nil, flags: [.bind, .recursive, .readOnly],
+                      optional: true)
+        }
+    }
+
+    /// Which seccomp profile the container at `index` gets: none when privileged, else its own or
+    /// the pod's `seccompProfile`, RuntimeDefault when neither says.
+    public func seccompChoice(containerAt index: Int) -> SeccompChoice {
+        let container = pod.containers[index]
+        if container.securityContext.privileged == true { return .unconfined }
+        guard let profile = container.effectiveSeccompProfile(pod: pod) else { return .runtimeDefault }
+        switch profile.type {
+        case .runtimeDefault: return .runtimeDefault
+        case .unconfined: return .unconfined
+        case .localhost: return .localhost(profile.localhostProfile ?? "")
+        }
     }
 
     /// The device nodes every container gets (as runc's default list).
@@ -125,14 +202,33 @@ public struct ContainerPlanner: Sendable {
 }
 
 /// The pod's sandbox: the pause process in new network, IPC, UTS and PID namespaces.
+///
+/// The pause process needs no privilege: it runs with no capability and no_new_privs, unless a
+/// container of the pod is privileged — then the sandbox is privileged too (as containerd requires).
 public enum SandboxPlanner {
     public static func plan(pod: PodSpec, pauseBinary: String) -> ProcessPlan {
-        ProcessPlan(
+        let privileged = isPrivileged(pod)
+        return ProcessPlan(
             newNamespaces: [.network, .ipc, .uts, .pid],
             hostname: pod.hostname,
             loopbackUp: true,
+            capabilities: privileged ? nil : CapabilityMasks(container: 0),
+            noNewPrivileges: !privileged,
             argv: [pauseBinary],
             environment: [],
             workingDirectory: "/")
     }
+
+    /// A pod with a privileged container has a privileged sandbox.
+    public static func isPrivileged(_ pod: PodSpec) -> Bool {
+        pod.containers.contains { $0.securityContext.privileged == true }
+    }
+}
+
+/// The seccomp profile a container runs under.
+public enum SeccompChoice: Equatable, Sendable {
+    case unconfined
+    case runtimeDefault
+    /// A profile file: absolute, or relative to `<root>/seccomp`.
+    case localhost(String)
 }

@@ -50,6 +50,7 @@ public final class Pod: @unchecked Sendable {
     public func prepare() throws(PodError) {
         do {
             try FileSystem.createDirectory(layout.stateDirectory, mode: 0o700)
+            record.privileged = SandboxPlanner.isPrivileged(spec)
             try saveRecord()
             try FileSystem.createDirectory(layout.shmDirectory, mode: 0o1777)
             try Mounts.mountTmpfs(at: layout.shmDirectory, options: "mode=1777,size=65536k")

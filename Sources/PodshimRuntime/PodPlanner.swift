@@ -1,4 +1,5 @@
 import PodshimCgroups
+import PodshimSecurity
 import PodshimSpec
 
 /// Everything that can be checked before a pod starts: images, commands, the pause binary.
@@ -10,6 +11,7 @@ public enum PodPlanner {
         let images = ImageStore(directory: configuration.imageDirectory)
         let planner = ContainerPlanner(pod: pod, layout: layout)
         var plans: [ProcessPlan] = []
+        var filters: [String: [UInt8]] = [:]  // containers with the same profile and capabilities share one
         for (index, container) in pod.containers.enumerated() {
             let rootfs: String
             do {
@@ -17,9 +19,40 @@ public enum PodPlanner {
             } catch {
                 throw ManifestError(path: "spec.containers[\(index)].image", message: error.description)
             }
-            plans.append(try planner.plan(containerAt: index, imageRootfs: rootfs))
+            var plan = try planner.plan(containerAt: index, imageRootfs: rootfs)
+            let capabilities = CapabilitySet(rawValue: plan.capabilities?.bounding ?? Capabilities.all.rawValue)
+            let choice = planner.seccompChoice(containerAt: index)
+            let key = "\(choice)/\(capabilities.rawValue)"
+            if let cached = filters[key] {
+                plan.seccompFilter = cached
+            } else {
+                plan.seccompFilter = try seccompFilter(choice, capabilities: capabilities, configuration: configuration,
+                                                       field: "spec.containers[\(index)].securityContext.seccompProfile")
+                filters[key] = plan.seccompFilter
+            }
+            plans.append(plan)
         }
         return plans
+    }
+
+    /// Compiles the container's profile to BPF now, so that a missing or malformed profile is an
+    /// error naming the field before anything starts.
+    static func seccompFilter(
+        _ choice: SeccompChoice, capabilities: CapabilitySet, configuration: RuntimeConfiguration, field: String
+    ) throws(ManifestError) -> [UInt8]? {
+        do {
+            switch choice {
+            case .unconfined:
+                return nil
+            case .runtimeDefault:
+                return try Seccomp.runtimeDefault(capabilities: capabilities).bpf
+            case .localhost(let path):
+                let file = path.hasPrefix("/") ? path : configuration.rootDirectory + "/seccomp/" + path
+                return try Seccomp.localhost(profileAt: file, capabilities: capabilities).bpf
+            }
+        } catch {
+            throw ManifestError(path: field, message: String(describing: error))
+        }
     }
 
     /// The cgroup limits of a container's `resources` (the kubelet's mapping: requests default to

@@ -81,6 +81,10 @@ public final class PodRunner {
             if let notice = pod.cgroupNotice { printer.message("warning: " + notice) }
             printer.message("pod \(pod.spec.name) (uid \(pod.layout.podID)): sandbox pid \(pod.sandbox?.pid ?? 0) "
                 + "(\(String(format: "%.1f", sandboxMilliseconds)) ms), logs in \(pod.layout.logDirectory)")
+            if SandboxPlanner.isPrivileged(pod.spec) {
+                let names = pod.spec.containers.filter { $0.securityContext.privileged == true }.map(\.name)
+                printer.message("privileged sandbox: container \(names.joined(separator: ", ")) is privileged")
+            }
             if let cgroups = pod.cgroups {
                 printer.message("cgroup \(cgroups.pod.path)" + (pod.cgroupNotice == nil ? "" : " (limits not enforced)"))
             }

@@ -52,6 +52,8 @@ public struct PodStateRecord: Codable, Equatable, Sendable {
     public var cgroup: String?
     /// False when the host could not enforce the pod's cpu/memory/pids limits.
     public var limitsEnforced: Bool?
+    /// True when a container of the pod is privileged, and so its sandbox.
+    public var privileged: Bool?
 
     public init(name: String, namespace: String, podID: String, owner: ProcessIdentity,
                 stateDirectory: String, dataDirectory: String) {

@@ -21,9 +21,19 @@ public struct ProcessPlan: Equatable, Sendable {
     public var devices: [DevicePlan]
     public var symlinks: [SymlinkPlan]
 
+    /// Remount the root filesystem read-only after the mounts (`readOnlyRootFilesystem`).
+    public var readOnlyRootfs: Bool
+
     public var uid: UInt32
     public var gid: UInt32
     public var supplementaryGroups: [UInt32]
+
+    /// The capability sets to apply; nil keeps what the process inherits.
+    public var capabilities: CapabilityMasks?
+    /// prctl(PR_SET_NO_NEW_PRIVS) (`allowPrivilegeEscalation: false`).
+    public var noNewPrivileges: Bool
+    /// The compiled seccomp program (classic BPF), or nil for none.
+    public var seccompFilter: [UInt8]?
 
     /// argv; `argv[0]` is the program, looked up in ``searchPath`` when it has no `/`.
     public var argv: [String]
@@ -36,7 +46,9 @@ public struct ProcessPlan: Equatable, Sendable {
         newNamespaces: Namespaces = [], joinedNamespaces: Namespaces = [], joinsSandboxPIDNamespace: Bool = false,
         hostname: String? = nil, loopbackUp: Bool = false, rootfs: String? = nil, rootfsMount: MountPlan? = nil,
         mounts: [MountPlan] = [], devices: [DevicePlan] = [], symlinks: [SymlinkPlan] = [],
+        readOnlyRootfs: Bool = false,
         uid: UInt32 = 0, gid: UInt32 = 0, supplementaryGroups: [UInt32] = [],
+        capabilities: CapabilityMasks? = nil, noNewPrivileges: Bool = false, seccompFilter: [UInt8]? = nil,
         argv: [String], environment: [String] = [], searchPath: String = ProcessPlan.defaultSearchPath,
         workingDirectory: String? = nil
     ) {
@@ -50,6 +62,10 @@ public struct ProcessPlan: Equatable, Sendable {
         self.mounts = mounts
         self.devices = devices
         self.symlinks = symlinks
+        self.readOnlyRootfs = readOnlyRootfs
+        self.capabilities = capabilities
+        self.noNewPrivileges = noNewPrivileges
+        self.seccompFilter = seccompFilter
         self.uid = uid
         self.gid = gid
         self.supplementaryGroups = supplementaryGroups
@@ -61,6 +77,29 @@ public struct ProcessPlan: Equatable, Sendable {
 
     /// The PATH a container gets when neither the image nor the manifest sets one (as containerd).
     public static let defaultSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+/// The five capability sets of a process, as bitmasks of capability numbers.
+public struct CapabilityMasks: Equatable, Sendable {
+    public var bounding: UInt64
+    public var permitted: UInt64
+    public var effective: UInt64
+    public var inheritable: UInt64
+    public var ambient: UInt64
+
+    /// What containerd gives a container: the set in bounding, permitted and effective;
+    /// nothing inheritable or ambient (so a non-root user ends up with no effective capability).
+    public init(container set: UInt64) {
+        self.init(bounding: set, permitted: set, effective: set, inheritable: 0, ambient: 0)
+    }
+
+    public init(bounding: UInt64, permitted: UInt64, effective: UInt64, inheritable: UInt64, ambient: UInt64) {
+        self.bounding = bounding
+        self.permitted = permitted
+        self.effective = effective
+        self.inheritable = inheritable
+        self.ambient = ambient
+    }
 }
 
 /// A set of Linux namespaces.
@@ -98,11 +137,14 @@ public struct MountPlan: Equatable, Sendable {
     public var flags: MountFlags
     public var data: String?
     public var targetKind: TargetKind
+    /// Skipped when the target does not exist (masked paths), instead of creating it.
+    public var optional: Bool
 
     public init(
         source: String?, target: String, fileSystemType: String?, flags: MountFlags = [], data: String? = nil,
-        targetKind: TargetKind = .directory
+        targetKind: TargetKind = .directory, optional: Bool = false
     ) {
+        self.optional = optional
         self.source = source
         self.target = target
         self.fileSystemType = fileSystemType

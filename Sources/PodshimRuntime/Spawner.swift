@@ -1,6 +1,7 @@
 import CShims
 import Glibc
 import PodshimCgroups
+import PodshimSecurity
 import PodshimSystem
 
 /// Why a process could not be started: the stage in the child, what it acted on, and the errno.
@@ -126,6 +127,10 @@ public enum Spawner {
             detail = "\(plan.uid)"
         case PSH_STAGE_SETGID:
             detail = "\(plan.gid)"
+        case PSH_STAGE_BOUNDING_SET, PSH_STAGE_AMBIENT:
+            if index >= 0 { detail = Capabilities.name(of: Int32(index)) }
+        case PSH_STAGE_SECCOMP:
+            detail = "(\((plan.seccompFilter?.count ?? 0) / 8) instructions)"
         case PSH_STAGE_CHDIR:
             detail = plan.workingDirectory ?? "/"
         case PSH_STAGE_EXECVE:
@@ -161,6 +166,21 @@ public enum Spawner {
             psh_symlink_spec(target: arena.string($0.target)!, path: arena.string($0.path)!)
         }))
         config.symlink_count = plan.symlinks.count
+        config.readonly_rootfs = plan.readOnlyRootfs
+        if let capabilities = plan.capabilities {
+            config.set_capabilities = true
+            config.cap_last = Capabilities.lastCapability
+            config.cap_bounding = capabilities.bounding
+            config.cap_permitted = capabilities.permitted
+            config.cap_effective = capabilities.effective
+            config.cap_inheritable = capabilities.inheritable
+            config.cap_ambient = capabilities.ambient
+        }
+        config.no_new_privs = plan.noNewPrivileges
+        if let filter = plan.seccompFilter, !filter.isEmpty {
+            config.seccomp_filter = UnsafeRawPointer(arena.array(filter))
+            config.seccomp_filter_length = UInt16(clamping: filter.count / 8)
+        }
         config.uid = plan.uid
         config.gid = plan.gid
         config.supplementary_gids = UnsafePointer(arena.array(plan.supplementaryGroups))
@@ -179,7 +199,8 @@ public enum Spawner {
             source: arena.string(mount.source), target: arena.string(mount.target)!,
             fstype: arena.string(mount.fileSystemType), flags: mountFlags(mount.flags),
             data: arena.string(mount.data),
-            target_kind: mount.targetKind == .file ? PSH_TARGET_FILE : PSH_TARGET_DIRECTORY)
+            target_kind: mount.targetKind == .file ? PSH_TARGET_FILE : PSH_TARGET_DIRECTORY,
+            optional: mount.optional)
     }
 
     static func cloneFlags(_ namespaces: Namespaces) -> Int32 {

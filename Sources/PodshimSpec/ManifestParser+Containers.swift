@@ -2,7 +2,7 @@
 extension ManifestParser {
     private static let containerFields: Set<String> = [
         "name", "image", "command", "args", "env", "workingDir", "volumeMounts", "ports", "imagePullPolicy",
-        "resources",
+        "resources", "securityContext",
     ]
     private static let envFields: Set<String> = ["name", "value"]
     private static let volumeMountFields: Set<String> = ["name", "mountPath", "readOnly", "subPath"]
@@ -13,8 +13,11 @@ extension ManifestParser {
     private static let resourceNames: Set<String> = ["cpu", "memory", "ephemeral-storage"]
     private static let unsupportedResource = "unsupported resource (cpu, memory, ephemeral-storage)"
 
-    /// `spec.containers`: required, not empty, names unique; mounts refer to `volumes`.
-    static func parseContainers(in spec: ManifestMapping, volumes: [Volume]) throws(ManifestError) -> [ContainerSpec] {
+    /// `spec.containers`: required, not empty, names unique; mounts refer to `volumes`, and each
+    /// security context is checked together with the pod's.
+    static func parseContainers(
+        in spec: ManifestMapping, volumes: [Volume], podSecurityContext: PodSecurityContext
+    ) throws(ManifestError) -> [ContainerSpec] {
         let list = try spec.requiredField("containers")
         let items = try list.mappingList(accepting: containerFields)
         guard !items.isEmpty else { throw list.error("must not be empty") }
@@ -27,14 +30,16 @@ extension ManifestParser {
             guard !containers.contains(where: { $0.name == name }) else {
                 throw ManifestError(path: item.path(of: "name"), message: "duplicate container name \"\(name)\"")
             }
-            containers.append(try parseContainer(item, name: name, volumes: volumes))
+            containers.append(
+                try parseContainer(item, name: name, volumes: volumes, podSecurityContext: podSecurityContext)
+            )
         }
         return containers
     }
 
     /// One container, its name already checked.
     private static func parseContainer(
-        _ container: ManifestMapping, name: String, volumes: [Volume]
+        _ container: ManifestMapping, name: String, volumes: [Volume], podSecurityContext: PodSecurityContext
     ) throws(ManifestError) -> ContainerSpec {
         let image = try container.requiredString("image")
         let command = try container.stringList("command")
@@ -48,10 +53,11 @@ extension ManifestParser {
         let ports = try parsePorts(container)
         let imagePullPolicy = try container.oneOf("imagePullPolicy", imagePullPolicies)
         let resources = try parseResources(container)
+        let securityContext = try parseSecurityContext(container, pod: podSecurityContext)
         return ContainerSpec(
             name: name, image: image, command: command, args: args, env: env, workingDir: workingDir,
             volumeMounts: volumeMounts, ports: ports, imagePullPolicy: imagePullPolicy,
-            resources: resources
+            resources: resources, securityContext: securityContext
         )
     }
 

@@ -52,7 +52,7 @@ public enum ManifestParser {
     private static let metadataFields: Set<String> = ["name", "namespace", "uid", "labels", "annotations"]
     private static let specFields: Set<String> = [
         "hostname", "restartPolicy", "terminationGracePeriodSeconds", "shareProcessNamespace",
-        "volumes", "containers",
+        "securityContext", "volumes", "containers",
     ]
 
     /// The default for `spec.terminationGracePeriodSeconds`, as in Kubernetes.
@@ -94,14 +94,16 @@ public enum ManifestParser {
             throw ManifestError(path: "spec.terminationGracePeriodSeconds", message: "must not be negative")
         }
         let shareProcessNamespace = try spec.bool("shareProcessNamespace") ?? false
+        let securityContext = try parsePodSecurityContext(in: spec)
         let volumes = try parseVolumes(in: spec)
-        let containers = try parseContainers(in: spec, volumes: volumes)
+        let containers = try parseContainers(in: spec, volumes: volumes, podSecurityContext: securityContext)
 
         return PodSpec(
             name: name, namespace: namespace, uid: uid, labels: labels, annotations: annotations,
             hostname: hostname ?? NameRules.defaultHostname(forPodName: name),
             restartPolicy: restartPolicy, terminationGracePeriodSeconds: gracePeriod,
-            shareProcessNamespace: shareProcessNamespace, volumes: volumes, containers: containers
+            shareProcessNamespace: shareProcessNamespace, volumes: volumes, containers: containers,
+            securityContext: securityContext
         )
     }
 }

@@ -1,8 +1,8 @@
 /// The validated model of a Kubernetes-style Pod manifest.
 ///
 /// Values of these types are produced by ``ManifestParser`` only after every field has been
-/// checked, so the runtime never needs to re-validate them. Later capabilities (security
-/// contexts, lifecycle hooks, probes) add fields here.
+/// checked, so the runtime never needs to re-validate them. Later capabilities (lifecycle
+/// hooks, probes) add fields here.
 
 /// A pod: a sandbox (network, IPC and UTS namespaces held by a pause process) and its containers.
 public struct PodSpec: Equatable, Sendable {
@@ -28,13 +28,17 @@ public struct PodSpec: Equatable, Sendable {
     public var volumes: [Volume]
     /// `spec.containers`, in manifest order; never empty, names unique.
     public var containers: [ContainerSpec]
+    /// `spec.securityContext`: defaults for the containers' users, groups and seccomp profile,
+    /// and the supplementary groups. Empty when absent.
+    public var securityContext: PodSecurityContext
 
     public init(
         name: String, namespace: String = "default", uid: String? = nil,
         labels: [String: String] = [:], annotations: [String: String] = [:],
         hostname: String? = nil, restartPolicy: RestartPolicy = .always,
         terminationGracePeriodSeconds: Int64 = 30, shareProcessNamespace: Bool = false,
-        volumes: [Volume] = [], containers: [ContainerSpec]
+        volumes: [Volume] = [], containers: [ContainerSpec],
+        securityContext: PodSecurityContext = PodSecurityContext()
     ) {
         self.name = name
         self.namespace = namespace
@@ -47,6 +51,7 @@ public struct PodSpec: Equatable, Sendable {
         self.shareProcessNamespace = shareProcessNamespace
         self.volumes = volumes
         self.containers = containers
+        self.securityContext = securityContext
     }
 
     /// The volume named `name`, if the pod declares one.
@@ -122,12 +127,17 @@ public struct ContainerSpec: Equatable, Sendable {
     public var imagePullPolicy: String?
     /// `resources`: CPU and memory limits and requests. Empty when absent.
     public var resources: ResourceRequirements
+    /// `securityContext`: privileges, capabilities, seccomp profile, user and group. Empty when
+    /// absent; see `effectiveRunAsUser(pod:)` and its siblings for the values the pod's
+    /// `spec.securityContext` supplies.
+    public var securityContext: SecurityContext
 
     public init(
         name: String, image: String, command: [String] = [], args: [String] = [],
         env: [EnvVar] = [], workingDir: String? = nil, volumeMounts: [VolumeMount] = [],
         ports: [ContainerPort] = [], imagePullPolicy: String? = nil,
-        resources: ResourceRequirements = ResourceRequirements()
+        resources: ResourceRequirements = ResourceRequirements(),
+        securityContext: SecurityContext = SecurityContext()
     ) {
         self.name = name
         self.image = image
@@ -139,6 +149,7 @@ public struct ContainerSpec: Equatable, Sendable {
         self.ports = ports
         self.imagePullPolicy = imagePullPolicy
         self.resources = resources
+        self.securityContext = securityContext
     }
 }
 

@@ -14,8 +14,8 @@ final class PodSharingTests: XCTestCase {
         let server = """
             mkdir -p /tmp/www && echo served-over-localhost > /tmp/www/index.html
             httpd -f -p 8080 -h /tmp/www &
-            ipc-probe sysv-write 4242 sysv-from-server
-            ipc-probe posix-write /podshim-shm posix-from-server
+            probe sysv-write 4242 sysv-from-server
+            probe posix-write /podshim-shm posix-from-server
             echo file-from-server > /shared/file
             touch /shared/ready
             until [ -e /shared/done ]; do sleep 0.05; done
@@ -24,8 +24,8 @@ final class PodSharingTests: XCTestCase {
             until [ -e /shared/ready ]; do sleep 0.05; done
             for i in $(seq 100); do out=$(wget -qO- http://localhost:8080/ 2>/dev/null) && break; sleep 0.05; done
             echo "tcp=$out"
-            echo "sysv=$(ipc-probe sysv-read 4242)"
-            echo "posix=$(ipc-probe posix-read /podshim-shm)"
+            echo "sysv=$(probe sysv-read 4242)"
+            echo "posix=$(probe posix-read /podshim-shm)"
             echo "file=$(cat /shared/file)"
             touch /shared/done
             """

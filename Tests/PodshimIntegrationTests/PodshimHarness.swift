@@ -55,9 +55,13 @@ final class PodshimHarness {
             throw HarnessError("podshim binary not found next to the test runner (\(buildDirectory)); run swift build first")
         }
         try shell("\(packageRoot)/hack/build-pause.sh \(buildDirectory)/podshim-pause >/dev/null")
-        if !FileManager.default.fileExists(atPath: imageDir + "/busybox/rootfs/bin/ipc-probe") {
+        let probe = imageDir + "/busybox/rootfs/bin/probe"
+        let source = packageRoot + "/Tests/PodshimIntegrationTests/Fixtures/probe.c"
+        if !FileManager.default.fileExists(atPath: imageDir + "/busybox/rootfs/bin/busybox") {
             try shell("\(packageRoot)/hack/make-busybox-image.sh \(imageDir) >/dev/null")
-            try shell("cc -static -O2 -o \(imageDir)/busybox/rootfs/bin/ipc-probe \(packageRoot)/Tests/PodshimIntegrationTests/Fixtures/ipc-probe.c")
+        }
+        if !FileManager.default.fileExists(atPath: probe) || (try? shell("[ \(source) -nt \(probe) ]")) != nil {
+            try shell("cc -static -O2 -o \(probe) \(source)")
         }
     }
 

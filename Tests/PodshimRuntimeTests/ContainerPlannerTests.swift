@@ -1,6 +1,7 @@
 import XCTest
 @testable import PodshimRuntime
 @testable import PodshimSystem
+import PodshimSecurity
 import PodshimSpec
 import Glibc
 
@@ -114,6 +115,7 @@ final class ContainerPlannerTests: XCTestCase {
         let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
         XCTAssertEqual(result.mounts.map(\.target), [
             "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup",
+        ] + ContainerPlanner.maskedPaths.map(\.target) + ContainerPlanner.readOnlyPaths(rootfs: "/").map(\.target) + [
             "/etc/hostname", "/etc/hosts", "/etc/resolv.conf",
         ])
     }
@@ -142,7 +144,7 @@ final class ContainerPlannerTests: XCTestCase {
 
     func testEtcFilesAreFileBindsFromTheEtcDirectory() throws {
         let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
-        XCTAssertEqual(Array(result.mounts[7..<10]), [
+        XCTAssertEqual(Array(result.mounts.suffix(3)), [
             MountPlan(source: "/run/x/pods/uid-1/etc/hostname", target: "/etc/hostname", fileSystemType: nil,
                       flags: [.bind, .recursive], targetKind: .file),
             MountPlan(source: "/run/x/pods/uid-1/etc/hosts", target: "/etc/hosts", fileSystemType: nil,
@@ -165,7 +167,7 @@ final class ContainerPlannerTests: XCTestCase {
                 Volume(name: "config", source: .hostPath(path: "/etc/app.conf", type: .file)),
             ])
         let mounts = try plan(spec).mounts
-        XCTAssertEqual(mounts.count, 13)
+        XCTAssertEqual(mounts.count, 7 + 10 + 6 + 3 + 3) // system, masked, read-only, /etc files, volumes
         XCTAssertEqual(Array(mounts.suffix(3)), [
             MountPlan(source: "/var/lib/x/pods/uid-1/volumes/cache", target: "/cache", fileSystemType: nil,
                       flags: [.bind, .recursive], targetKind: .directory),
@@ -214,11 +216,11 @@ final class ContainerPlannerTests: XCTestCase {
                 VolumeMount(name: "v", mountPath: "/rw", readOnly: false),
             ])],
             volumes: [Volume(name: "v", source: .emptyDir(medium: .disk, sizeLimit: nil))])
-        let mounts = try plan(spec).mounts
-        XCTAssertEqual(mounts[10].target, "/ro")
-        XCTAssertEqual(mounts[10].flags, [.bind, .recursive, .readOnly])
-        XCTAssertEqual(mounts[11].target, "/rw")
-        XCTAssertEqual(mounts[11].flags, [.bind, .recursive])
+        let mounts = Array(try plan(spec).mounts.suffix(2))
+        XCTAssertEqual(mounts[0].target, "/ro")
+        XCTAssertEqual(mounts[0].flags, [.bind, .recursive, .readOnly])
+        XCTAssertEqual(mounts[1].target, "/rw")
+        XCTAssertEqual(mounts[1].flags, [.bind, .recursive])
     }
 
     func testSubPathIsAppendedToSource() throws {
@@ -232,10 +234,10 @@ final class ContainerPlannerTests: XCTestCase {
                 Volume(name: "v", source: .emptyDir(medium: .disk, sizeLimit: nil)),
                 Volume(name: "h", source: .hostPath(path: "/opt", type: .unset)),
             ])
-        let mounts = try plan(spec).mounts
-        XCTAssertEqual(mounts[10].source, "/var/lib/x/pods/uid-1/volumes/v/logs/app")
-        XCTAssertEqual(mounts[11].source, "/var/lib/x/pods/uid-1/volumes/v", "an empty subPath mounts the root")
-        XCTAssertEqual(mounts[12].source, "/opt/x")
+        let mounts = Array(try plan(spec).mounts.suffix(3))
+        XCTAssertEqual(mounts[0].source, "/var/lib/x/pods/uid-1/volumes/v/logs/app")
+        XCTAssertEqual(mounts[1].source, "/var/lib/x/pods/uid-1/volumes/v", "an empty subPath mounts the root")
+        XCTAssertEqual(mounts[2].source, "/opt/x")
     }
 
     // MARK: environment
@@ -366,5 +368,71 @@ final class ContainerPlannerTests: XCTestCase {
         XCTAssertEqual(Namespaces.pod.description, "net,ipc,uts")
         XCTAssertEqual(Namespaces([.cgroup, .uts, .mount]).description, "mnt,uts,cgroup")
         XCTAssertEqual(Namespaces([]).description, "")
+    }
+
+    // MARK: security
+
+    func testDefaultContainerGetsTheDefaultCapabilitiesMaskedPathsAndNoNoNewPrivs() throws {
+        let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]))
+        let expected = Capabilities.defaultSet.intersection(Capabilities.held).rawValue
+        XCTAssertEqual(result.capabilities, CapabilityMasks(container: expected))
+        XCTAssertFalse(result.noNewPrivileges)
+        XCTAssertFalse(result.readOnlyRootfs)
+        XCTAssertEqual(result.uid, 0)
+        XCTAssertTrue(result.mounts.contains { $0.target == "/proc/kcore" && $0.source == "/dev/null" && $0.optional })
+        XCTAssertTrue(result.mounts.contains { $0.target == "/proc/sys" && $0.flags.contains(.readOnly) })
+        XCTAssertEqual(result.mounts.first { $0.target == "/sys" }?.flags.contains(.readOnly), true)
+        XCTAssertFalse(result.devices.isEmpty)
+    }
+
+    func testPrivilegedContainerGetsEverythingAndTheHostDev() throws {
+        let container = ContainerSpec(name: "app", image: "b", command: ["true"],
+                                      securityContext: SecurityContext(privileged: true))
+        let spec = pod(containers: [container])
+        let result = try plan(spec)
+        XCTAssertEqual(result.capabilities?.bounding, Capabilities.all.intersection(Capabilities.held).rawValue)
+        XCTAssertFalse(result.mounts.contains { $0.target == "/proc/kcore" }, "no masked paths")
+        XCTAssertEqual(result.mounts.first { $0.target == "/dev" }?.source, "/dev")
+        XCTAssertEqual(result.mounts.first { $0.target == "/sys" }?.flags.contains(.readOnly), false)
+        XCTAssertTrue(result.devices.isEmpty && result.symlinks.isEmpty, "nothing may be created in the host's /dev")
+        XCTAssertEqual(ContainerPlanner(pod: spec, layout: Fixture.layout(spec)).seccompChoice(containerAt: 0), .unconfined)
+        XCTAssertTrue(SandboxPlanner.isPrivileged(spec))
+        XCTAssertNil(SandboxPlanner.plan(pod: spec, pauseBinary: "/p").capabilities, "a privileged sandbox keeps its capabilities")
+    }
+
+    func testUnprivilegedSandboxHasNoCapabilities() {
+        let plan = SandboxPlanner.plan(pod: pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])]),
+                                       pauseBinary: "/p")
+        XCTAssertEqual(plan.capabilities, CapabilityMasks(container: 0))
+        XCTAssertTrue(plan.noNewPrivileges)
+    }
+
+    func testSecurityContextIdsNoNewPrivsAndReadOnlyRoot() throws {
+        let container = ContainerSpec(name: "app", image: "b", command: ["true"], securityContext: SecurityContext(
+            capabilities: CapabilityChanges(add: ["NET_ADMIN"], drop: ["ALL"]), allowPrivilegeEscalation: false,
+            runAsUser: 1000, runAsGroup: 3000, readOnlyRootFilesystem: true))
+        var spec = pod(containers: [container])
+        spec.securityContext = PodSecurityContext(supplementalGroups: [4000, 5000])
+        let result = try plan(spec)
+        XCTAssertEqual(result.uid, 1000)
+        XCTAssertEqual(result.gid, 3000)
+        XCTAssertEqual(result.supplementaryGroups, [4000, 5000])
+        XCTAssertTrue(result.noNewPrivileges)
+        XCTAssertTrue(result.readOnlyRootfs)
+        let netAdmin = try XCTUnwrap(Capabilities.number(named: "NET_ADMIN"))
+        XCTAssertEqual(result.capabilities?.bounding, CapabilitySet(numbers: [netAdmin]).intersection(Capabilities.held).rawValue)
+    }
+
+    func testSecurityErrorsNameTheField() {
+        let unknown = ContainerSpec(name: "app", image: "b", command: ["true"], securityContext: SecurityContext(
+            capabilities: CapabilityChanges(add: ["CHOWN", "NOPE"], drop: [])))
+        XCTAssertThrowsError(try plan(pod(containers: [unknown]))) { error in
+            XCTAssertEqual((error as? ManifestError)?.description,
+                           "spec.containers[0].securityContext.capabilities.add[1]: unknown capability \"NOPE\"")
+        }
+        let root = ContainerSpec(name: "app", image: "b", command: ["true"], securityContext: SecurityContext(runAsNonRoot: true))
+        XCTAssertThrowsError(try plan(pod(containers: [root]))) { error in
+            XCTAssertEqual((error as? ManifestError)?.path, "spec.containers[0].securityContext.runAsNonRoot")
+        }
     }
 }

@@ -232,7 +232,7 @@ final class ManifestErrorTests: XCTestCase {
     // MARK: - Containers
 
     func testUnknownContainerField() {
-        assertManifestError(manifest(container: "securityContext: {}"), "spec.containers[0].securityContext: unknown field")
+        assertManifestError(manifest(container: "stdin: true"), "spec.containers[0].stdin: unknown field")
     }
 
     func testCommandOfTheWrongType() {

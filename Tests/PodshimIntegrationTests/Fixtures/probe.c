@@ -1,11 +1,14 @@
-// ipc-probe: runs inside a test container (built static, copied into the test image) and
-// creates or reads System V and POSIX shared memory, which busybox has no applet for.
+// probe: runs inside a test container (built static, copied into the test image) and does what
+// busybox has no applet for.
 //
-//   ipc-probe sysv-write KEY TEXT    create a SysV shm segment with key KEY holding TEXT
-//   ipc-probe sysv-read KEY          print the text of segment KEY (exit 1 if there is none)
-//   ipc-probe posix-write NAME TEXT  shm_open(NAME) and store TEXT
-//   ipc-probe posix-read NAME        print the text stored under NAME (exit 1 if there is none)
+//   probe sysv-write KEY TEXT    create a SysV shm segment with key KEY holding TEXT
+//   probe sysv-read KEY          print the text of segment KEY (exit 1 if there is none)
+//   probe posix-write NAME TEXT  shm_open(NAME) and store TEXT
+//   probe posix-read NAME        print the text stored under NAME (exit 1 if there is none)
+//   probe init-module            try to load a (empty) kernel module; print "ok" or the errno name
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +49,12 @@ int main(int argc, char **argv) {
         printf("%s\n", p);
         return 0;
     }
-    fprintf(stderr, "usage: ipc-probe sysv-write KEY TEXT | sysv-read KEY | posix-write NAME TEXT | posix-read NAME\n");
+    if (argc >= 2 && strcmp(argv[1], "init-module") == 0) {
+        static const char image[16];
+        if (syscall(SYS_init_module, image, sizeof image, "") == 0) { puts("ok"); return 0; }
+        puts(errno == EPERM ? "EPERM" : errno == ENOEXEC ? "ENOEXEC" : errno == EFAULT ? "EFAULT" : "other");
+        return 1;
+    }
+    fprintf(stderr, "usage: probe init-module |  sysv-write KEY TEXT | sysv-read KEY | posix-write NAME TEXT | posix-read NAME\n");
     return 2;
 }
