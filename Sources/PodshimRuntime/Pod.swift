@@ -112,12 +112,14 @@ public final class Pod: @unchecked Sendable {
 
     private func prepare(_ volume: Volume) throws(SystemError) {
         switch volume.source {
-        case .emptyDir(let medium, _):
+        case .emptyDir(let medium, let sizeLimit):
             let directory = layout.volumeDirectory(volume.name)
             try FileSystem.createDirectory(directory, mode: 0o777)
             _ = chmod(directory, 0o777) // the umask applies to mkdir; emptyDir is world-writable
             if medium == .memory {
-                try Mounts.mountTmpfs(at: directory, options: "mode=0777")
+                // The parser validated sizeLimit as a non-negative quantity; the tmpfs enforces it.
+                let size = sizeLimit.flatMap { Quantity($0)?.value() }.map { ",size=\($0)" } ?? ""
+                try Mounts.mountTmpfs(at: directory, options: "mode=0777" + size)
             }
         case .hostPath(let path, let type):
             try HostPathCheck.prepare(path: path, type: type)

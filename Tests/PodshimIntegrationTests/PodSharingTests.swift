@@ -101,6 +101,25 @@ final class PodSharingTests: XCTestCase {
         XCTAssertEqual(harness.leftovers(), [])
     }
 
+    func testMemoryEmptyDirIsATmpfsOfItsSizeLimit() throws {
+        let (status, run) = try harness.run("""
+            apiVersion: v1
+            kind: Pod
+            metadata: { name: memvolume }
+            spec:
+              restartPolicy: Never
+              volumes: [{ name: m, emptyDir: { medium: Memory, sizeLimit: 1Mi } }]
+              containers:
+              - name: c
+                image: busybox
+                command: [sh, -c, "df -k /m | awk 'NR==2 {print $1, $2}'; dd if=/dev/zero of=/m/f bs=1k count=2048 2>/dev/null || echo full"]
+                volumeMounts: [{ name: m, mountPath: /m }]
+            """)
+        XCTAssertEqual(status, 0, run.stderr)
+        XCTAssertEqual(run.lines(of: "c"), ["tmpfs 1024", "full"])
+        XCTAssertEqual(harness.leftovers(), [])
+    }
+
     func testLogsAreWrittenInCRIFormat() throws {
         let uid = "logs-" + UUID().uuidString.prefix(8).lowercased()
         let (status, run) = try harness.run("""
