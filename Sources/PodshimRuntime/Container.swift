@@ -18,6 +18,7 @@ public final class Container: @unchecked Sendable {
     private let lock = NSLock()
     private var machine = ContainerStateMachine()
     private var processHandle: ProcessHandle?
+    private var cloned = false
     var output: ContainerOutput?
 
     init(index: Int, name: String, plan: ProcessPlan, resources: CgroupResources) {
@@ -32,6 +33,13 @@ public final class Container: @unchecked Sendable {
     public var isRunning: Bool { lock.withLock { machine.isRunning } }
     /// The main process while the container runs (and until its exit is processed).
     public var process: ProcessHandle? { lock.withLock { processHandle } }
+    /// A process was cloned for the container and its exit has not been processed yet — also
+    /// after a failed start, whose child reports, exits 127 and must still be accounted for.
+    public var isAwaitingExit: Bool { lock.withLock { cloned && machine.termination == nil } }
+
+    func markCloned() {
+        lock.withLock { cloned = true }
+    }
 
     func markStarted(_ process: ProcessHandle) {
         lock.withLock {

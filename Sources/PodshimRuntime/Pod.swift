@@ -178,6 +178,7 @@ public final class Pod: @unchecked Sendable {
                 stdio: .init(output: output.childStdout, error: output.childStderr),
                 cgroup: container.cgroup,
                 onCloned: { process in
+                    container.markCloned()
                     record.containers[container.name] = ProcessIdentity.of(pid: process.pid)
                     try? saveRecord()
                 }

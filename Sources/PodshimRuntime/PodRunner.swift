@@ -126,9 +126,9 @@ public final class PodRunner {
         return record.owner.pid
     }
 
-    /// The pod's event loop: until no container runs (or could still report an exit).
+    /// The pod's event loop: until every container that was cloned has had its exit processed.
     private func waitForContainers() {
-        while pod.containers.contains(where: { $0.process != nil }) {
+        while pod.containers.contains(where: \.isAwaitingExit) {
             guard let event = pod.events.next(until: killDeadline) else {
                 printer.message("grace period of \(pod.spec.terminationGracePeriodSeconds)s is over: SIGKILL")
                 killAll()

@@ -71,7 +71,7 @@ public enum Recovery {
 
     /// Whether `identity` was alive and has been killed. Waits (bounded) until it is gone.
     static func kill(_ identity: ProcessIdentity) -> Bool {
-        guard identity.isAlive, let handle = try? ProcessHandle(openingChild: identity.pid) else { return false }
+        guard identity.isAlive, let handle = try? ProcessHandle(opening: identity.pid) else { return false }
         // The pidfd now pins the process: check again that it is the one we recorded.
         guard identity.isAlive, (try? handle.send(.kill)) == true else { return false }
         _ = psh_poll_readable(handle.pidfd, 5000)

@@ -15,8 +15,10 @@ public final class ProcessHandle: @unchecked Sendable {
         self.pidfd = pidfd
     }
 
-    /// Opens a pidfd for `pid`. Only safe for a child of this process that has not been reaped.
-    public convenience init(openingChild pid: pid_t) throws(SystemError) {
+    /// Opens a pidfd for `pid`. The pid names the intended process only if nothing can recycle it
+    /// in between: true for an unreaped child of ours; for any other process, check its identity
+    /// (start time) again *after* opening — the pidfd then pins it (see Recovery).
+    public convenience init(opening pid: pid_t) throws(SystemError) {
         let fd = try systemCall("pidfd_open", path: "pid \(pid)") { psh_pidfd_open(pid) }
         self.init(pid: pid, pidfd: fd)
     }

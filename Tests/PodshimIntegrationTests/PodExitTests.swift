@@ -77,6 +77,8 @@ final class PodExitTests: XCTestCase {
                 """)
             XCTAssertEqual(status, 1, expected)
             XCTAssertTrue(run.stderr.contains("container c: \(expected)"), "expected \(expected) in:\n\(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("container c: exit code 127 (StartError: \(expected))"),
+                          "the failed container's exit must be accounted for:\n\(run.stderr)")
         }
         XCTAssertEqual(harness.leftovers(), [])
     }
