@@ -21,8 +21,9 @@ public final class Reaper: @unchecked Sendable {
 
     private init() {}
 
-    /// Runs `start` (which must create exactly one child and return its pid) with the lock held,
-    /// and registers `onExit` for that pid. `onExit` runs on the reaper thread.
+    /// Runs `start` (which must create at most one child and return its pid, or 0 when it created
+    /// none) with the lock held, and registers `onExit` for that pid. `onExit` runs on the reaper
+    /// thread.
     public func spawn<T>(
         _ start: () throws -> (pid: pid_t, value: T), onExit: @escaping (ExitStatus) -> Void
     ) rethrows -> T {
@@ -30,6 +31,7 @@ public final class Reaper: @unchecked Sendable {
         defer { condition.unlock() }
         startIfNeeded()
         let (pid, value) = try start()
+        guard pid > 0 else { return value }
         handlers[pid] = onExit
         spawnGeneration &+= 1
         condition.broadcast()
