@@ -15,7 +15,8 @@ public enum FileSystem {
         }
     }
 
-    /// Writes `contents` to `path` atomically: a temporary file in the same directory, fsync, rename.
+    /// Writes `contents` to `path` atomically and durably: a temporary file in the same directory,
+    /// fsync, rename, then fsync of the directory (without it the rename may not survive a crash).
     public static func writeAtomically(_ path: String, _ contents: String, mode: mode_t = 0o644) throws(SystemError) {
         let temporary = path + ".tmp.\(getpid())"
         let fd = try libcCall("open", path: temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
@@ -34,6 +35,10 @@ public enum FileSystem {
         try libcCall("fsync", path: temporary) { fsync(fd) }
         try libcCall("rename", path: path) { rename(temporary, path) }
         renamed = true
+        let directory = (path as NSString).deletingLastPathComponent
+        let directoryFD = try libcCall("open", path: directory) { open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(directoryFD) }
+        try libcCall("fsync", path: directory) { fsync(directoryFD) }
     }
 
     /// Removes `path` and everything below it, after unmounting anything mounted there, and never
