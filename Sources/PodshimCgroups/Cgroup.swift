@@ -111,18 +111,14 @@ public struct Cgroup: Equatable, Sendable {
             return stat(path + "/" + name, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
         }
         for name in children { try child(name).remove(timeoutSeconds: timeoutSeconds) }
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let end = Double(deadline.tv_sec) + Double(deadline.tv_nsec) / 1e9 + timeoutSeconds
+        let deadline = MonotonicInstant.now().advanced(bySeconds: timeoutSeconds)
         var killed = false
         while true {
             if rmdir(path) == 0 || errno == ENOENT { return }
             let error = Errno.last
             guard error == .resourceBusy else { throw SystemError("rmdir", path: path, errno: error) }
             if !killed { _ = try? killAll(); killed = true }
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            if Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 > end { throw SystemError("rmdir", path: path, errno: error) }
+            if MonotonicInstant.now() > deadline { throw SystemError("rmdir", path: path, errno: error) }
             usleep(5_000)
         }
     }

@@ -1,4 +1,5 @@
 import Glibc
+import PodshimSystem
 
 /// A thread-safe FIFO whose consumer can wait with a deadline on CLOCK_MONOTONIC.
 /// (NSCondition waits on the wall clock, which can jump.)

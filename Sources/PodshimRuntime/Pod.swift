@@ -24,13 +24,17 @@ public final class Pod: @unchecked Sendable {
     public private(set) var sandbox: ProcessHandle?
     /// The pod's cgroups; nil when no cgroup v2 hierarchy is mounted.
     public private(set) var cgroups: PodCgroups?
+    /// The host's cgroup v2 hierarchy, detected once by whoever created the pod; nil when none is mounted.
+    public let cgroupHierarchy: CgroupHierarchy?
     /// Set when limits cannot be enforced on this host, with the reason (shown once, and in status).
     public private(set) var cgroupNotice: String?
     private var record: PodStateRecord
 
     /// A pod whose containers have been planned (see ``PodPlanner``).
-    public init(spec: PodSpec, layout: PodLayout, configuration: RuntimeConfiguration, plans: [ProcessPlan]) {
+    public init(spec: PodSpec, layout: PodLayout, configuration: RuntimeConfiguration, plans: [ProcessPlan],
+                cgroupHierarchy: CgroupHierarchy?) {
         self.spec = spec
+        self.cgroupHierarchy = cgroupHierarchy
         self.layout = layout
         self.configuration = configuration
         containers = zip(spec.containers.indices, plans).map {
@@ -91,7 +95,7 @@ public final class Pod: @unchecked Sendable {
     /// Creates `<root>/podshim/pod-<id>/` with its leaves and limits. On a host without a usable
     /// cgroup v2 hierarchy the pod still runs; ``cgroupNotice`` says what is not enforced.
     private func prepareCgroups() throws(SystemError) {
-        guard let hierarchy = CgroupHierarchy.detect() else {
+        guard let hierarchy = cgroupHierarchy else {
             cgroupNotice = "no cgroup v2 hierarchy is mounted: limits are not enforced, processes are not grouped"
             return
         }

@@ -36,8 +36,9 @@ public final class PodRunner {
             throw ManifestError(path: "--pause-binary",
                             message: "\(configuration.pauseBinary) is not an executable (build it with hack/build-pause.sh)")
         }
+        let hierarchy = CgroupHierarchy.detect()
         if configuration.requireCgroups {
-            guard let hierarchy = CgroupHierarchy.detect() else {
+            guard let hierarchy else {
                 throw ManifestError(path: "--require-cgroups", message: "no cgroup v2 hierarchy is mounted")
             }
             guard hierarchy.canEnforceLimits else {
@@ -46,7 +47,7 @@ public final class PodRunner {
             }
         }
         let plans = try PodPlanner.plan(spec, layout: layout, configuration: configuration)
-        pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: plans)
+        pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: plans, cgroupHierarchy: hierarchy)
         self.printer = printer ?? TerminalPrinter(names: spec.containers.map(\.name))
     }
 
@@ -66,7 +67,7 @@ public final class PodRunner {
 
         var problems: [PodError] = []
         var sandboxMilliseconds = 0.0
-        for line in Recovery.cleanUpAbandonedPods(configuration: pod.configuration) {
+        for line in Recovery.cleanUpAbandonedPods(configuration: pod.configuration, hierarchy: pod.cgroupHierarchy) {
             printer.message(line)
         }
         if let owner = runningOwner() {
@@ -77,7 +78,7 @@ public final class PodRunner {
             try pod.prepare()
             let begin = MonotonicInstant.now()
             try pod.startSandbox()
-            sandboxMilliseconds = Double(MonotonicInstant.now().nanoseconds - begin.nanoseconds) / 1e6
+            sandboxMilliseconds = MonotonicInstant.now().milliseconds(since: begin)
             if let notice = pod.cgroupNotice { printer.message("warning: " + notice) }
             printer.message("pod \(pod.spec.name) (uid \(pod.layout.podID)): sandbox pid \(pod.sandbox?.pid ?? 0) "
                 + "(\(String(format: "%.1f", sandboxMilliseconds)) ms), logs in \(pod.layout.logDirectory)")
@@ -91,7 +92,7 @@ public final class PodRunner {
             for container in pod.containers {
                 let begin = MonotonicInstant.now()
                 try pod.start(container, sink: { [printer] in printer.containerLine($0, $1, $2) })
-                let milliseconds = Double(MonotonicInstant.now().nanoseconds - begin.nanoseconds) / 1e6
+                let milliseconds = MonotonicInstant.now().milliseconds(since: begin)
                 printer.message("container \(container.name) started: pid \(container.process?.pid ?? 0), "
                     + "setup to execve \(String(format: "%.1f", milliseconds)) ms")
             }

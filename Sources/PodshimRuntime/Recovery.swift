@@ -9,7 +9,10 @@ import PodshimSystem
 public enum Recovery {
     /// Removes every pod whose owning podshim is gone. Returns one line per action or problem.
     @discardableResult
-    public static func cleanUpAbandonedPods(configuration: RuntimeConfiguration) -> [String] {
+    /// `hierarchy`: the cgroup v2 hierarchy, when the caller has already detected it.
+    public static func cleanUpAbandonedPods(
+        configuration: RuntimeConfiguration, hierarchy: CgroupHierarchy? = CgroupHierarchy.detect()
+    ) -> [String] {
         var report: [String] = []
         let statePods = configuration.stateDirectory + "/pods"
         let dataPods = configuration.rootDirectory + "/pods"
@@ -46,7 +49,7 @@ public enum Recovery {
             report += remove([record.stateDirectory, record.dataDirectory], what: "pod \(record.name) (\(id))")
         }
         // Pod cgroups without a live pod (e.g. their state was lost).
-        if let hierarchy = CgroupHierarchy.detect() {
+        if let hierarchy {
             let podshim = (configuration.cgroupRoot ?? hierarchy.mountPoint) + "/podshim"
             for name in (try? FileManager.default.contentsOfDirectory(atPath: podshim)) ?? [] where name.hasPrefix("pod-") {
                 let id = String(name.dropFirst(4))

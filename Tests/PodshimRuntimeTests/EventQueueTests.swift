@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import PodshimSystem
 @testable import PodshimRuntime
 import Glibc
 

@@ -20,6 +20,11 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
         return MonotonicInstant(nanoseconds: nanoseconds + UInt64(delta))
     }
 
+    /// Milliseconds from `earlier` to this instant (0 when `earlier` is later).
+    public func milliseconds(since earlier: MonotonicInstant) -> Double {
+        nanoseconds > earlier.nanoseconds ? Double(nanoseconds - earlier.nanoseconds) / 1e6 : 0
+    }
+
     public var asTimespec: Glibc.timespec {
         Glibc.timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     }
