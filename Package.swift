@@ -1,15 +1,15 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // podshim — a CRI-like container runtime shim for Linux.
 //
 // Dependencies point one way:
-//   CShims ← PodshimSystem ← PodshimCgroups  ← PodshimRuntime ← podshim (executable)
-//                          ← PodshimSecurity ↗
+//   CShims ← PodshimSystem ← PodshimCgroups  ← PodshimRuntime ← PodshimDaemon ← podshim (executable)
+//                          ← PodshimSecurity ↗                  PodshimCRI ↗
 //                                PodshimSpec ↗
 import PackageDescription
 
 let package = Package(
     name: "podshim",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "podshim", targets: ["podshim"]),
         .library(name: "PodshimRuntime", targets: ["PodshimRuntime"]),
@@ -19,6 +19,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     ],
     targets: [
         /// Raw syscalls libc lacks, constants that import badly, and the one post-fork path.
@@ -60,10 +66,34 @@ let package = Package(
             name: "PodshimRuntime",
             dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "CShims"]
         ),
+        /// The Kubernetes CRI runtime.v1 messages and gRPC stubs, generated from Proto/ by hack/gen-proto.sh.
+        .target(
+            name: "PodshimCRI",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ]
+        ),
+        /// `podshim serve`: the CRI services over a guarded Unix socket, durable state, re-adoption.
+        .target(
+            name: "PodshimDaemon",
+            dependencies: [
+                "PodshimRuntime", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ]
+        ),
         .executableTarget(
             name: "podshim",
             dependencies: [
-                "PodshimRuntime", "PodshimSpec",
+                "PodshimRuntime", "PodshimSpec", "PodshimDaemon", "PodshimCRI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

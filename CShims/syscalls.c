@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -79,4 +81,25 @@ int psh_poll_readable(int fd, int timeout_ms) {
 
 int psh_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;
+}
+
+// PIDFD_GET_INFO (Linux 6.13; PIDFD_INFO_EXIT since 6.15), declared here because the build
+// machine's kernel headers may predate it. The first version of the structure is 64 bytes.
+struct psh_pidfd_info_v0 {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code;
+};
+#define PSH_PIDFD_GET_INFO _IOWR(0xFF, 11, struct psh_pidfd_info_v0)
+#define PSH_PIDFD_INFO_EXIT (1ULL << 3)
+
+int psh_pidfd_exit_status(int pidfd, int *wait_status) {
+    struct psh_pidfd_info_v0 info;
+    memset(&info, 0, sizeof info);
+    info.mask = PSH_PIDFD_INFO_EXIT;
+    if (ioctl(pidfd, PSH_PIDFD_GET_INFO, &info) < 0) return -errno;
+    if (!(info.mask & PSH_PIDFD_INFO_EXIT)) return -EAGAIN;
+    *wait_status = info.exit_code;
+    return 0;
 }

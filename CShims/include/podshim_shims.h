@@ -53,6 +53,10 @@ extern const unsigned long psh_ms_relatime;
 int psh_pidfd_open(pid_t pid);
 /// pidfd_send_signal(2). Returns 0 or -errno (ESRCH once the process has exited).
 int psh_pidfd_send_signal(int pidfd, int signo);
+/// The wait status of the exited process behind `pidfd`, even when another process reaped it
+/// (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15). -ENOTTY/-EINVAL on older kernels, -EAGAIN
+/// while the process has not been reaped yet, -ESRCH when it was reaped before the pidfd existed.
+int psh_pidfd_exit_status(int pidfd, int *wait_status);
 /// PR_SET_CHILD_SUBREAPER on the calling process.
 int psh_set_child_subreaper(void);
 /// mount(2), umount2(2) returning -errno.

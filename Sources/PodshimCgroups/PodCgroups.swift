@@ -10,7 +10,21 @@ public struct PodCgroups: Sendable {
     /// Controllers enabled for the pod's leaves; empty on a host that cannot enforce limits.
     public let controllers: Set<String>
 
+    /// The cgroups of a pod that already exist (re-adopted after a restart).
+    public init(pod: Cgroup, controllers: Set<String>) {
+        self.pod = pod
+        self.controllers = controllers
+    }
+
     public var sandbox: Cgroup { pod.child("pause") }
+
+    /// Creates the leaf of a container added to a running pod and writes its limit files.
+    public func addContainer(_ name: String, resources: CgroupResources) throws(SystemError) -> Cgroup {
+        let leaf = container(name)
+        try leaf.create()
+        try Self.apply(CgroupFiles.files(for: resources), to: leaf)
+        return leaf
+    }
     public func container(_ name: String) -> Cgroup { pod.child("container-" + name) }
 
     /// The pod cgroup path for `podID` under `root` (the directory holding `podshim/`).
@@ -43,6 +57,11 @@ public struct PodCgroups: Sendable {
             try apply(CgroupFiles.files(for: resources), to: leaf)
         }
         return cgroups
+    }
+
+    /// Rewrites a container's limit files (the CRI's UpdateContainerResources).
+    public static func update(_ leaf: Cgroup, resources: CgroupResources) throws(SystemError) {
+        try apply(CgroupFiles.files(for: resources), to: leaf)
     }
 
     /// Writes `files` into `cgroup`, skipping files of controllers not enabled for it and files

@@ -14,6 +14,8 @@ public final class Container: @unchecked Sendable {
     public let resources: CgroupResources
     /// The container's leaf cgroup, once the pod's cgroups exist.
     public internal(set) var cgroup: Cgroup?
+    /// Where its output goes in CRI log format; nil = the pod's default `<logs>/<pod>/<name>/0.log`.
+    public let logPath: String?
 
     private let lock = NSLock()
     private var machine = ContainerStateMachine()
@@ -21,8 +23,11 @@ public final class Container: @unchecked Sendable {
     private var cloned = false
     var output: ContainerOutput?
 
-    init(index: Int, name: String, plan: ProcessPlan, resources: CgroupResources) {
+    /// The output pipes' reader, while the container runs (so its log can be reopened).
+    public var outputLog: ContainerOutput? { output }
+    init(index: Int, name: String, plan: ProcessPlan, resources: CgroupResources, logPath: String? = nil) {
         self.index = index
+        self.logPath = logPath
         self.name = name
         self.plan = plan
         self.resources = resources
@@ -54,7 +59,7 @@ public final class Container: @unchecked Sendable {
 
     /// The main process ended: read the cgroup's usage (and OOM kills), then take down whatever
     /// else still runs in the container's cgroup (processes that escaped its init).
-    func markExited(_ status: ExitStatus) {
+    public func markExited(_ status: ExitStatus) {
         let usage = cgroup.map(CgroupUsage.read)
         _ = try? cgroup?.killAll()
         lock.withLock {

@@ -54,6 +54,17 @@ public final class ContainerOutput: @unchecked Sendable {
         close(logFD)
     }
 
+    /// Reopens the log file at ``logPath`` (after the kubelet rotated it away): the new file takes
+    /// the old descriptor's number with dup2, so a write in progress goes to one file or the other.
+    public func reopenLog() throws(SystemError) {
+        let fresh = try libcCall("open", path: logPath) {
+            open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        }
+        defer { close(fresh) }
+        _ = try libcCall("dup2", path: logPath) { dup2(fresh, logFD) }
+        _ = fcntl(logFD, F_SETFD, FD_CLOEXEC) // the spawn path closes stray fds in children anyway
+    }
+
     /// Closes podshim's copies of the write ends, so EOF arrives when the container's side closes.
     public func closeChildEnds() {
         if childStdout >= 0 { close(childStdout); childStdout = -1 }

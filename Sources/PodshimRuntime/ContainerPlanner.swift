@@ -206,8 +206,8 @@ public struct ContainerPlanner: Sendable {
 /// The pause process needs no privilege: it runs with no capability and no_new_privs, unless a
 /// container of the pod is privileged — then the sandbox is privileged too (as containerd requires).
 public enum SandboxPlanner {
-    public static func plan(pod: PodSpec, pauseBinary: String) -> ProcessPlan {
-        let privileged = isPrivileged(pod)
+    public static func plan(pod: PodSpec, pauseBinary: String, privileged: Bool? = nil) -> ProcessPlan {
+        let privileged = privileged ?? isPrivileged(pod)
         return ProcessPlan(
             newNamespaces: [.network, .ipc, .uts, .pid],
             hostname: pod.hostname,

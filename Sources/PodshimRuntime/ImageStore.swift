@@ -1,10 +1,24 @@
 import Foundation
 
 /// Images are local root filesystems: an absolute directory, or `<store>/<name>/rootfs`.
+///
+/// Each image of the store is a directory `<store>/<name>` holding `rootfs/` and, for images that
+/// came in through ``pull(_:tagAs:)``, `image.json` (an ``ImageRecord``). Directories without
+/// `image.json`, put there by hand, are images too; their records are made up from the name.
+/// The CRI ImageService is ``list()``, ``status(_:)``, ``pull(_:tagAs:)``, ``remove(_:)`` and
+/// ``usage()``; nothing here ever contacts a registry.
 public struct ImageStore: Sendable {
+    /// The store directory, e.g. `/var/lib/podshim/images`.
     public let directory: String
 
+    /// The name of an image's metadata file in its store directory.
+    static let metadataFile = "image.json"
+
+    /// A store rooted at `directory`; nothing is created until an image is pulled.
     public init(directory: String) { self.directory = directory }
+
+    /// `<store>/<name>`: the directory holding an image's `rootfs/` and `image.json`.
+    func imageDirectory(_ name: String) -> String { directory + "/" + name }
 
     /// Why an image reference cannot be used.
     public enum ResolveError: Error, Equatable, CustomStringConvertible {

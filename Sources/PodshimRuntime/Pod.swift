@@ -6,7 +6,9 @@ import PodshimSystem
 
 /// Something that happened to a pod, delivered in order to the thread that controls it.
 public enum PodEvent: Sendable {
-    case containerExited(index: Int, status: ExitStatus)
+    case containerExited(name: String, status: ExitStatus)
+    /// An exec'd process (ExecSync) ended.
+    case execExited(id: Int32, status: ExitStatus)
     case sandboxExited(ExitStatus)
     /// A request to stop the pod (a signal to `podshim run`, later an API call).
     case stopRequested
@@ -15,10 +17,17 @@ public enum PodEvent: Sendable {
 /// A pod on this host: its directories, its sandbox (pause) process and its containers.
 /// The methods that change it are called by one controlling thread, which also consumes ``events``.
 public final class Pod: @unchecked Sendable {
-    public let spec: PodSpec
+    /// The pod as specified; containers added through ``add(_:plan:resources:logPath:)`` are appended.
+    public var spec: PodSpec { stateLock.withLock { currentSpec } }
     public let layout: PodLayout
     public let configuration: RuntimeConfiguration
-    public let containers: [Container]
+    /// The pod's containers, in the order they were added.
+    public var containers: [Container] { stateLock.withLock { currentContainers } }
+    private let stateLock = NSLock()
+    private var currentSpec: PodSpec
+    private var currentContainers: [Container]
+    /// The sandbox is privileged: it keeps podshim's capabilities (a privileged container needs it).
+    public let privilegedSandbox: Bool
     /// Exits and stop requests, in the order they happened.
     public let events = EventQueue<PodEvent>()
     public private(set) var sandbox: ProcessHandle?
@@ -31,13 +40,17 @@ public final class Pod: @unchecked Sendable {
     private var record: PodStateRecord
 
     /// A pod whose containers have been planned (see ``PodPlanner``).
+    /// `privileged` overrides the sandbox's privilege (the CRI says it); by default the sandbox is
+    /// privileged when a container of `spec` is. `daemon` marks the record as owned by `podshim serve`,
+    /// which re-adopts its pods after a restart instead of letting them be cleaned up.
     public init(spec: PodSpec, layout: PodLayout, configuration: RuntimeConfiguration, plans: [ProcessPlan],
-                cgroupHierarchy: CgroupHierarchy?) {
-        self.spec = spec
+                cgroupHierarchy: CgroupHierarchy?, privileged: Bool? = nil, daemon: Bool = false) {
+        currentSpec = spec
         self.cgroupHierarchy = cgroupHierarchy
         self.layout = layout
         self.configuration = configuration
-        containers = zip(spec.containers.indices, plans).map {
+        privilegedSandbox = privileged ?? SandboxPlanner.isPrivileged(spec)
+        currentContainers = zip(spec.containers.indices, plans).map {
             Container(index: $0.0, name: spec.containers[$0.0].name, plan: $0.1,
                       resources: PodPlanner.cgroupResources(spec.containers[$0.0].resources))
         }
@@ -45,6 +58,7 @@ public final class Pod: @unchecked Sendable {
             name: spec.name, namespace: spec.namespace, podID: layout.podID,
             owner: ProcessIdentity.of(pid: getpid()) ?? ProcessIdentity(pid: getpid(), startTime: 0),
             stateDirectory: layout.stateDirectory, dataDirectory: layout.dataDirectory)
+        record.daemon = daemon ? true : nil
     }
 
     // MARK: - Setting up
@@ -54,13 +68,13 @@ public final class Pod: @unchecked Sendable {
     public func prepare() throws(PodError) {
         do {
             try FileSystem.createDirectory(layout.stateDirectory, mode: 0o700)
-            record.privileged = SandboxPlanner.isPrivileged(spec)
+            record.privileged = privilegedSandbox
             try saveRecord()
             try FileSystem.createDirectory(layout.shmDirectory, mode: 0o1777)
             try Mounts.mountTmpfs(at: layout.shmDirectory, options: "mode=1777,size=65536k")
             try FileSystem.createDirectory(layout.etcDirectory)
-            try FileSystem.writeAtomically(layout.etcDirectory + "/hostname", spec.hostname + "\n")
-            try FileSystem.writeAtomically(layout.etcDirectory + "/hosts", Self.hostsFile(hostname: spec.hostname))
+            try FileSystem.writeAtomically(layout.etcDirectory + "/hostname", currentSpec.hostname + "\n")
+            try FileSystem.writeAtomically(layout.etcDirectory + "/hosts", Self.hostsFile(hostname: currentSpec.hostname))
             let resolv = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
             try FileSystem.writeAtomically(layout.etcDirectory + "/resolv.conf", resolv)
             try FileSystem.createDirectory(layout.dataDirectory, mode: 0o711)
@@ -81,15 +95,105 @@ public final class Pod: @unchecked Sendable {
             }
         }
         for container in containers {
+            try prepareDirectories(of: container)
+        }
+    }
+
+    private func prepareDirectories(of container: Container) throws(PodError) {
+        do {
+            try FileSystem.createDirectory(layout.upperDirectory(container.name))
+            try FileSystem.createDirectory(layout.workDirectory(container.name))
+            try FileSystem.createDirectory(layout.rootfsDirectory(container.name))
+            try FileSystem.createDirectory(container.logPath.map { ($0 as NSString).deletingLastPathComponent }
+                ?? layout.logDirectory + "/" + container.name)
+        } catch {
+            throw PodError("container \(container.name)", error)
+        }
+    }
+
+    // MARK: - Containers added and removed one by one (the CRI)
+
+    /// Adds a container to a running pod: its spec (and the volumes it brings), its directories and
+    /// its leaf cgroup with its limits. It is created, not started.
+    public func add(_ containerSpec: ContainerSpec, volumes: [Volume] = [], plan: ProcessPlan,
+                    resources: CgroupResources, logPath: String?) throws(PodError) -> Container {
+        let container = Container(index: -1, name: containerSpec.name, plan: plan, resources: resources, logPath: logPath)
+        for (index, volume) in volumes.enumerated() {
             do {
-                try FileSystem.createDirectory(layout.upperDirectory(container.name))
-                try FileSystem.createDirectory(layout.workDirectory(container.name))
-                try FileSystem.createDirectory(layout.rootfsDirectory(container.name))
-                try FileSystem.createDirectory(layout.logDirectory + "/" + container.name)
+                try prepare(volume)
             } catch {
-                throw PodError("container \(container.name)", error)
+                throw PodError("volume \(volume.name) (mounts[\(index)])", error)
             }
         }
+        try prepareDirectories(of: container)
+        if let cgroups {
+            do {
+                container.cgroup = try cgroups.addContainer(containerSpec.name, resources: resources)
+            } catch {
+                throw PodError("container \(containerSpec.name) cgroup", error)
+            }
+        }
+        stateLock.withLock {
+            currentSpec.containers.append(containerSpec)
+            currentSpec.volumes += volumes
+            currentContainers.append(container)
+        }
+        return container
+    }
+
+    /// Re-attaches a container found running after a restart of podshim: `process` was opened
+    /// with pidfd_open after its PID and start time matched the record. Its exit is not reaped by
+    /// this process; whoever adopts it watches the pidfd.
+    public func adopt(_ containerSpec: ContainerSpec, plan: ProcessPlan, resources: CgroupResources,
+                      logPath: String?, process: ProcessHandle?) -> Container {
+        let container = Container(index: -1, name: containerSpec.name, plan: plan, resources: resources, logPath: logPath)
+        container.cgroup = cgroups?.container(containerSpec.name)
+        if let process {
+            container.markCloned()
+            container.markStarted(process)
+        }
+        stateLock.withLock {
+            currentSpec.containers.append(containerSpec)
+            currentContainers.append(container)
+        }
+        return container
+    }
+
+    /// Re-attaches the sandbox and the pod's cgroups after a restart of podshim.
+    public func adoptSandbox(_ process: ProcessHandle?, cgroupPath: String?) {
+        sandbox = process
+        if let cgroupPath {
+            let controllers = Cgroup(path: cgroupPath).availableControllers()
+            cgroups = PodCgroups(pod: Cgroup(path: cgroupPath), controllers: controllers)
+        }
+        if let process { record.sandbox = ProcessIdentity.of(pid: process.pid) }
+    }
+
+    /// Removes a container that is not running: its layers, its leaf cgroup, its record entry.
+    /// Its log file stays (the kubelet owns log rotation and removal).
+    public func remove(_ container: Container) -> [PodError] {
+        var problems: [PodError] = []
+        container.kill()
+        if let cgroup = container.cgroup {
+            do { try cgroup.remove() } catch { problems.append(PodError("container \(container.name) cgroup", error)) }
+        }
+        do {
+            try FileSystem.removeTree(layout.containerDirectory(container.name))
+        } catch {
+            problems.append(PodError("container \(container.name)", error))
+        }
+        stateLock.withLock {
+            currentContainers.removeAll { $0 === container }
+            currentSpec.containers.removeAll { $0.name == container.name }
+            record.containers[container.name] = nil
+        }
+        try? saveRecord()
+        return problems
+    }
+
+    /// The container named `name` (its layout name).
+    public func container(named name: String) -> Container? {
+        stateLock.withLock { currentContainers.first { $0.name == name } }
     }
 
     /// Creates `<root>/podshim/pod-<id>/` with its leaves and limits. On a host without a usable
@@ -146,7 +250,7 @@ public final class Pod: @unchecked Sendable {
 
     /// Starts the pause process in new network, IPC, UTS and PID namespaces.
     public func startSandbox() throws(PodError) {
-        let plan = SandboxPlanner.plan(pod: spec, pauseBinary: configuration.pauseBinary)
+        let plan = SandboxPlanner.plan(pod: spec, pauseBinary: configuration.pauseBinary, privileged: privilegedSandbox)
         do {
             let process = try Spawner.spawn(plan, sandbox: nil, stdio: .init(), cgroup: cgroups?.sandbox, onCloned: { process in
                 record.sandbox = ProcessIdentity.of(pid: process.pid)
@@ -168,7 +272,8 @@ public final class Pod: @unchecked Sendable {
         do {
             try checkVolumeSources(of: container)
             output = try ContainerOutput(
-                container: container.name, logPath: layout.logFile(container: container.name, attempt: 0), sink: sink)
+                container: container.name,
+                logPath: container.logPath ?? layout.logFile(container: container.name, attempt: 0), sink: sink)
         } catch {
             container.markFailedToStart(String(describing: error))
             throw PodError(subject, error)
@@ -176,18 +281,18 @@ public final class Pod: @unchecked Sendable {
         container.output = output
         defer { output.closeChildEnds() }
         do {
-            let index = container.index
+            let name = container.name
             let process = try Spawner.spawn(
                 container.plan, sandbox: sandbox,
                 stdio: .init(output: output.childStdout, error: output.childStderr),
                 cgroup: container.cgroup,
                 onCloned: { process in
                     container.markCloned()
-                    record.containers[container.name] = ProcessIdentity.of(pid: process.pid)
+                    stateLock.withLock { record.containers[container.name] = ProcessIdentity.of(pid: process.pid) }
                     try? saveRecord()
                 }
             ) { [events] status in
-                events.post(.containerExited(index: index, status: status))
+                events.post(.containerExited(name: name, status: status))
             }
             container.markStarted(process)
         } catch {
@@ -204,6 +309,7 @@ public final class Pod: @unchecked Sendable {
             case .hostPath(let path, _): return path
             }
         }
+        let spec = self.spec
         for mount in container.plan.mounts where mount.flags.contains(.bind) {
             guard let source = mount.source,
                   let root = volumeRoots.first(where: { source.hasPrefix($0 + "/") }) else { continue }
@@ -248,7 +354,8 @@ public final class Pod: @unchecked Sendable {
     }
 
     private func saveRecord() throws(SystemError) {
-        let data = (try? JSONEncoder().encode(record)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+        let snapshot = stateLock.withLock { record }
+        let data = (try? JSONEncoder().encode(snapshot)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
         try FileSystem.writeAtomically(layout.stateFile, data)
     }
 }

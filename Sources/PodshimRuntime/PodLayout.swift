@@ -11,11 +11,12 @@ public struct PodLayout: Equatable, Sendable {
     /// `<logs>/<namespace>_<name>_<id>`, as the kubelet names pod log directories.
     public let logDirectory: String
 
-    public init(pod: PodSpec, podID: String, configuration: RuntimeConfiguration) {
+    /// `logDirectory` replaces the default pod log directory (the CRI's `log_directory`).
+    public init(pod: PodSpec, podID: String, configuration: RuntimeConfiguration, logDirectory: String? = nil) {
         self.podID = podID
         stateDirectory = configuration.stateDirectory + "/pods/" + podID
         dataDirectory = configuration.rootDirectory + "/pods/" + podID
-        logDirectory = configuration.logDirectory + "/\(pod.namespace)_\(pod.name)_\(podID)"
+        self.logDirectory = logDirectory ?? configuration.logDirectory + "/\(pod.namespace)_\(pod.name)_\(podID)"
     }
 
     /// The pod state record.

@@ -37,7 +37,7 @@ public enum PodPlanner {
 
     /// Compiles the container's profile to BPF now, so that a missing or malformed profile is an
     /// error naming the field before anything starts.
-    static func seccompFilter(
+    public static func seccompFilter(
         _ choice: SeccompChoice, capabilities: CapabilitySet, configuration: RuntimeConfiguration, field: String
     ) throws(ManifestError) -> [UInt8]? {
         do {

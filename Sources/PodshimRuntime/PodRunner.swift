@@ -136,8 +136,10 @@ public final class PodRunner {
                 continue
             }
             switch event {
-            case .containerExited(let index, let status):
-                pod.containers[index].markExited(status)
+            case .containerExited(let name, let status):
+                pod.container(named: name)?.markExited(status)
+            case .execExited:
+                break
             case .sandboxExited(let status):
                 printer.message("sandbox exited unexpectedly (\(status)): stopping the pod")
                 killAll()

@@ -54,6 +54,9 @@ public struct PodStateRecord: Codable, Equatable, Sendable {
     public var limitsEnforced: Bool?
     /// True when a container of the pod is privileged, and so its sandbox.
     public var privileged: Bool?
+    /// True when `podshim serve` owns the pod: a restarted daemon re-adopts it, so recovery after
+    /// a crashed `podshim run` leaves it alone.
+    public var daemon: Bool?
 
     public init(name: String, namespace: String, podID: String, owner: ProcessIdentity,
                 stateDirectory: String, dataDirectory: String) {

@@ -10,8 +10,10 @@ public enum Recovery {
     /// Removes every pod whose owning podshim is gone. Returns one line per action or problem.
     @discardableResult
     /// `hierarchy`: the cgroup v2 hierarchy, when the caller has already detected it.
+    /// Pods of `podshim serve` are left to the daemon, which re-adopts them, unless `includeDaemonPods`.
     public static func cleanUpAbandonedPods(
-        configuration: RuntimeConfiguration, hierarchy: CgroupHierarchy? = CgroupHierarchy.detect()
+        configuration: RuntimeConfiguration, hierarchy: CgroupHierarchy? = CgroupHierarchy.detect(),
+        includeDaemonPods: Bool = false
     ) -> [String] {
         var report: [String] = []
         let statePods = configuration.stateDirectory + "/pods"
@@ -29,7 +31,7 @@ public enum Recovery {
                 }
                 continue
             }
-            if record.owner.isAlive {
+            if record.owner.isAlive || (record.daemon == true && !includeDaemonPods) {
                 live.insert(id)
                 continue
             }

@@ -2,14 +2,16 @@ import ArgumentParser
 
 /// `podshim`: a CRI-like container runtime shim. Subcommands are thin; the work is in PodshimRuntime.
 @main
-struct Podshim: ParsableCommand {
+struct Podshim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "podshim",
         abstract: "Run Kubernetes-style pods: a pause process holding the pod's namespaces, and containers joining them.",
         discussion: """
             podshim runs as root. Images are local root filesystems (see hack/make-busybox-image.sh).
+
+            `podshim run` runs one pod in the foreground; `podshim serve` is the CRI daemon a node agent talks to.
             """,
         version: "0.1.0",
-        subcommands: [Run.self, Cleanup.self]
+        subcommands: [Run.self, Serve.self, Cleanup.self]
     )
 }

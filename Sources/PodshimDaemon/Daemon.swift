@@ -1,0 +1,121 @@
+import Dispatch
+import Foundation
+import Glibc
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import PodshimCgroups
+import PodshimRuntime
+import PodshimSystem
+
+/// `podshim serve`: the CRI runtime and image services on a guarded Unix socket.
+///
+/// Stopping the daemon (SIGTERM, SIGINT) stops serving and leaves every pod running: a daemon
+/// started again with the same state directory re-adopts them.
+public struct Daemon {
+    /// How the daemon is started.
+    public struct Options: Sendable {
+        public var socketPath: String
+        /// `--socket-group`: a group name or gid whose members may connect; nil = root only.
+        public var socketGroup: String?
+        public var configuration: RuntimeConfiguration
+        public var version: String
+
+        public init(socketPath: String, socketGroup: String?, configuration: RuntimeConfiguration, version: String) {
+            self.socketPath = socketPath
+            self.socketGroup = socketGroup
+            self.configuration = configuration
+            self.version = version
+        }
+    }
+
+    /// Why the daemon could not start.
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public let options: Options
+
+    public init(options: Options) {
+        self.options = options
+    }
+
+    /// Runs until SIGTERM or SIGINT. Throws when it cannot start.
+    public func run() async throws {
+        var logger = Logger(label: "podshim.serve")
+        logger.logLevel = .info
+        let configuration = options.configuration
+        guard access(configuration.pauseBinary, X_OK) == 0 else {
+            throw StartError(description: "--pause-binary: \(configuration.pauseBinary) is not an executable (build it with hack/build-pause.sh)")
+        }
+        let hierarchy = CgroupHierarchy.detect()
+        if configuration.requireCgroups && hierarchy?.canEnforceLimits != true {
+            throw StartError(description: "--require-cgroups: this host has no cgroup v2 hierarchy that can enforce cpu, memory and pids limits")
+        }
+        if hierarchy?.canEnforceLimits != true {
+            logger.warning("cgroup v2 cannot enforce limits on this host: pods run without cpu/memory/pids limits")
+        }
+
+        let group: gid_t?
+        do {
+            group = try options.socketGroup.map(DaemonSocket.group(named:))
+        } catch {
+            throw StartError(description: error.description)
+        }
+        var socket = DaemonSocket(path: options.socketPath, group: group)
+        do {
+            try FileSystem.createDirectory(configuration.stateDirectory, mode: 0o711)
+            try FileSystem.createDirectory(configuration.rootDirectory, mode: 0o711)
+            try FileSystem.createDirectory(configuration.imageDirectory, mode: 0o755)
+            try socket.bindAndListen()
+        } catch {
+            throw StartError(description: "\(error)")
+        }
+
+        let manager = SandboxManager(configuration: configuration, hierarchy: hierarchy, logger: logger)
+        do {
+            try manager.store.prepare()
+        } catch {
+            socket.remove()
+            throw StartError(description: "state directory \(manager.store.directory): \(error)")
+        }
+        for line in manager.readopt() { logger.notice("\(line)") }
+
+        let policy = PeerPolicy(group: group)
+        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = 16 << 20
+        transportConfig.channelDebuggingCallbacks.onAcceptTCPConnection = { [logger] channel in
+            policy.check(channel) { logger.warning("\($0)") }
+        }
+        let transport = HTTP2ServerTransport.Posix(
+            listeningSocketDescriptor: Int(socket.descriptor), transportSecurity: .plaintext, config: transportConfig)
+        let server = GRPCServer(transport: transport, services: [
+            RuntimeServiceProvider(manager: manager, version: options.version),
+            ImageServiceProvider(store: manager.images),
+        ])
+
+        let stopSignals = [SIGTERM, SIGINT].map { signo -> DispatchSourceSignal in
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler { [logger] in
+                logger.notice("signal \(signo): stopping the daemon; pods keep running")
+                manager.events.finishAll()
+                server.beginGracefulShutdown()
+            }
+            source.resume()
+            return source
+        }
+        defer { for source in stopSignals { source.cancel() } }
+        signal(SIGPIPE, SIG_IGN)
+
+        logger.notice("podshim \(options.version) serving CRI runtime.v1 on \(options.socketPath) (pid \(getpid()), \(manager.allSandboxes.count) sandboxes)")
+        do {
+            try await server.serve()
+        } catch {
+            socket.remove()
+            throw StartError(description: "serve: \(error)")
+        }
+        socket.remove()
+        logger.notice("stopped")
+    }
+}

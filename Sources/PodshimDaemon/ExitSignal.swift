@@ -1,0 +1,51 @@
+import Dispatch
+import Foundation
+
+/// A one-shot "it has exited" that async callers can wait for with a timeout.
+final class ExitSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fired = false
+    private var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+    private var nextWaiter: UInt64 = 0
+
+    var hasFired: Bool { lock.withLock { fired } }
+
+    /// Wakes every waiter; later waits return at once.
+    func fire() {
+        let resumed: [CheckedContinuation<Bool, Never>] = lock.withLock {
+            fired = true
+            defer { waiters.removeAll() }
+            return Array(waiters.values)
+        }
+        for waiter in resumed { waiter.resume(returning: true) }
+    }
+
+    /// True once fired, false when `seconds` passed first.
+    func wait(seconds: Double) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let token: UInt64? = lock.withLock {
+                if fired { return nil }
+                nextWaiter += 1
+                waiters[nextWaiter] = continuation
+                return nextWaiter
+            }
+            guard let token else {
+                continuation.resume(returning: true)
+                return
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + max(0, seconds)) { [self] in
+                let waiter = lock.withLock { waiters.removeValue(forKey: token) }
+                waiter?.resume(returning: false)
+            }
+        }
+    }
+}
+
+/// Runs blocking work (spawning, waiting on the kernel, removing trees) off the async executor.
+func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try work() })
+        }
+    }
+}

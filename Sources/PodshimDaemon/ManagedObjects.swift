@@ -1,0 +1,80 @@
+import Foundation
+import PodshimCRI
+import PodshimRuntime
+import PodshimSystem
+
+/// A container the daemon manages: its durable record and, while podshim can act on it, the
+/// runtime container (plan, process, cgroup).
+final class ManagedContainer: @unchecked Sendable {
+    let id: String
+    let sandboxID: String
+    let config: Runtime_V1_ContainerConfig
+    /// The runtime container; its layout name is ``id``.
+    let runtime: Container
+    let exited = ExitSignal()
+    /// Guarded by the sandbox's lock.
+    var record: ContainerRecord
+
+    init(record: ContainerRecord, config: Runtime_V1_ContainerConfig, runtime: Container) {
+        id = record.id
+        sandboxID = record.sandboxID
+        self.config = config
+        self.runtime = runtime
+        self.record = record
+        if record.state == .exited { exited.fire() }
+    }
+
+    var name: String { config.metadata.name }
+    var attempt: UInt32 { config.metadata.attempt }
+
+    /// The signal that asks it to stop: the config's stop signal, else SIGTERM.
+    var stopSignal: Signal {
+        if config.stopSignal != .runtimeDefault, let signal = Signal(parsing: "\(config.stopSignal)") {
+            return signal
+        }
+        return .terminate
+    }
+}
+
+/// A pod sandbox the daemon manages. Every change to it or its containers happens under ``lock``,
+/// including the processing of exits (on the sandbox's event thread), so a start and the exit of
+/// the process it started are always seen in that order.
+final class ManagedSandbox: @unchecked Sendable {
+    let id: String
+    let config: Runtime_V1_PodSandboxConfig
+    let pod: Pod
+    let lock = NSLock()
+    let pauseExited = ExitSignal()
+    /// Guarded by ``lock``.
+    var record: SandboxRecord
+    /// Guarded by ``lock``, in creation order.
+    var containers: [ManagedContainer] = []
+    /// Set once RemovePodSandbox took it apart; its event thread then ends.
+    var removed = false
+
+    init(record: SandboxRecord, config: Runtime_V1_PodSandboxConfig, pod: Pod) {
+        id = record.id
+        self.config = config
+        self.pod = pod
+        self.record = record
+    }
+
+    var name: String { config.metadata.name }
+
+    func container(_ id: String) -> ManagedContainer? {
+        containers.first { $0.id == id }
+    }
+}
+
+/// Nanoseconds since the epoch, as the CRI reports times.
+func nowNanoseconds() -> Int64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+}
+
+/// 64 lowercase hex digits, as containerd's ids.
+func newIdentifier() -> String {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+}

@@ -1,0 +1,145 @@
+import CShims
+import Foundation
+import GRPCCore
+import PodshimCRI
+import PodshimRuntime
+import PodshimSpec
+import PodshimSystem
+
+/// After a restart (clean or SIGKILL), the daemon rebuilds its sandboxes and containers from the
+/// records: a process is re-adopted only when its PID *and* start time match the record, and the
+/// pidfd opened for it is checked again afterwards (a recycled PID has another start time). A
+/// process that vanished meanwhile is reported exited with reason `Unknown`.
+extension SandboxManager {
+    /// Returns one line per notable finding, for the log.
+    func readopt() -> [String] {
+        var report: [String] = []
+        let (sandboxRecords, sandboxProblems) = store.loadSandboxes()
+        let (containerRecords, containerProblems) = store.loadContainers()
+        report += sandboxProblems + containerProblems
+        var containersBySandbox: [String: [ContainerRecord]] = [:]
+        for record in containerRecords { containersBySandbox[record.sandboxID, default: []].append(record) }
+
+        for var record in sandboxRecords {
+            guard let config = try? Runtime_V1_PodSandboxConfig(jsonString: record.config),
+                  let spec = try? CRITranslation.pod(config) else {
+                report.append("sandbox \(record.id): unreadable config, record left in place")
+                continue
+            }
+            let layout = PodLayout(pod: spec, podID: record.id, configuration: configuration,
+                                   logDirectory: config.logDirectory.isEmpty ? nil : config.logDirectory)
+            let pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: [],
+                          cgroupHierarchy: hierarchy, privileged: config.linux.securityContext.privileged, daemon: true)
+            let pause = record.pause.flatMap(Self.reopen)
+            pod.adoptSandbox(pause, cgroupPath: record.cgroup)
+            if pause == nil && record.ready {
+                record.ready = false
+                try? store.save(record)
+                report.append("sandbox \(record.id.prefix(13)): pause process is gone, sandbox not ready")
+            }
+            let sandbox = ManagedSandbox(record: record, config: config, pod: pod)
+            if pause == nil { sandbox.pauseExited.fire() }
+
+            for var containerRecord in (containersBySandbox[record.id] ?? []).sorted(by: { $0.createdAt < $1.createdAt }) {
+                guard let containerConfig = try? Runtime_V1_ContainerConfig(jsonString: containerRecord.config) else {
+                    report.append("container \(containerRecord.id): unreadable config, record left in place")
+                    continue
+                }
+                var process: ProcessHandle?
+                if containerRecord.state == .running {
+                    process = containerRecord.process.flatMap(Self.reopen)
+                    if process == nil {
+                        containerRecord.state = .exited
+                        containerRecord.finishedAt = nowNanoseconds()
+                        containerRecord.exitCode = 255
+                        containerRecord.reason = "Unknown"
+                        containerRecord.message = "the container exited while podshim was not running"
+                        try? store.save(containerRecord)
+                        report.append("container \(containerRecord.id.prefix(13)): exited while podshim was down (Unknown)")
+                    }
+                }
+                let planned = try? planContainer(containerConfig, id: containerRecord.id, in: sandbox)
+                let plan = planned?.plan ?? ProcessPlan(argv: containerConfig.command.isEmpty ? ["/bin/true"] : containerConfig.command)
+                let spec = planned?.addition.container
+                    ?? PodshimSpecContainer.placeholder(name: containerRecord.id, image: containerRecord.image)
+                let runtime = pod.adopt(spec, plan: plan, resources: planned?.resources ?? .init(),
+                                        logPath: containerRecord.logPath, process: process)
+                let container = ManagedContainer(record: containerRecord, config: containerConfig, runtime: runtime)
+                sandbox.containers.append(container)
+                if let process {
+                    watchAdopted(process, container: container, in: sandbox)
+                    report.append("container \(containerRecord.id.prefix(13)): re-adopted, pid \(process.pid)")
+                }
+            }
+            register(sandbox)
+            startEventThread(sandbox)
+            if let pause {
+                watchAdoptedPause(pause, sandbox: sandbox)
+                report.append("sandbox \(record.id.prefix(13)) \(spec.namespace)/\(spec.name): re-adopted, pause pid \(pause.pid)")
+            }
+        }
+        let known = Set(sandboxRecords.map(\.id))
+        for record in containerRecords where !known.contains(record.sandboxID) {
+            store.deleteContainer(record.id)
+            report.append("container \(record.id.prefix(13)): its sandbox is gone, record removed")
+        }
+        return report
+    }
+
+    /// A pidfd for `identity` if that very process still runs: identity checked, pidfd opened,
+    /// identity checked again (now pinned by the pidfd).
+    static func reopen(_ identity: ProcessIdentity) -> ProcessHandle? {
+        guard identity.isAlive, let handle = try? ProcessHandle(opening: identity.pid), identity.isAlive else { return nil }
+        return handle
+    }
+
+    /// An adopted process is not our child: its exit arrives on its pidfd, and its status — when
+    /// the kernel keeps it for pidfds (Linux 6.15) — once whoever inherited it has reaped it.
+    func watchAdopted(_ process: ProcessHandle, container: ManagedContainer, in sandbox: ManagedSandbox) {
+        watch(process) { [weak self] status in
+            self?.containerExited(container.id, status: status, in: sandbox,
+                                  message: "the container was re-adopted after a restart of podshim; the kernel did not report its exit status")
+        }
+    }
+
+    func watchAdoptedPause(_ process: ProcessHandle, sandbox: ManagedSandbox) {
+        watch(process) { [weak self] status in self?.pauseExited(sandbox, status: status) }
+    }
+
+    private func watch(_ process: ProcessHandle, onExit: @escaping @Sendable (ExitStatus?) -> Void) {
+        do {
+            try ReadinessLoop.shared.add(process.pidfd, onReadable: { _ in
+                DispatchQueue.global().async {
+                    onExit(Self.exitStatus(of: process))
+                }
+                return false
+            }, onClose: { _ in }) // the handle owns (and closes) the pidfd
+        } catch {
+            logger.error("cannot watch pid \(process.pid): \(error)")
+        }
+    }
+
+    /// Waits up to a second for the inheriting reaper, then asks the kernel for the status.
+    static func exitStatus(of process: ProcessHandle) -> ExitStatus? {
+        for _ in 0..<20 {
+            var status: Int32 = 0
+            let result = psh_pidfd_exit_status(process.pidfd, &status)
+            if result == 0 {
+                let signal = status & 0x7f
+                if signal == 0 { return .exited(code: (status >> 8) & 0xff) }
+                return .signaled(Signal(rawValue: signal), coreDumped: status & 0x80 != 0)
+            }
+            if result != -EAGAIN { return nil }
+            usleep(50_000)
+        }
+        return nil
+    }
+}
+
+/// A container spec for a record whose config can no longer be planned (its image is gone):
+/// enough to stop and remove it.
+enum PodshimSpecContainer {
+    static func placeholder(name: String, image: String) -> PodshimSpec.ContainerSpec {
+        PodshimSpec.ContainerSpec(name: name, image: image)
+    }
+}

@@ -1,0 +1,311 @@
+import Foundation
+import GRPCCore
+import PodshimCRI
+import PodshimRuntime
+import PodshimSystem
+
+/// `runtime.v1.RuntimeService`: thin request/response mapping over ``SandboxManager``.
+struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
+    let manager: SandboxManager
+    let version: String
+
+    func version(request: Runtime_V1_VersionRequest, context: ServerContext) async throws -> Runtime_V1_VersionResponse {
+        var response = Runtime_V1_VersionResponse()
+        response.version = "0.1.0"
+        response.runtimeName = "podshim"
+        response.runtimeVersion = version
+        response.runtimeApiVersion = "v1"
+        return response
+    }
+
+    func status(request: Runtime_V1_StatusRequest, context: ServerContext) async throws -> Runtime_V1_StatusResponse {
+        var runtime = Runtime_V1_RuntimeCondition()
+        runtime.type = "RuntimeReady"
+        runtime.status = true
+        var network = Runtime_V1_RuntimeCondition()
+        network.type = "NetworkReady"
+        network.status = true
+        network.message = "pods get a loopback-only network namespace (no CNI)"
+        var response = Runtime_V1_StatusResponse()
+        response.status.conditions = [runtime, network]
+        if request.verbose {
+            let limits = manager.hierarchy?.canEnforceLimits == true ? "enforced" : "not enforced on this host"
+            response.info["config"] = "{\"stateDir\":\"\(manager.configuration.stateDirectory)\",\"cgroupLimits\":\"\(limits)\"}"
+        }
+        return response
+    }
+
+    // MARK: - Sandboxes
+
+    func runPodSandbox(request: Runtime_V1_RunPodSandboxRequest, context: ServerContext) async throws -> Runtime_V1_RunPodSandboxResponse {
+        guard request.hasConfig else { throw CRIError.invalidArgument("config", "required") }
+        if !request.runtimeHandler.isEmpty && request.runtimeHandler != "podshim" {
+            throw CRIError.invalidArgument("runtime_handler", "unknown handler \"\(request.runtimeHandler)\" (podshim has one, the default)")
+        }
+        let manager = self.manager
+        let config = request.config
+        let id = try await offload { try manager.runPodSandbox(config) }
+        var response = Runtime_V1_RunPodSandboxResponse()
+        response.podSandboxID = id
+        return response
+    }
+
+    func stopPodSandbox(request: Runtime_V1_StopPodSandboxRequest, context: ServerContext) async throws -> Runtime_V1_StopPodSandboxResponse {
+        do {
+            let sandbox = try manager.sandbox(request.podSandboxID)
+            await manager.stopPodSandbox(sandbox)
+        } catch let error where error.code == .notFound {
+            // Stopping what is gone is done (the kubelet retries after restarts).
+        }
+        return Runtime_V1_StopPodSandboxResponse()
+    }
+
+    func removePodSandbox(request: Runtime_V1_RemovePodSandboxRequest, context: ServerContext) async throws -> Runtime_V1_RemovePodSandboxResponse {
+        do {
+            let sandbox = try manager.sandbox(request.podSandboxID)
+            try await manager.removePodSandbox(sandbox)
+        } catch let error where error.code == .notFound {
+        }
+        return Runtime_V1_RemovePodSandboxResponse()
+    }
+
+    func podSandboxStatus(request: Runtime_V1_PodSandboxStatusRequest, context: ServerContext) async throws -> Runtime_V1_PodSandboxStatusResponse {
+        let sandbox = try manager.sandbox(request.podSandboxID)
+        var response = Runtime_V1_PodSandboxStatusResponse()
+        sandbox.lock.withLock {
+            response.status = CRIStatus.sandboxStatus(sandbox)
+            response.containersStatuses = sandbox.containers.map(CRIStatus.containerStatus)
+            if request.verbose {
+                response.info["info"] = "{\"pid\":\(sandbox.pod.sandbox?.pid ?? 0),\"cgroup\":\"\(sandbox.record.cgroup ?? "")\","
+                    + "\"stateDirectory\":\"\(sandbox.pod.layout.stateDirectory)\"}"
+            }
+        }
+        response.timestamp = nowNanoseconds()
+        return response
+    }
+
+    func listPodSandbox(request: Runtime_V1_ListPodSandboxRequest, context: ServerContext) async throws -> Runtime_V1_ListPodSandboxResponse {
+        let filter = request.filter
+        var response = Runtime_V1_ListPodSandboxResponse()
+        for sandbox in manager.allSandboxes {
+            let item = sandbox.lock.withLock { CRIStatus.sandbox(sandbox) }
+            if request.hasFilter {
+                if !filter.id.isEmpty && !item.id.hasPrefix(filter.id) { continue }
+                if filter.hasState && filter.state.state != item.state { continue }
+                if !Self.matches(item.labels, filter.labelSelector) { continue }
+            }
+            response.items.append(item)
+        }
+        response.items.sort { $0.createdAt < $1.createdAt }
+        return response
+    }
+
+    static func matches(_ labels: [String: String], _ selector: [String: String]) -> Bool {
+        selector.allSatisfy { labels[$0.key] == $0.value }
+    }
+
+    // MARK: - Containers
+
+    func createContainer(request: Runtime_V1_CreateContainerRequest, context: ServerContext) async throws -> Runtime_V1_CreateContainerResponse {
+        let sandbox = try manager.sandbox(request.podSandboxID)
+        guard request.hasConfig else { throw CRIError.invalidArgument("config", "required") }
+        let manager = self.manager
+        let config = request.config
+        let id = try await offload { try manager.createContainer(in: sandbox, config: config) }
+        var response = Runtime_V1_CreateContainerResponse()
+        response.containerID = id
+        return response
+    }
+
+    func startContainer(request: Runtime_V1_StartContainerRequest, context: ServerContext) async throws -> Runtime_V1_StartContainerResponse {
+        let (sandbox, container) = try manager.container(request.containerID)
+        let manager = self.manager
+        try await offload { try manager.startContainer(container, in: sandbox) }
+        return Runtime_V1_StartContainerResponse()
+    }
+
+    func stopContainer(request: Runtime_V1_StopContainerRequest, context: ServerContext) async throws -> Runtime_V1_StopContainerResponse {
+        let (sandbox, container) = try manager.container(request.containerID)
+        if request.timeout < 0 { throw CRIError.invalidArgument("timeout", "must not be negative") }
+        await manager.stop(container, in: sandbox, timeoutSeconds: request.timeout)
+        return Runtime_V1_StopContainerResponse()
+    }
+
+    func removeContainer(request: Runtime_V1_RemoveContainerRequest, context: ServerContext) async throws -> Runtime_V1_RemoveContainerResponse {
+        do {
+            let (sandbox, container) = try manager.container(request.containerID)
+            try await manager.removeContainer(container, in: sandbox)
+        } catch let error where error.code == .notFound {
+        }
+        return Runtime_V1_RemoveContainerResponse()
+    }
+
+    func listContainers(request: Runtime_V1_ListContainersRequest, context: ServerContext) async throws -> Runtime_V1_ListContainersResponse {
+        let filter = request.filter
+        var response = Runtime_V1_ListContainersResponse()
+        for sandbox in manager.allSandboxes {
+            if request.hasFilter && !filter.podSandboxID.isEmpty && !sandbox.id.hasPrefix(filter.podSandboxID) { continue }
+            let items = sandbox.lock.withLock { sandbox.containers.map(CRIStatus.container) }
+            for item in items {
+                if request.hasFilter {
+                    if !filter.id.isEmpty && !item.id.hasPrefix(filter.id) { continue }
+                    if filter.hasState && filter.state.state != item.state { continue }
+                    if !RuntimeServiceProvider.matches(item.labels, filter.labelSelector) { continue }
+                }
+                response.containers.append(item)
+            }
+        }
+        response.containers.sort { $0.createdAt < $1.createdAt }
+        return response
+    }
+
+    func containerStatus(request: Runtime_V1_ContainerStatusRequest, context: ServerContext) async throws -> Runtime_V1_ContainerStatusResponse {
+        let (sandbox, container) = try manager.container(request.containerID)
+        var response = Runtime_V1_ContainerStatusResponse()
+        sandbox.lock.withLock {
+            response.status = CRIStatus.containerStatus(container)
+            if request.verbose {
+                let pid = container.runtime.process?.pid ?? 0
+                response.info["info"] = "{\"pid\":\(pid),\"sandboxID\":\"\(sandbox.id)\",\"cgroup\":\"\(container.runtime.cgroup?.path ?? "")\"}"
+            }
+        }
+        return response
+    }
+
+    func updateContainerResources(request: Runtime_V1_UpdateContainerResourcesRequest, context: ServerContext) async throws -> Runtime_V1_UpdateContainerResourcesResponse {
+        let (_, container) = try manager.container(request.containerID)
+        try manager.updateResources(container, request.linux)
+        return Runtime_V1_UpdateContainerResourcesResponse()
+    }
+
+    func reopenContainerLog(request: Runtime_V1_ReopenContainerLogRequest, context: ServerContext) async throws -> Runtime_V1_ReopenContainerLogResponse {
+        let (sandbox, container) = try manager.container(request.containerID)
+        let output = sandbox.lock.withLock { container.record.state == .running ? container.runtime.outputLog : nil }
+        guard let output else {
+            throw CRIError.failedPrecondition("container \(container.id) is not running")
+        }
+        do {
+            try output.reopenLog()
+        } catch {
+            throw CRIError.internal("reopen log of \(container.id): \(error)")
+        }
+        return Runtime_V1_ReopenContainerLogResponse()
+    }
+
+    func execSync(request: Runtime_V1_ExecSyncRequest, context: ServerContext) async throws -> Runtime_V1_ExecSyncResponse {
+        let (sandbox, container) = try manager.container(request.containerID)
+        guard !request.cmd.isEmpty, !request.cmd[0].isEmpty else { throw CRIError.invalidArgument("cmd", "required") }
+        if request.timeout < 0 { throw CRIError.invalidArgument("timeout", "must not be negative") }
+        let running = sandbox.lock.withLock { container.record.state == .running }
+        guard running else { throw CRIError.failedPrecondition("container \(container.id) is not running") }
+        let argv = request.cmd
+        let timeout = Double(request.timeout)
+        let result: ContainerExec.Result
+        do {
+            result = try await offload { try ContainerExec.run(in: container.runtime, argv: argv, timeoutSeconds: timeout) }
+        } catch let error as ContainerExec.Failure {
+            throw CRIError.internal(error.description)
+        }
+        if result.timedOut {
+            throw CRIError.deadlineExceeded("command \(argv[0]) timed out after \(request.timeout)s")
+        }
+        var response = Runtime_V1_ExecSyncResponse()
+        response.stdout = Data(result.stdout)
+        response.stderr = Data(result.stderr)
+        response.exitCode = result.exitCode
+        return response
+    }
+
+    // MARK: - Stats
+
+    func containerStats(request: Runtime_V1_ContainerStatsRequest, context: ServerContext) async throws -> Runtime_V1_ContainerStatsResponse {
+        let (sandbox, container) = try manager.container(request.containerID)
+        var response = Runtime_V1_ContainerStatsResponse()
+        response.stats = sandbox.lock.withLock { CRIStatus.stats(container) }
+        return response
+    }
+
+    func listContainerStats(request: Runtime_V1_ListContainerStatsRequest, context: ServerContext) async throws -> Runtime_V1_ListContainerStatsResponse {
+        let filter = request.filter
+        var response = Runtime_V1_ListContainerStatsResponse()
+        for sandbox in manager.allSandboxes {
+            if request.hasFilter && !filter.podSandboxID.isEmpty && !sandbox.id.hasPrefix(filter.podSandboxID) { continue }
+            let stats = sandbox.lock.withLock { () -> [Runtime_V1_ContainerStats] in
+                sandbox.containers.filter { container in
+                    container.record.state == .running
+                        && (!request.hasFilter || filter.id.isEmpty || container.id.hasPrefix(filter.id))
+                        && (!request.hasFilter || RuntimeServiceProvider.matches(container.config.labels, filter.labelSelector))
+                }.map(CRIStatus.stats)
+            }
+            response.stats += stats
+        }
+        return response
+    }
+
+    // MARK: - Events
+
+    func getContainerEvents(
+        request: Runtime_V1_GetEventsRequest, response: RPCWriter<Runtime_V1_ContainerEventResponse>, context: ServerContext
+    ) async throws {
+        for await event in manager.events.subscribe() {
+            try await response.write(event)
+        }
+    }
+
+    // MARK: - Not implemented
+
+    func streamPodSandboxes(request: Runtime_V1_StreamPodSandboxesRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxesResponse>, context: ServerContext) async throws {
+        throw CRIError.unimplemented("StreamPodSandboxes")
+    }
+    func streamContainers(request: Runtime_V1_StreamContainersRequest, response: RPCWriter<Runtime_V1_StreamContainersResponse>, context: ServerContext) async throws {
+        throw CRIError.unimplemented("StreamContainers")
+    }
+    func exec(request: Runtime_V1_ExecRequest, context: ServerContext) async throws -> Runtime_V1_ExecResponse {
+        throw CRIError.unimplemented("Exec (streaming)")
+    }
+    func attach(request: Runtime_V1_AttachRequest, context: ServerContext) async throws -> Runtime_V1_AttachResponse {
+        throw CRIError.unimplemented("Attach")
+    }
+    func portForward(request: Runtime_V1_PortForwardRequest, context: ServerContext) async throws -> Runtime_V1_PortForwardResponse {
+        throw CRIError.unimplemented("PortForward")
+    }
+    func streamContainerStats(request: Runtime_V1_StreamContainerStatsRequest, response: RPCWriter<Runtime_V1_StreamContainerStatsResponse>, context: ServerContext) async throws {
+        throw CRIError.unimplemented("StreamContainerStats")
+    }
+    func podSandboxStats(request: Runtime_V1_PodSandboxStatsRequest, context: ServerContext) async throws -> Runtime_V1_PodSandboxStatsResponse {
+        throw CRIError.unimplemented("PodSandboxStats")
+    }
+    func listPodSandboxStats(request: Runtime_V1_ListPodSandboxStatsRequest, context: ServerContext) async throws -> Runtime_V1_ListPodSandboxStatsResponse {
+        throw CRIError.unimplemented("ListPodSandboxStats")
+    }
+    func streamPodSandboxStats(request: Runtime_V1_StreamPodSandboxStatsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxStatsResponse>, context: ServerContext) async throws {
+        throw CRIError.unimplemented("StreamPodSandboxStats")
+    }
+    func updateRuntimeConfig(request: Runtime_V1_UpdateRuntimeConfigRequest, context: ServerContext) async throws -> Runtime_V1_UpdateRuntimeConfigResponse {
+        throw CRIError.unimplemented("UpdateRuntimeConfig")
+    }
+    func checkpointContainer(request: Runtime_V1_CheckpointContainerRequest, context: ServerContext) async throws -> Runtime_V1_CheckpointContainerResponse {
+        throw CRIError.unimplemented("CheckpointContainer")
+    }
+    func checkpointPod(request: Runtime_V1_CheckpointPodRequest, context: ServerContext) async throws -> Runtime_V1_CheckpointPodResponse {
+        throw CRIError.unimplemented("CheckpointPod")
+    }
+    func restorePod(request: Runtime_V1_RestorePodRequest, context: ServerContext) async throws -> Runtime_V1_RestorePodResponse {
+        throw CRIError.unimplemented("RestorePod")
+    }
+    func listMetricDescriptors(request: Runtime_V1_ListMetricDescriptorsRequest, context: ServerContext) async throws -> Runtime_V1_ListMetricDescriptorsResponse {
+        throw CRIError.unimplemented("ListMetricDescriptors")
+    }
+    func listPodSandboxMetrics(request: Runtime_V1_ListPodSandboxMetricsRequest, context: ServerContext) async throws -> Runtime_V1_ListPodSandboxMetricsResponse {
+        throw CRIError.unimplemented("ListPodSandboxMetrics")
+    }
+    func streamPodSandboxMetrics(request: Runtime_V1_StreamPodSandboxMetricsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxMetricsResponse>, context: ServerContext) async throws {
+        throw CRIError.unimplemented("StreamPodSandboxMetrics")
+    }
+    func runtimeConfig(request: Runtime_V1_RuntimeConfigRequest, context: ServerContext) async throws -> Runtime_V1_RuntimeConfigResponse {
+        throw CRIError.unimplemented("RuntimeConfig")
+    }
+    func updatePodSandboxResources(request: Runtime_V1_UpdatePodSandboxResourcesRequest, context: ServerContext) async throws -> Runtime_V1_UpdatePodSandboxResourcesResponse {
+        throw CRIError.unimplemented("UpdatePodSandboxResources")
+    }
+}

@@ -1,0 +1,435 @@
+import Foundation
+import GRPCCore
+import Logging
+import PodshimCgroups
+import PodshimCRI
+import PodshimRuntime
+import PodshimSecurity
+import PodshimSpec
+import PodshimSystem
+import SwiftProtobuf
+
+/// The daemon's pods and containers: the CRI's operations on top of ``Pod``, with durable records.
+/// Blocking methods: call them through ``offload(_:)``.
+final class SandboxManager: @unchecked Sendable {
+    let configuration: RuntimeConfiguration
+    let store: StateStore
+    let events = EventHub()
+    let images: ImageStore
+    let hierarchy: CgroupHierarchy?
+    let logger: Logger
+    private let lock = NSLock()
+    private var sandboxes: [String: ManagedSandbox] = [:]
+    /// Names being created right now (name/namespace/uid/attempt), so two racing RunPodSandbox
+    /// calls cannot both pass the duplicate check.
+    private var reservedNames: Set<String> = []
+
+    init(configuration: RuntimeConfiguration, hierarchy: CgroupHierarchy?, logger: Logger) {
+        self.configuration = configuration
+        self.hierarchy = hierarchy
+        self.logger = logger
+        store = StateStore(stateDirectory: configuration.stateDirectory)
+        images = ImageStore(directory: configuration.imageDirectory)
+    }
+
+    // MARK: - Lookup
+
+    var allSandboxes: [ManagedSandbox] { lock.withLock { Array(sandboxes.values) } }
+
+    /// By full id or unique prefix.
+    func sandbox(_ id: String, field: String = "pod_sandbox_id") throws(RPCError) -> ManagedSandbox {
+        _ = try RequestCheck.id(id, field: field)
+        let found: [ManagedSandbox] = lock.withLock {
+            if let exact = sandboxes[id] { return [exact] }
+            return sandboxes.values.filter { $0.id.hasPrefix(id) }
+        }
+        guard found.count == 1 else {
+            if found.count > 1 { throw CRIError.invalidArgument(field, "\"\(id)\" matches \(found.count) sandboxes") }
+            throw CRIError.notFound("pod sandbox", id)
+        }
+        return found[0]
+    }
+
+    /// A container and its sandbox, by full id or unique prefix.
+    func container(_ id: String, field: String = "container_id") throws(RPCError) -> (ManagedSandbox, ManagedContainer) {
+        _ = try RequestCheck.id(id, field: field)
+        var matches: [(ManagedSandbox, ManagedContainer)] = []
+        for sandbox in allSandboxes {
+            sandbox.lock.withLock {
+                for container in sandbox.containers where container.id == id || container.id.hasPrefix(id) {
+                    matches.append((sandbox, container))
+                }
+            }
+        }
+        if let exact = matches.first(where: { $0.1.id == id }) { return exact }
+        guard matches.count == 1 else {
+            if matches.count > 1 { throw CRIError.invalidArgument(field, "\"\(id)\" matches \(matches.count) containers") }
+            throw CRIError.notFound("container", id)
+        }
+        return matches[0]
+    }
+
+    // MARK: - Sandboxes
+
+    func runPodSandbox(_ config: Runtime_V1_PodSandboxConfig) throws(RPCError) -> String {
+        let spec = try CRITranslation.pod(config)
+        let metadata = config.metadata
+        let key = "\(metadata.namespace)/\(metadata.name)/\(metadata.uid)/\(metadata.attempt)"
+        do {
+            lock.lock()
+            defer { lock.unlock() }
+            let existing = sandboxes.values.first {
+                let other = $0.config.metadata
+                return other.name == metadata.name && other.namespace == metadata.namespace
+                    && other.uid == metadata.uid && other.attempt == metadata.attempt
+            }
+            if let existing {
+                throw CRIError.alreadyExists("pod sandbox \(metadata.namespace)/\(metadata.name) (uid \(metadata.uid), "
+                    + "attempt \(metadata.attempt)) already exists as \(existing.id)")
+            }
+            guard reservedNames.insert(key).inserted else {
+                throw CRIError.alreadyExists("pod sandbox \(metadata.namespace)/\(metadata.name) is being created")
+            }
+        }
+        defer { _ = lock.withLock { reservedNames.remove(key) } }
+
+        let id = newIdentifier()
+        let layout = PodLayout(pod: spec, podID: id, configuration: configuration,
+                               logDirectory: config.logDirectory.isEmpty ? nil : config.logDirectory)
+        let privileged = config.linux.securityContext.privileged
+        let pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: [],
+                      cgroupHierarchy: hierarchy, privileged: privileged, daemon: true)
+        var record = SandboxRecord(id: id, config: (try? config.jsonString()) ?? "{}", createdAt: nowNanoseconds(),
+                                   ready: false)
+        do {
+            try store.save(record) // first, so that a crash from here on leaves something to find
+            try pod.prepare()
+            try pod.startSandbox()
+        } catch {
+            logger.error("RunPodSandbox \(metadata.namespace)/\(metadata.name) failed: \(error)")
+            pod.killSandbox()
+            _ = pod.events.next(until: MonotonicInstant.now().advanced(bySeconds: 5))
+            for problem in pod.removeResources() { logger.warning("cleanup of failed sandbox \(id): \(problem)") }
+            store.deleteSandbox(id)
+            throw CRIError.internal("run pod sandbox \(metadata.namespace)/\(metadata.name): \(error)")
+        }
+        record.pause = pod.sandbox.flatMap { ProcessIdentity.of(pid: $0.pid) }
+        record.cgroup = pod.cgroups?.pod.path
+        record.ready = true
+        try? store.save(record)
+        let sandbox = ManagedSandbox(record: record, config: config, pod: pod)
+        lock.withLock { sandboxes[id] = sandbox }
+        startEventThread(sandbox)
+        logger.info("sandbox \(id.prefix(13)) \(metadata.namespace)/\(metadata.name) ready, pause pid \(pod.sandbox?.pid ?? 0)")
+        return id
+    }
+
+    /// Stops every container (at once, as containerd does: the kubelet has already given them their
+    /// grace period) and the pause process. Idempotent.
+    func stopPodSandbox(_ sandbox: ManagedSandbox) async {
+        let containers = sandbox.lock.withLock { sandbox.containers }
+        await withTaskGroup(of: Void.self) { group in
+            for container in containers {
+                group.addTask { await self.stop(container, in: sandbox, timeoutSeconds: 0) }
+            }
+        }
+        let running = sandbox.lock.withLock { sandbox.pod.sandbox != nil && !sandbox.pauseExited.hasFired }
+        if running {
+            sandbox.pod.killSandbox()
+            if !(await sandbox.pauseExited.wait(seconds: 10)) {
+                logger.warning("sandbox \(sandbox.id.prefix(13)): pause did not exit 10 s after SIGKILL")
+            }
+        }
+        sandbox.lock.withLock {
+            if sandbox.record.ready {
+                sandbox.record.ready = false
+                try? store.save(sandbox.record)
+            }
+        }
+    }
+
+    /// Stops the sandbox, removes its containers, cgroups, mounts and directories. Idempotent.
+    func removePodSandbox(_ sandbox: ManagedSandbox) async throws(RPCError) {
+        await stopPodSandbox(sandbox)
+        let containers = sandbox.lock.withLock { sandbox.containers }
+        for container in containers {
+            try await removeContainer(container, in: sandbox)
+        }
+        let problems: [PodError] = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: sandbox.pod.removeResources())
+            }
+        }
+        sandbox.lock.withLock { sandbox.removed = true }
+        sandbox.pod.events.post(.stopRequested) // ends its event thread
+        store.deleteSandbox(sandbox.id)
+        _ = lock.withLock { sandboxes.removeValue(forKey: sandbox.id) }
+        if !problems.isEmpty {
+            let text = problems.map(\.description).joined(separator: "; ")
+            logger.error("remove sandbox \(sandbox.id.prefix(13)): \(text)")
+            throw CRIError.internal("remove pod sandbox \(sandbox.id): \(text)")
+        }
+        logger.info("sandbox \(sandbox.id.prefix(13)) removed")
+    }
+
+    // MARK: - Containers
+
+    /// A container config planned against its sandbox, ready to be added to the pod.
+    struct PlannedContainer {
+        var addition: CRITranslation.ContainerAddition
+        var plan: ProcessPlan
+        var resources: CgroupResources
+        var imageRef: String
+    }
+
+    /// Translates and plans `config` as container `id` of `sandbox` — the same planner, seccomp
+    /// compilation and cgroup mapping as `podshim run`. Used at creation and at re-adoption.
+    func planContainer(_ config: Runtime_V1_ContainerConfig, id: String, in sandbox: ManagedSandbox) throws(RPCError) -> PlannedContainer {
+        let imageName = config.image.image
+        let rootfs: String
+        let defaults: ImageDefaults
+        let imageRef: String
+        do {
+            rootfs = try images.rootfs(for: imageName)
+            let record = images.status(imageName)
+            defaults = ImageDefaults(record?.config)
+            imageRef = record?.id ?? imageName
+        } catch {
+            throw RPCError(code: .notFound, message: "config.image.image: \(error)")
+        }
+        let addition = try CRITranslation.container(config, key: id, image: defaults)
+        if config.linux.securityContext.privileged && !sandbox.pod.privilegedSandbox {
+            throw CRIError.invalidArgument("config.linux.security_context.privileged",
+                                           "a privileged container needs a privileged sandbox")
+        }
+        var planning = sandbox.pod.spec
+        planning.containers.removeAll { $0.name == id }
+        planning.volumes += addition.volumes
+        planning.containers.append(addition.container)
+        let index = planning.containers.count - 1
+        let planner = ContainerPlanner(pod: planning, layout: sandbox.pod.layout)
+        var plan: ProcessPlan
+        do {
+            plan = try planner.plan(containerAt: index, imageRootfs: rootfs)
+            let capabilities = CapabilitySet(rawValue: plan.capabilities?.bounding ?? Capabilities.all.rawValue)
+            plan.seccompFilter = try PodPlanner.seccompFilter(
+                planner.seccompChoice(containerAt: index), capabilities: capabilities,
+                configuration: configuration, field: "spec.containers[\(index)].securityContext.seccompProfile")
+        } catch {
+            throw CRIError.invalidArgument(
+                error.path.replacingOccurrences(of: "spec.containers[\(index)]", with: "config"), error.message)
+        }
+        return PlannedContainer(addition: addition, plan: plan,
+                                resources: PodPlanner.cgroupResources(addition.container.resources), imageRef: imageRef)
+    }
+
+    func createContainer(in sandbox: ManagedSandbox, config: Runtime_V1_ContainerConfig) throws(RPCError) -> String {
+        guard config.hasMetadata, !config.metadata.name.isEmpty else {
+            throw CRIError.invalidArgument("config.metadata.name", "required")
+        }
+        let id = newIdentifier()
+        let planned = try planContainer(config, id: id, in: sandbox)
+        let logPath = try self.logPath(config.logPath, sandbox: sandbox)
+
+        do {
+            sandbox.lock.lock()
+            defer { sandbox.lock.unlock() }
+            guard sandbox.record.ready, !sandbox.removed else {
+                throw CRIError.failedPrecondition("pod sandbox \(sandbox.id) is not ready")
+            }
+            if let existing = sandbox.containers.first(where: { $0.name == config.metadata.name && $0.attempt == config.metadata.attempt }) {
+                throw CRIError.alreadyExists("container \(config.metadata.name) (attempt \(config.metadata.attempt)) "
+                    + "already exists in pod sandbox \(sandbox.id) as \(existing.id)")
+            }
+            var record = ContainerRecord(
+                id: id, sandboxID: sandbox.id, config: (try? config.jsonString()) ?? "{}", image: config.image.image,
+                imageRef: planned.imageRef, logPath: logPath, state: .created, createdAt: nowNanoseconds())
+            do {
+                try store.save(record)
+            } catch {
+                throw CRIError.internal("save container record: \(error)")
+            }
+            let runtime: Container
+            do {
+                runtime = try sandbox.pod.add(planned.addition.container, volumes: planned.addition.volumes,
+                                              plan: planned.plan, resources: planned.resources, logPath: logPath)
+            } catch {
+                store.deleteContainer(id)
+                throw CRIError.internal("create container \(config.metadata.name): \(error)")
+            }
+            record.createdAt = nowNanoseconds()
+            let container = ManagedContainer(record: record, config: config, runtime: runtime)
+            sandbox.containers.append(container)
+            publish(.containerCreatedEvent, container, sandbox)
+            return id
+        }
+    }
+
+    /// The log file: the sandbox's `log_directory` joined with the container's `log_path`.
+    private func logPath(_ relative: String, sandbox: ManagedSandbox) throws(RPCError) -> String {
+        if relative.isEmpty { return sandbox.pod.layout.logDirectory + "/" + newIdentifier().prefix(12) + ".log" }
+        if relative.split(separator: "/").contains("..") || relative.contains("\0") {
+            throw CRIError.invalidArgument("config.log_path", "must stay inside the sandbox's log directory")
+        }
+        if relative.hasPrefix("/") { return relative }
+        return sandbox.pod.layout.logDirectory + "/" + relative
+    }
+
+    func startContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) throws(RPCError) {
+        do {
+            sandbox.lock.lock()
+            defer { sandbox.lock.unlock() }
+            guard container.record.state == .created else {
+                throw CRIError.failedPrecondition("container \(container.id) is \(container.record.state.rawValue), not created")
+            }
+            guard sandbox.record.ready else {
+                throw CRIError.failedPrecondition("pod sandbox \(sandbox.id) is not ready")
+            }
+            do {
+                try sandbox.pod.start(container.runtime, sink: nil)
+            } catch {
+                // The child reported and exits; its exit is processed as StartError by the event thread.
+                container.record.message = error.description
+                throw CRIError.internal("start container \(container.id): \(error)")
+            }
+            container.record.state = .running
+            container.record.startedAt = nowNanoseconds()
+            container.record.process = container.runtime.process.flatMap { ProcessIdentity.of(pid: $0.pid) }
+            try? store.save(container.record)
+            publish(.containerStartedEvent, container, sandbox)
+        }
+    }
+
+    /// The CRI's stop: the stop signal, `timeoutSeconds` to exit, then SIGKILL; 0 kills at once.
+    func stop(_ container: ManagedContainer, in sandbox: ManagedSandbox, timeoutSeconds: Int64) async {
+        let running = sandbox.lock.withLock { container.record.state == .running }
+        guard running else { return }
+        if timeoutSeconds > 0 {
+            container.runtime.send(container.stopSignal)
+            if await container.exited.wait(seconds: Double(timeoutSeconds)) { return }
+        }
+        container.runtime.kill()
+        if !(await container.exited.wait(seconds: 10)) {
+            logger.warning("container \(container.id.prefix(13)) did not exit 10 s after SIGKILL")
+        }
+    }
+
+    func removeContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) async throws(RPCError) {
+        await stop(container, in: sandbox, timeoutSeconds: 0)
+        let problems: [PodError] = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let problems = sandbox.lock.withLock { () -> [PodError] in
+                    guard sandbox.containers.contains(where: { $0 === container }) else { return [] }
+                    let problems = sandbox.pod.remove(container.runtime)
+                    sandbox.containers.removeAll { $0 === container }
+                    return problems
+                }
+                continuation.resume(returning: problems)
+            }
+        }
+        store.deleteContainer(container.id)
+        sandbox.lock.withLock { publish(.containerDeletedEvent, container, sandbox) }
+        if !problems.isEmpty {
+            throw CRIError.internal("remove container \(container.id): " + problems.map(\.description).joined(separator: "; "))
+        }
+    }
+
+    func updateResources(_ container: ManagedContainer, _ resources: Runtime_V1_LinuxContainerResources) throws(RPCError) {
+        let requirements = try CRITranslation.resources(resources, field: "linux")
+        guard let cgroup = container.runtime.cgroup else { return }
+        do {
+            try PodCgroups.update(cgroup, resources: PodPlanner.cgroupResources(requirements))
+        } catch {
+            throw CRIError.internal("update resources of \(container.id): \(error)")
+        }
+    }
+
+    // MARK: - Exits
+
+    /// One thread per sandbox consumes its pod's events: exits of its containers and of its pause.
+    func startEventThread(_ sandbox: ManagedSandbox) {
+        let thread = Thread { [weak self] in
+            while true {
+                guard let event = sandbox.pod.events.next(until: nil) else { continue }
+                if sandbox.lock.withLock({ sandbox.removed }) { return }
+                switch event {
+                case .containerExited(let name, let status):
+                    self?.containerExited(name, status: status, in: sandbox)
+                case .sandboxExited(let status):
+                    self?.pauseExited(sandbox, status: status)
+                case .stopRequested, .execExited:
+                    break
+                }
+            }
+        }
+        thread.name = "podshim-sandbox"
+        thread.stackSize = 256 << 10
+        thread.start()
+    }
+
+    /// `status` nil: the process ended while podshim was not its parent and the kernel could not
+    /// say how; the CRI reason is then `Unknown`.
+    func containerExited(_ id: String, status: ExitStatus?, in sandbox: ManagedSandbox, message: String? = nil) {
+        sandbox.lock.withLock {
+            guard let container = sandbox.container(id), container.record.state != .exited else { return }
+            container.runtime.markExited(status ?? .exited(code: 255))
+            let termination = container.runtime.termination
+            container.record.state = .exited
+            container.record.finishedAt = nowNanoseconds()
+            container.record.exitCode = termination?.exitCode ?? 255
+            if status == nil {
+                container.record.reason = "Unknown"
+                container.record.message = message ?? "the process ended while podshim could not see how"
+            } else {
+                container.record.reason = termination?.reason ?? "Error"
+                if let text = termination?.message { container.record.message = text }
+            }
+            try? store.save(container.record)
+            container.exited.fire()
+            publish(.containerStoppedEvent, container, sandbox)
+        }
+    }
+
+    func pauseExited(_ sandbox: ManagedSandbox, status: ExitStatus?) {
+        let containers = sandbox.lock.withLock { () -> [ManagedContainer] in
+            sandbox.record.ready = false
+            try? store.save(sandbox.record)
+            return sandbox.containers
+        }
+        sandbox.pauseExited.fire()
+        // Without its pause process the pod has no namespaces to offer: take the containers down.
+        for container in containers where sandbox.lock.withLock({ container.record.state == .running }) {
+            container.runtime.kill()
+        }
+        logger.info("sandbox \(sandbox.id.prefix(13)): pause exited (\(status.map { "\($0)" } ?? "unknown status"))")
+    }
+
+    /// Call with `sandbox.lock` held.
+    func publish(_ type: Runtime_V1_ContainerEventType, _ container: ManagedContainer, _ sandbox: ManagedSandbox) {
+        var event = Runtime_V1_ContainerEventResponse()
+        event.containerID = container.id
+        event.containerEventType = type
+        event.createdAt = nowNanoseconds()
+        event.podSandboxStatus = CRIStatus.sandboxStatus(sandbox)
+        event.containersStatuses = [CRIStatus.containerStatus(container)]
+        events.publish(event)
+    }
+
+    // MARK: - Restart
+
+    func register(_ sandbox: ManagedSandbox) {
+        lock.withLock { sandboxes[sandbox.id] = sandbox }
+    }
+}
+
+extension ImageDefaults {
+    init(_ config: ImageConfig?) {
+        self.init()
+        guard let config else { return }
+        entrypoint = config.entrypoint
+        cmd = config.cmd
+        env = config.env
+        workingDir = config.workingDir.flatMap { $0.isEmpty ? nil : $0 }
+        user = config.user.flatMap { $0.isEmpty ? nil : $0 }
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Glibc
+import PodshimRuntime
+import PodshimSystem
+
+/// What the daemon keeps about a sandbox, written atomically on every change so that a restarted
+/// daemon (even after SIGKILL) finds every pod it ran. The CRI config is kept as protobuf JSON:
+/// the pod model is derived from it again, by the same translation, on re-adoption.
+struct SandboxRecord: Codable, Equatable, Sendable {
+    var id: String
+    /// `Runtime_V1_PodSandboxConfig` in protobuf's JSON mapping.
+    var config: String
+    /// Nanoseconds since the epoch.
+    var createdAt: Int64
+    var ready: Bool
+    /// The pause process, once it was cloned.
+    var pause: ProcessIdentity?
+    /// The pod cgroup, when there is one.
+    var cgroup: String?
+}
+
+/// What the daemon keeps about a container.
+struct ContainerRecord: Codable, Equatable, Sendable {
+    enum State: String, Codable, Sendable {
+        case created, running, exited
+    }
+
+    var id: String
+    var sandboxID: String
+    /// `Runtime_V1_ContainerConfig` in protobuf's JSON mapping.
+    var config: String
+    /// The image as the config named it, and the image id it resolved to.
+    var image: String
+    var imageRef: String
+    var logPath: String
+    var state: State
+    var createdAt: Int64
+    var startedAt: Int64 = 0
+    var finishedAt: Int64 = 0
+    var process: ProcessIdentity?
+    var exitCode: Int32 = 0
+    var reason: String = ""
+    var message: String = ""
+}
+
+/// The daemon's record files: `<state>/cri/sandboxes/<id>.json` and `<state>/cri/containers/<id>.json`.
+struct StateStore: Sendable {
+    let directory: String
+
+    init(stateDirectory: String) {
+        directory = stateDirectory + "/cri"
+    }
+
+    var sandboxDirectory: String { directory + "/sandboxes" }
+    var containerDirectory: String { directory + "/containers" }
+
+    func prepare() throws {
+        try FileSystem.createDirectory(directory, mode: 0o700)
+        try FileSystem.createDirectory(sandboxDirectory, mode: 0o700)
+        try FileSystem.createDirectory(containerDirectory, mode: 0o700)
+    }
+
+    func save(_ record: SandboxRecord) throws {
+        try write(record, to: sandboxDirectory + "/" + record.id + ".json")
+    }
+
+    func save(_ record: ContainerRecord) throws {
+        try write(record, to: containerDirectory + "/" + record.id + ".json")
+    }
+
+    func deleteSandbox(_ id: String) {
+        unlink(sandboxDirectory + "/" + id + ".json")
+    }
+
+    func deleteContainer(_ id: String) {
+        unlink(containerDirectory + "/" + id + ".json")
+    }
+
+    /// Every readable record; unreadable files are reported and skipped, never fatal.
+    func loadSandboxes() -> (records: [SandboxRecord], problems: [String]) {
+        load(sandboxDirectory)
+    }
+
+    func loadContainers() -> (records: [ContainerRecord], problems: [String]) {
+        load(containerDirectory)
+    }
+
+    private func write<Record: Encodable>(_ record: Record, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(record)
+        try FileSystem.writeAtomically(path, String(decoding: data, as: UTF8.self), mode: 0o600)
+    }
+
+    private func load<Record: Decodable>(_ directory: String) -> (records: [Record], problems: [String]) {
+        var records: [Record] = []
+        var problems: [String] = []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names.sorted() where name.hasSuffix(".json") {
+            let path = directory + "/" + name
+            do {
+                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                records.append(try JSONDecoder().decode(Record.self, from: data))
+            } catch {
+                problems.append("unreadable record \(path): \(error)")
+            }
+        }
+        return (records, problems)
+    }
+}

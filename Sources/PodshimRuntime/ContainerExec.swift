@@ -1,0 +1,158 @@
+import CShims
+import Foundation
+import Glibc
+import PodshimCgroups
+import PodshimSystem
+
+/// Runs a command inside a running container (the CRI's ExecSync): the new process joins the
+/// container's mount, PID, cgroup, network, IPC and UTS namespaces through its pidfd, is born in
+/// its cgroup and gets the container's user, capabilities, no_new_privs and seccomp filter.
+public enum ContainerExec {
+    /// The outcome of an exec.
+    public struct Result: Sendable, Equatable {
+        public var exitCode: Int32
+        public var stdout: [UInt8]
+        public var stderr: [UInt8]
+        /// The command outlived its timeout and was killed.
+        public var timedOut: Bool
+        /// Output beyond ``outputLimit`` was discarded.
+        public var truncated: Bool
+    }
+
+    /// Why an exec could not run.
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// What the CRI allows an exec to return per stream: 16 MiB, as containerd caps it.
+    public static let outputLimit = 16 << 20
+
+    /// The plan of a process that joins `container`'s namespaces: no new root, no mounts.
+    public static func plan(for container: ProcessPlan, argv: [String]) -> ProcessPlan {
+        ProcessPlan(
+            joinedNamespaces: [.mount, .cgroup, .network, .ipc, .uts],
+            joinsSandboxPIDNamespace: true,
+            uid: container.uid, gid: container.gid, supplementaryGroups: container.supplementaryGroups,
+            capabilities: container.capabilities, noNewPrivileges: container.noNewPrivileges,
+            seccompFilter: container.seccompFilter,
+            argv: argv, environment: container.environment, searchPath: container.searchPath,
+            workingDirectory: container.workingDirectory)
+    }
+
+    /// Runs `argv` in `container` and waits for it; `timeoutSeconds` 0 = no timeout. Blocks the
+    /// calling thread (call it off any async executor).
+    public static func run(
+        in container: Container, argv: [String], timeoutSeconds: Double, outputLimit: Int = outputLimit
+    ) throws(Failure) -> Result {
+        guard !argv.isEmpty, !argv[0].isEmpty else { throw Failure(description: "cmd: required") }
+        guard let process = container.process, container.isRunning else {
+            throw Failure(description: "container \(container.name) is not running")
+        }
+        var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        let outResult = outPipe.withUnsafeMutableBufferPointer { psh_pipe_cloexec($0.baseAddress!) }
+        guard outResult == 0 else { throw Failure(description: "pipe: \(Errno(rawValue: -outResult))") }
+        let errResult = errPipe.withUnsafeMutableBufferPointer { psh_pipe_cloexec($0.baseAddress!) }
+        guard errResult == 0 else {
+            close(outPipe[0]); close(outPipe[1])
+            throw Failure(description: "pipe: \(Errno(rawValue: -errResult))")
+        }
+        defer { close(outPipe[0]); close(errPipe[0]) }
+
+        let exited = ExitLatch()
+        let child: ProcessHandle
+        do {
+            child = try Spawner.spawn(
+                plan(for: container.plan, argv: argv), sandbox: process,
+                stdio: .init(output: outPipe[1], error: errPipe[1]), cgroup: container.cgroup, setupTimeout: 30,
+                onExit: { exited.set($0) })
+        } catch {
+            close(outPipe[1]); close(errPipe[1])
+            throw Failure(description: "exec in container \(container.name): \(error)")
+        }
+        close(outPipe[1]); close(errPipe[1])
+
+        let deadline = timeoutSeconds > 0 ? MonotonicInstant.now().advanced(bySeconds: timeoutSeconds) : nil
+        var collector = OutputCollector(limit: outputLimit)
+        var timedOut = false
+        var open = [outPipe[0], errPipe[0]]
+        while !open.isEmpty {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            var wait: Int32 = -1
+            if let deadline {
+                let remaining = deadline.milliseconds(since: MonotonicInstant.now())
+                if remaining <= 0 {
+                    timedOut = true
+                    break
+                }
+                wait = Int32(min(remaining.rounded(.up), 60_000))
+            }
+            let ready = poll(&fds, nfds_t(fds.count), wait)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for entry in fds where entry.revents != 0 {
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                let count = read(entry.fd, &buffer, buffer.count)
+                if count > 0 {
+                    collector.append(buffer[0..<count], toError: entry.fd == errPipe[0])
+                } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+        }
+        if timedOut {
+            _ = try? child.send(.kill)
+        }
+        // Output pipes may stay open in a daemonised grandchild; the exit of the command is what counts.
+        let status = exited.wait(timeoutSeconds: timedOut ? 10 : (deadline == nil ? 3600 : max(1, timeoutSeconds)))
+        if status == nil && !timedOut {
+            timedOut = true
+            _ = try? child.send(.kill)
+            _ = exited.wait(timeoutSeconds: 10)
+        }
+        return Result(exitCode: status?.code ?? 137, stdout: collector.stdout, stderr: collector.stderr,
+                      timedOut: timedOut, truncated: collector.truncated)
+    }
+}
+
+/// Collects two output streams up to a byte limit each.
+struct OutputCollector {
+    let limit: Int
+    var stdout: [UInt8] = []
+    var stderr: [UInt8] = []
+    var truncated = false
+
+    init(limit: Int) { self.limit = limit }
+
+    mutating func append(_ bytes: ArraySlice<UInt8>, toError: Bool) {
+        let current = toError ? stderr.count : stdout.count
+        let room = max(0, limit - current)
+        if bytes.count > room { truncated = true }
+        let kept = bytes.prefix(room)
+        if toError { stderr += kept } else { stdout += kept }
+    }
+}
+
+/// One exit status, set on the reaper thread and awaited by another.
+final class ExitLatch: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var status: ExitStatus?
+
+    func set(_ value: ExitStatus) {
+        condition.lock()
+        status = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait(timeoutSeconds: Double) -> ExitStatus? {
+        let limit = Date().addingTimeInterval(timeoutSeconds)
+        condition.lock()
+        defer { condition.unlock() }
+        while status == nil {
+            if !condition.wait(until: limit) { break }
+        }
+        return status
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+
+/// What the image's config says a container runs by default (OCI `config.Entrypoint` and friends).
+public struct ImageConfig: Codable, Sendable, Equatable {
+    /// The OCI `Entrypoint`: the executable and its leading arguments; empty when the image has none.
+    public var entrypoint: [String]
+    /// The OCI `Cmd`: default arguments (or the command, when there is no entrypoint).
+    public var cmd: [String]
+    /// `NAME=value` pairs.
+    public var env: [String]
+    /// The working directory, when the image sets one.
+    public var workingDir: String?
+    /// `user`, `uid`, `user:group` or `uid:gid`, when the image sets one.
+    public var user: String?
+
+    /// Settings as given; everything unset by default.
+    public init(entrypoint: [String] = [], cmd: [String] = [], env: [String] = [],
+                workingDir: String? = nil, user: String? = nil) {
+        self.entrypoint = entrypoint
+        self.cmd = cmd
+        self.env = env
+        self.workingDir = workingDir
+        self.user = user
+    }
+
+    private enum CodingKeys: String, CodingKey { case entrypoint, cmd, env, workingDir, user }
+
+    /// Missing lists decode as empty, so hand-written or older `image.json` files stay readable.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        entrypoint = try container.decodeIfPresent([String].self, forKey: .entrypoint) ?? []
+        cmd = try container.decodeIfPresent([String].self, forKey: .cmd) ?? []
+        env = try container.decodeIfPresent([String].self, forKey: .env) ?? []
+        workingDir = try container.decodeIfPresent(String.self, forKey: .workingDir)
+        user = try container.decodeIfPresent(String.self, forKey: .user)
+    }
+}
+
+/// One image in the local store: what CRI `ListImages` and `ImageStatus` report, and where its
+/// root filesystem is. Stored as `<store>/<name>/image.json` beside `<store>/<name>/rootfs`.
+public struct ImageRecord: Codable, Sendable, Equatable {
+    /// `sha256:` and 64 lowercase hex digits: the config digest for OCI images, otherwise a digest
+    /// over a stable description of the image.
+    public var id: String
+    /// Tags such as `busybox:latest`.
+    public var repoTags: [String]
+    /// `<repository>@sha256:…` for images that came from an OCI layout.
+    public var repoDigests: [String]
+    /// Bytes of the root filesystem: the sizes of its files and symbolic links.
+    public var size: UInt64
+    /// The image's default process settings.
+    public var config: ImageConfig
+    /// The root filesystem directory (absolute).
+    public var rootfs: String
+    /// When the image was built, when known.
+    public var created: Date?
+
+    /// A record with the given fields.
+    public init(id: String, repoTags: [String], repoDigests: [String] = [], size: UInt64,
+                config: ImageConfig = ImageConfig(), rootfs: String, created: Date? = nil) {
+        self.id = id
+        self.repoTags = repoTags
+        self.repoDigests = repoDigests
+        self.size = size
+        self.config = config
+        self.rootfs = rootfs
+        self.created = created
+    }
+
+    /// The encoder for `image.json`: stable key order, ISO 8601 dates.
+    static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    /// The decoder matching ``makeEncoder()``.
+    static func makeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

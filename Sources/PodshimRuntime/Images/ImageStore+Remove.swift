@@ -1,0 +1,60 @@
+import Foundation
+import Glibc
+import PodshimSystem
+
+/// Deleting images: CRI `RemoveImage`.
+extension ImageStore {
+    /// Removes the image `reference` names (any form ``status(_:)`` accepts): its directory
+    /// `<store>/<name>`, root filesystem and metadata. An id removes every name stored with that id.
+    /// Removing an image that is not there is not an error.
+    ///
+    /// The directory is first renamed to a hidden name, so it leaves ``list()`` at once and whole,
+    /// then deleted. Containers still using the root filesystem are the caller's concern.
+    public func remove(_ reference: String) throws(ImageRemoveError) {
+        let records: [ImageRecord]
+        switch lookup(reference) {
+        case .notFound: return
+        case .ambiguous(let ids): throw .ambiguous(reference: reference, ids: ids)
+        case .found(let found): records = found
+        }
+        for record in records {
+            // Records come from record(named:), so rootfs is `<store>/<name>/rootfs`.
+            let prefix = directory + "/", suffix = "/rootfs"
+            guard record.rootfs.hasPrefix(prefix), record.rootfs.hasSuffix(suffix) else { continue }
+            let name = String(record.rootfs.dropFirst(prefix.count).dropLast(suffix.count))
+            guard !name.isEmpty, !name.contains("/"), !name.hasPrefix(".") else { continue }
+            let imageDirectory = self.imageDirectory(name)
+            let doomed = directory + "/" + Self.removingPrefix + UUID().uuidString.lowercased()
+            if rename(imageDirectory, doomed) != 0 {
+                if errno == ENOENT { continue }  // removed concurrently
+                throw .system(SystemError("rename", path: imageDirectory, errno: .last))
+            }
+            do throws(SystemError) {
+                try FileSystem.removeTree(doomed)
+            } catch {
+                throw .system(error)
+            }
+        }
+    }
+
+    /// Deletes what interrupted pulls and removals left behind (`<store>/.staging-*` and
+    /// `<store>/.removing-*`) and returns their paths. Only safe while no pull or removal is
+    /// running, e.g. when the daemon starts.
+    @discardableResult
+    public func removeLeftovers() throws(ImageRemoveError) -> [String] {
+        let leftovers = FileTree.entries(of: directory)
+            .filter { $0.hasPrefix(ImageStaging.prefix) || $0.hasPrefix(Self.removingPrefix) }
+            .map { directory + "/" + $0 }
+        for path in leftovers {
+            do throws(SystemError) {
+                try FileSystem.removeTree(path)
+            } catch {
+                throw .system(error)
+            }
+        }
+        return leftovers
+    }
+
+    /// The hidden name an image directory is renamed to while it is deleted.
+    static let removingPrefix = ".removing-"
+}
