@@ -60,7 +60,7 @@ struct DaemonSocket {
         let bindErrno = Errno.last
         umask(previous)
         guard bound == 0 else { throw Failure(description: "bind \(path): \(bindErrno)") }
-        guard chown(path, 0, group ?? 0) == 0 else { throw Failure(description: "chown \(path): \(Errno.last)") }
+        guard chown(path, getuid(), group ?? getgid()) == 0 else { throw Failure(description: "chown \(path): \(Errno.last)") }
         guard chmod(path, 0o660) == 0 else { throw Failure(description: "chmod \(path): \(Errno.last)") }
         guard listen(descriptor, 1024) == 0 else { throw Failure(description: "listen \(path): \(Errno.last)") }
     }

@@ -119,9 +119,10 @@ extension SandboxManager {
         }
     }
 
-    /// Waits up to a second for the inheriting reaper, then asks the kernel for the status.
+    /// Waits up to 200 ms for the inheriting reaper (pid 1, usually), then gives up: an init
+    /// that never reaps leaves a zombie whose status nobody can read.
     static func exitStatus(of process: ProcessHandle) -> ExitStatus? {
-        for _ in 0..<20 {
+        for _ in 0..<10 {
             var status: Int32 = 0
             let result = psh_pidfd_exit_status(process.pidfd, &status)
             if result == 0 {
@@ -130,7 +131,7 @@ extension SandboxManager {
                 return .signaled(Signal(rawValue: signal), coreDumped: status & 0x80 != 0)
             }
             if result != -EAGAIN { return nil }
-            usleep(50_000)
+            usleep(20_000)
         }
         return nil
     }
