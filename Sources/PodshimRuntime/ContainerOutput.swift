@@ -21,23 +21,35 @@ public final class ContainerOutput: @unchecked Sendable {
     private var readEnds: [Int32] = []
 
     /// Creates the pipes and opens (appends to) the log file.
-    public init(container: String, logPath: String, sink: LineSink?) throws(SystemError) {
+    ///
+    /// With a `fifoDirectory`, the streams are named pipes `<dir>/<container>.stdout|.stderr`
+    /// instead, and the container's ends are opened read-write: the container then holds a reader
+    /// of its own output, so it never gets SIGPIPE when podshim is gone (a daemon killed and
+    /// restarted); it blocks once the 1 MiB pipe buffer is full, until a podshim reads again
+    /// (see ``reattach(container:logPath:fifoDirectory:)``).
+    public init(container: String, logPath: String, sink: LineSink?, fifoDirectory: String? = nil) throws(SystemError) {
         self.container = container
         self.logPath = logPath
         self.sink = sink
-        logFD = try libcCall("open", path: logPath) {
-            open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-        }
+        logFD = try Self.openLog(logPath)
         let out: (Int32, Int32)
         let err: (Int32, Int32)
-        do {
-            out = try Self.makePipe()
+        do throws(SystemError) {
+            if let fifoDirectory {
+                out = try Self.makeFIFO(fifoDirectory + "/" + container + ".stdout")
+            } else {
+                out = try Self.makePipe()
+            }
         } catch {
             close(logFD)
             throw error
         }
-        do {
-            err = try Self.makePipe()
+        do throws(SystemError) {
+            if let fifoDirectory {
+                err = try Self.makeFIFO(fifoDirectory + "/" + container + ".stderr")
+            } else {
+                err = try Self.makePipe()
+            }
         } catch {
             close(out.0); close(out.1); close(logFD)
             throw error
@@ -47,6 +59,56 @@ public final class ContainerOutput: @unchecked Sendable {
         readEnds = [out.0, err.0]
         watch(out.0, stream: .stdout)
         watch(err.0, stream: .stderr)
+    }
+
+    private init(container: String, logPath: String, logFD: Int32, readEnds: [Int32]) {
+        self.container = container
+        self.logPath = logPath
+        self.logFD = logFD
+        self.sink = nil
+        self.readEnds = readEnds
+        watch(readEnds[0], stream: .stdout)
+        watch(readEnds[1], stream: .stderr)
+    }
+
+    /// Reads again from the named pipes of a container started by an earlier podshim (one that
+    /// was killed): the output the container wrote meanwhile is still in the pipe buffers.
+    public static func reattach(container: String, logPath: String, fifoDirectory: String) throws(SystemError) -> ContainerOutput {
+        let logFD = try openLog(logPath)
+        var ends: [Int32] = []
+        for stream in ["stdout", "stderr"] {
+            let path = fifoDirectory + "/" + container + "." + stream
+            do {
+                ends.append(try libcCall("open", path: path) { open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) })
+            } catch {
+                for fd in ends { close(fd) }
+                close(logFD)
+                throw error
+            }
+        }
+        return ContainerOutput(container: container, logPath: logPath, logFD: logFD, readEnds: ends)
+    }
+
+    private static func openLog(_ logPath: String) throws(SystemError) -> Int32 {
+        try libcCall("open", path: logPath) {
+            open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        }
+    }
+
+    /// A fresh FIFO at `path`: podshim's non-blocking read end, and the container's read-write end.
+    private static func makeFIFO(_ path: String) throws(SystemError) -> (Int32, Int32) {
+        unlink(path)
+        _ = try libcCall("mkfifo", path: path) { mkfifo(path, 0o600) }
+        let reader = try libcCall("open", path: path) { open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        let writer: Int32
+        do {
+            writer = try libcCall("open", path: path) { open(path, O_RDWR | O_CLOEXEC) }
+        } catch {
+            close(reader)
+            throw error
+        }
+        _ = fcntl(reader, 1031 /* F_SETPIPE_SZ */, 1 << 20) // best effort: more room while nobody reads
+        return (reader, writer)
     }
 
     deinit {

@@ -59,7 +59,15 @@ public final class Pod: @unchecked Sendable {
             owner: ProcessIdentity.of(pid: getpid()) ?? ProcessIdentity(pid: getpid(), startTime: 0),
             stateDirectory: layout.stateDirectory, dataDirectory: layout.dataDirectory)
         record.daemon = daemon ? true : nil
+        outputFIFOs = daemon
     }
+
+    /// Container output goes through named pipes under the pod's state directory, which survive
+    /// the daemon (`podshim serve`); `podshim run` uses plain pipes.
+    private let outputFIFOs: Bool
+
+    /// Where the named pipes of container output live.
+    public var outputDirectory: String { layout.stateDirectory + "/io" }
 
     // MARK: - Setting up
 
@@ -151,6 +159,11 @@ public final class Pod: @unchecked Sendable {
         if let process {
             container.markCloned()
             container.markStarted(process)
+            if outputFIFOs {
+                container.output = try? ContainerOutput.reattach(
+                    container: container.name,
+                    logPath: logPath ?? layout.logFile(container: container.name, attempt: 0), fifoDirectory: outputDirectory)
+            }
         }
         stateLock.withLock {
             currentSpec.containers.append(containerSpec)
@@ -271,9 +284,11 @@ public final class Pod: @unchecked Sendable {
         let output: ContainerOutput
         do {
             try checkVolumeSources(of: container)
+            if outputFIFOs { try FileSystem.createDirectory(outputDirectory, mode: 0o700) }
             output = try ContainerOutput(
                 container: container.name,
-                logPath: container.logPath ?? layout.logFile(container: container.name, attempt: 0), sink: sink)
+                logPath: container.logPath ?? layout.logFile(container: container.name, attempt: 0), sink: sink,
+                fifoDirectory: outputFIFOs ? outputDirectory : nil)
         } catch {
             container.markFailedToStart(String(describing: error))
             throw PodError(subject, error)

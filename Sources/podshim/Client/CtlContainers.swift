@@ -17,7 +17,7 @@ struct CtlContainers: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Only containers of this pod (id or unique prefix).", valueName: "pod-id"))
     var pod: String?
 
-    @Option(help: "Only containers in this state: created, running or exited.")
+    @Option(help: "Only containers in this state.")
     var state: CtlContainerStateOption?
 
     @Option(help: ArgumentHelp("Only containers whose name contains this text.", valueName: "text"))
@@ -32,7 +32,7 @@ struct CtlContainers: AsyncParsableCommand {
     @Flag(name: .short, help: "Print only the full container ids, one a line.")
     var quiet = false
 
-    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    @Option(name: .shortAndLong, help: "Output format.")
     var output: CtlOutputFormat = .table
 
     func run() async throws {

@@ -14,7 +14,7 @@ struct CtlEvents: AsyncParsableCommand {
 
     @OptionGroup var connection: CtlSocketOptions
 
-    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    @Option(name: .shortAndLong, help: "Output format.")
     var output: CtlOutputFormat = .table
 
     func run() async throws {

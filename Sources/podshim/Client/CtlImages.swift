@@ -17,7 +17,7 @@ struct CtlImages: AsyncParsableCommand {
     @Flag(name: .short, help: "Print only the image ids, one a line.")
     var quiet = false
 
-    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    @Option(name: .shortAndLong, help: "Output format.")
     var output: CtlOutputFormat = .table
 
     @Argument(help: ArgumentHelp("Only this image.", valueName: "image"))
@@ -62,13 +62,13 @@ struct CtlPull: AsyncParsableCommand {
     @Option(
         name: .customLong("timeout"),
         help: ArgumentHelp("Give up after this many seconds; 0 waits forever.", valueName: "seconds"))
-    var timeoutSeconds: Double = 300
+    var timeoutSeconds: Int = 300
 
     @Argument(help: ArgumentHelp("The image to pull.", valueName: "image"))
     var image: String
 
     func validate() throws {
-        if timeoutSeconds < 0 || !timeoutSeconds.isFinite { throw ValidationError("--timeout must be 0 or more seconds") }
+        if timeoutSeconds < 0 { throw ValidationError("--timeout must be 0 or more seconds") }
     }
 
     func run() async throws {
@@ -141,7 +141,7 @@ struct CtlImageFsInfo: AsyncParsableCommand {
 
     @OptionGroup var options: CtlOptions
 
-    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    @Option(name: .shortAndLong, help: "Output format.")
     var output: CtlOutputFormat = .table
 
     func run() async throws {

@@ -10,7 +10,7 @@ struct CtlVersion: AsyncParsableCommand {
 
     @OptionGroup var options: CtlOptions
 
-    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    @Option(name: .shortAndLong, help: "Output format.")
     var output: CtlOutputFormat = .table
 
     func run() async throws {
@@ -47,7 +47,7 @@ struct CtlInfo: AsyncParsableCommand {
 
     @OptionGroup var options: CtlOptions
 
-    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    @Option(name: .shortAndLong, help: "Output format.")
     var output: CtlOutputFormat = .table
 
     func run() async throws {

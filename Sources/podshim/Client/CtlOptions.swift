@@ -33,7 +33,7 @@ struct CtlOptions: ParsableArguments {
     @Option(
         name: .customLong("timeout"),
         help: ArgumentHelp("Give up on each request after this many seconds; 0 waits forever.", valueName: "seconds"))
-    var timeoutSeconds: Double = 10
+    var timeoutSeconds: Int = 10
 
     var socket: String { connection.socket }
 
@@ -41,11 +41,11 @@ struct CtlOptions: ParsableArguments {
     var deadline: Duration? { CtlOptions.deadline(seconds: timeoutSeconds) }
 
     func validate() throws {
-        if timeoutSeconds < 0 || !timeoutSeconds.isFinite { throw ValidationError("--timeout must be 0 or more seconds") }
+        if timeoutSeconds < 0 { throw ValidationError("--timeout must be 0 or more seconds") }
     }
 
-    static func deadline(seconds: Double) -> Duration? {
-        seconds > 0 ? .milliseconds(Int64((seconds * 1000).rounded(.up))) : nil
+    static func deadline(seconds: Int) -> Duration? {
+        seconds > 0 ? .seconds(seconds) : nil
     }
 }
 

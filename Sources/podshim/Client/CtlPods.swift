@@ -20,7 +20,7 @@ struct CtlPods: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Only pods in this namespace.", valueName: "namespace"))
     var namespace: String?
 
-    @Option(help: "Only pods in this state: ready or notready.")
+    @Option(help: "Only pods in this state.")
     var state: CtlPodStateOption?
 
     @Option(help: ArgumentHelp("Only pods with this label (repeat for several; all must match).", valueName: "key=value"))
@@ -29,7 +29,7 @@ struct CtlPods: AsyncParsableCommand {
     @Flag(name: .short, help: "Print only the full pod ids, one a line.")
     var quiet = false
 
-    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    @Option(name: .shortAndLong, help: "Output format.")
     var output: CtlOutputFormat = .table
 
     func run() async throws {

@@ -20,7 +20,7 @@ struct CtlStats: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Only containers with this label (repeat for several; all must match).", valueName: "key=value"))
     var label: [String] = []
 
-    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    @Option(name: .shortAndLong, help: "Output format.")
     var output: CtlOutputFormat = .table
 
     @Argument(help: ArgumentHelp("One container's id or a unique prefix of it; default: every container.", valueName: "container-id"))
