@@ -50,12 +50,15 @@ public enum Recovery {
             }
             report += remove([record.stateDirectory, record.dataDirectory], what: "pod \(record.name) (\(id))")
         }
-        // Pod cgroups without a live pod (e.g. their state was lost).
+        // Pod cgroups without a live pod (e.g. their state was lost). Only empty ones: a populated
+        // cgroup not recorded here may belong to another podshim (another state directory, or
+        // `podshim serve`), and killing it would kill pods that are not ours.
         if let hierarchy {
             let podshim = (configuration.cgroupRoot ?? hierarchy.mountPoint) + "/podshim"
             for name in (try? FileManager.default.contentsOfDirectory(atPath: podshim)) ?? [] where name.hasPrefix("pod-") {
                 let id = String(name.dropFirst(4))
                 guard !live.contains(id), !FileManager.default.fileExists(atPath: statePods + "/" + id) else { continue }
+                guard !Cgroup(path: podshim + "/" + name).isPopulated else { continue }
                 do {
                     try Cgroup(path: podshim + "/" + name).remove()
                     report.append("removed cgroup of pod \(id)")

@@ -9,8 +9,10 @@ enum CtlError: Error, CustomStringConvertible {
     case usage(String)
     /// An id prefix or name matched nothing.
     case notFound(String)
-    /// The socket does not exist, is not a socket, or refuses us.
+    /// The socket does not exist, is not a socket, or nobody answers on it.
     case unreachable(socket: String, reason: String)
+    /// The socket is there but we may not use it.
+    case forbidden(socket: String)
     /// Anything else, already worded for the user.
     case failed(String)
 
@@ -19,8 +21,12 @@ enum CtlError: Error, CustomStringConvertible {
         case .usage(let message), .notFound(let message), .failed(let message):
             return message
         case .unreachable(let socket, let reason):
-            return "cannot reach the podshim socket \(socket): \(reason); is `podshim serve` running"
-                + " (and are you allowed to use its socket)? Use --socket or PODSHIM_SOCKET for another path"
+            var reason = Substring(reason)
+            while reason.hasSuffix(".") { reason.removeLast() }
+            return "cannot reach \(socket) (\(reason)): is `podshim serve` running?"
+                + " Use --socket or PODSHIM_SOCKET to name another socket"
+        case .forbidden(let socket):
+            return "may not use \(socket) (permission denied): run as root, or as a user the socket admits"
         }
     }
 }

@@ -52,15 +52,13 @@ struct CtlSession {
     static func checkSocket(_ path: String) throws(CtlError) {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
-            throw CtlError.unreachable(socket: path, reason: reason)
+            if errno == EACCES { throw CtlError.forbidden(socket: path) }
+            throw CtlError.unreachable(socket: path, reason: errno == ENOENT ? "no such file" : String(cString: strerror(errno)))
         }
         guard (info.st_mode & S_IFMT) == S_IFSOCK else {
             throw CtlError.unreachable(socket: path, reason: "not a socket")
         }
-        guard access(path, W_OK) == 0 else {
-            throw CtlError.unreachable(socket: path, reason: "permission denied (the socket is usually root's)")
-        }
+        guard access(path, W_OK) == 0 else { throw CtlError.forbidden(socket: path) }
     }
 }
 
@@ -120,17 +118,23 @@ extension CtlJSON {
     /// from `path`, or from stdin when `path` is "-". Unknown fields are an error, so typos show.
     static func read<M: SwiftProtobuf.Message>(_ type: M.Type, from path: String, what: String) throws -> M {
         let data: Data
-        do {
-            if path == "-" {
-                data = FileHandle.standardInput.readDataToEndOfFile()
-            } else {
-                data = try Data(contentsOf: URL(fileURLWithPath: path))
+        if path == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard let handle = FileHandle(forReadingAtPath: path) else {
+                throw CtlError.usage("\(path): \(String(cString: strerror(errno)))")
             }
-        } catch {
-            throw CtlError.usage("\(path): cannot read: \((error as NSError).localizedDescription)")
+            defer { try? handle.close() }
+            do {
+                data = try handle.readToEnd() ?? Data()
+            } catch {
+                throw CtlError.usage("\(path): cannot read it: \(error)")
+            }
         }
         do {
             return try M(jsonUTF8Data: data)
+        } catch JSONDecodingError.unknownField(let field) {
+            throw CtlError.usage("\(path): a \(what) has no field \"\(field)\"")
         } catch {
             throw CtlError.usage("\(path): not a \(what) in the protobuf JSON mapping: \(error)")
         }
