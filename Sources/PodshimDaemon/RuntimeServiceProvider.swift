@@ -302,8 +302,11 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func streamPodSandboxMetrics(request: Runtime_V1_StreamPodSandboxMetricsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxMetricsResponse>, context: ServerContext) async throws {
         throw CRIError.unimplemented("StreamPodSandboxMetrics")
     }
+    /// podshim writes cgroupfs directly (no systemd units): the kubelet must use the cgroupfs driver.
     func runtimeConfig(request: Runtime_V1_RuntimeConfigRequest, context: ServerContext) async throws -> Runtime_V1_RuntimeConfigResponse {
-        throw CRIError.unimplemented("RuntimeConfig")
+        var response = Runtime_V1_RuntimeConfigResponse()
+        response.linux.cgroupDriver = .cgroupfs
+        return response
     }
     func updatePodSandboxResources(request: Runtime_V1_UpdatePodSandboxResourcesRequest, context: ServerContext) async throws -> Runtime_V1_UpdatePodSandboxResourcesResponse {
         throw CRIError.unimplemented("UpdatePodSandboxResources")

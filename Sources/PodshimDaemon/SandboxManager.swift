@@ -189,13 +189,19 @@ final class SandboxManager: @unchecked Sendable {
         let rootfs: String
         let defaults: ImageDefaults
         let imageRef: String
-        do {
-            rootfs = try images.rootfs(for: imageName)
-            let record = images.status(imageName)
-            defaults = ImageDefaults(record?.config)
-            imageRef = record?.id ?? imageName
-        } catch {
-            throw RPCError(code: .notFound, message: "config.image.image: \(error)")
+        // The kubelet names the image by the id PullImage returned; people by tag or path.
+        if !imageName.hasPrefix("/"), let record = images.status(imageName) {
+            rootfs = record.rootfs
+            defaults = ImageDefaults(record.config)
+            imageRef = record.id
+        } else {
+            do {
+                rootfs = try images.rootfs(for: imageName)
+            } catch {
+                throw RPCError(code: .notFound, message: "config.image.image: \(error)")
+            }
+            defaults = ImageDefaults()
+            imageRef = imageName
         }
         let addition = try CRITranslation.container(config, key: id, image: defaults)
         if config.linux.securityContext.privileged && !sandbox.pod.privilegedSandbox {

@@ -47,11 +47,14 @@ enum FileTree {
     }
 
     /// The bytes of an image root filesystem: sizes of its regular files and symbolic links
-    /// (directory sizes depend on the file system, so they are left out).
+    /// (directory sizes depend on the file system, so they are left out), each hard-linked file
+    /// once (a busybox image is one binary under 400 names).
     static func contentSize(of root: String) -> UInt64 {
         var total: UInt64 = 0
+        var seen = Set<UInt64>()
         walk(root) { _, info in
             let type = info.st_mode & S_IFMT
+            if type == S_IFREG && info.st_nlink > 1 && !seen.insert(UInt64(info.st_ino)).inserted { return }
             if type == S_IFREG || type == S_IFLNK { total += UInt64(max(info.st_size, 0)) }
         }
         return total

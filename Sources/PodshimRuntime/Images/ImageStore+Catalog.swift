@@ -1,4 +1,5 @@
 import Foundation
+import PodshimSystem
 
 /// Reading the store: CRI `ListImages`, `ImageStatus` and `ImageFsInfo`.
 extension ImageStore {
@@ -82,8 +83,14 @@ extension ImageStore {
             record.rootfs = rootfs  // where it is now, even if the store was moved
             return record
         }
-        return ImageRecord(id: Self.localID(name), repoTags: [name + ":latest"], size: FileTree.contentSize(of: rootfs),
-                           rootfs: rootfs)
+        let record = ImageRecord(id: Self.localID(name), repoTags: [name + ":latest"], size: FileTree.contentSize(of: rootfs),
+                                 rootfs: rootfs)
+        // Remember it, so the tree is walked once rather than on every lookup (best effort: a
+        // read-only store just walks again).
+        if let data = try? ImageRecord.makeEncoder().encode(record) {
+            try? FileSystem.writeAtomically(imageDirectory(name) + "/" + Self.metadataFile, String(decoding: data, as: UTF8.self))
+        }
+        return record
     }
 
     /// The stable id of an image directory without `image.json`.

@@ -125,6 +125,10 @@ extension CtlJSON {
                 throw CtlError.usage("\(path): \(String(cString: strerror(errno)))")
             }
             defer { try? handle.close() }
+            var info = stat()
+            if fstat(handle.fileDescriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+                throw CtlError.usage("\(path): \(String(cString: strerror(EISDIR)))")
+            }
             do {
                 data = try handle.readToEnd() ?? Data()
             } catch {
