@@ -83,7 +83,9 @@ public struct Daemon {
 
         let policy = PeerPolicy(group: group)
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
-        transportConfig.rpc.maxRequestPayloadSize = 16 << 20
+        // CRI requests are small (the largest, CreateContainer, carries env, mounts and labels);
+        // 2 MiB keeps an abusive client from tying up the event loops decoding junk.
+        transportConfig.rpc.maxRequestPayloadSize = 2 << 20
         transportConfig.channelDebuggingCallbacks.onAcceptTCPConnection = { [logger] channel in
             policy.check(channel) { logger.warning("\($0)") }
         }

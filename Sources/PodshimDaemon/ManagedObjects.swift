@@ -14,6 +14,8 @@ final class ManagedContainer: @unchecked Sendable {
     let exited = ExitSignal()
     /// Guarded by the sandbox's lock.
     var record: ContainerRecord
+    /// The last signal podshim sent to stop it (guarded by the sandbox's lock).
+    var signalSent: Signal?
 
     init(record: ContainerRecord, config: Runtime_V1_ContainerConfig, runtime: Container) {
         id = record.id

@@ -160,15 +160,16 @@ final class SandboxManager: @unchecked Sendable {
                 continuation.resume(returning: sandbox.pod.removeResources())
             }
         }
-        sandbox.lock.withLock { sandbox.removed = true }
-        sandbox.pod.events.post(.stopRequested) // ends its event thread
-        store.deleteSandbox(sandbox.id)
-        _ = lock.withLock { sandboxes.removeValue(forKey: sandbox.id) }
         if !problems.isEmpty {
+            // Keep the sandbox (listed, recorded): the kubelet retries RemovePodSandbox.
             let text = problems.map(\.description).joined(separator: "; ")
             logger.error("remove sandbox \(sandbox.id.prefix(13)): \(text)")
             throw CRIError.internal("remove pod sandbox \(sandbox.id): \(text)")
         }
+        sandbox.lock.withLock { sandbox.removed = true }
+        sandbox.pod.events.post(.stopRequested) // ends its event thread
+        store.deleteSandbox(sandbox.id)
+        _ = lock.withLock { sandboxes.removeValue(forKey: sandbox.id) }
         logger.info("sandbox \(sandbox.id.prefix(13)) removed")
     }
 
@@ -311,9 +312,11 @@ final class SandboxManager: @unchecked Sendable {
         let running = sandbox.lock.withLock { container.record.state == .running }
         guard running else { return }
         if timeoutSeconds > 0 {
+            sandbox.lock.withLock { container.signalSent = container.stopSignal }
             container.runtime.send(container.stopSignal)
             if await container.exited.wait(seconds: Double(timeoutSeconds)) { return }
         }
+        sandbox.lock.withLock { container.signalSent = .kill }
         container.runtime.kill()
         if !(await container.exited.wait(seconds: 10)) {
             logger.warning("container \(container.id.prefix(13)) did not exit 10 s after SIGKILL")
@@ -378,6 +381,13 @@ final class SandboxManager: @unchecked Sendable {
     func containerExited(_ id: String, status: ExitStatus?, in sandbox: ManagedSandbox, message: String? = nil) {
         sandbox.lock.withLock {
             guard let container = sandbox.container(id), container.record.state != .exited else { return }
+            var status = status
+            var message = message
+            if status == nil, let signal = container.signalSent {
+                // A re-adopted process podshim itself signalled: that signal is what ended it.
+                status = .signaled(signal, coreDumped: false)
+                message = nil
+            }
             container.runtime.markExited(status ?? .exited(code: 255))
             let termination = container.runtime.termination
             container.record.state = .exited

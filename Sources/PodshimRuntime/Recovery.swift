@@ -58,7 +58,8 @@ public enum Recovery {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: podshim)) ?? [] where name.hasPrefix("pod-") {
                 let id = String(name.dropFirst(4))
                 guard !live.contains(id), !FileManager.default.fileExists(atPath: statePods + "/" + id) else { continue }
-                guard !Cgroup(path: podshim + "/" + name).isPopulated else { continue }
+                // …and not one another podshim is setting up right now (created, pause not yet in it).
+                guard !Cgroup(path: podshim + "/" + name).isPopulated, isOld(podshim + "/" + name) else { continue }
                 do {
                     try Cgroup(path: podshim + "/" + name).remove()
                     report.append("removed cgroup of pod \(id)")

@@ -62,8 +62,13 @@ public enum FileSystem {
             throw SystemError("lstat", path: path, errno: .last)
         }
         if (info.st_mode & S_IFMT) == S_IFDIR {
-            guard info.st_dev == device else {
-                throw SystemError("remove (another filesystem is mounted here)", path: path, errno: .resourceBusy)
+            if info.st_dev != device {
+                // A mount the mountinfo scan missed: /proc/self/mountinfo is not read atomically,
+                // and concurrent unmounts elsewhere can make a reader skip entries. Detach it.
+                try Mounts.unmount(path)
+                guard lstat(path, &info) == 0, info.st_dev == device else {
+                    throw SystemError("remove (another filesystem is mounted here)", path: path, errno: .resourceBusy)
+                }
             }
             let children: [String]
             do {
