@@ -81,10 +81,12 @@ public final class Pod: @unchecked Sendable {
             try FileSystem.createDirectory(layout.shmDirectory, mode: 0o1777)
             try Mounts.mountTmpfs(at: layout.shmDirectory, options: "mode=1777,size=65536k")
             try FileSystem.createDirectory(layout.etcDirectory)
-            try FileSystem.writeAtomically(layout.etcDirectory + "/hostname", currentSpec.hostname + "\n")
-            try FileSystem.writeAtomically(layout.etcDirectory + "/hosts", Self.hostsFile(hostname: currentSpec.hostname))
+            // Generated files, rewritten with every pod: no fsync needed.
+            try FileSystem.writeAtomically(layout.etcDirectory + "/hostname", currentSpec.hostname + "\n", durable: false)
+            try FileSystem.writeAtomically(layout.etcDirectory + "/hosts", Self.hostsFile(hostname: currentSpec.hostname),
+                                           durable: false)
             let resolv = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
-            try FileSystem.writeAtomically(layout.etcDirectory + "/resolv.conf", resolv)
+            try FileSystem.writeAtomically(layout.etcDirectory + "/resolv.conf", resolv, durable: false)
             try FileSystem.createDirectory(layout.dataDirectory, mode: 0o711)
             try FileSystem.createDirectory(layout.logDirectory)
         } catch {

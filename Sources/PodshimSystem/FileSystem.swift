@@ -17,8 +17,12 @@ public enum FileSystem {
 
     /// Writes `contents` to `path` atomically and durably: a temporary file in the same directory,
     /// fsync, rename, then fsync of the directory (without it the rename may not survive a crash).
-    public static func writeAtomically(_ path: String, _ contents: String, mode: mode_t = 0o644) throws(SystemError) {
-        let temporary = path + ".tmp.\(getpid())"
+    /// `durable: false` skips both fsyncs: still atomic for readers and across a crash of podshim
+    /// (the page cache outlives the process), for files that are regenerated anyway.
+    /// Concurrent writers of one path each use their own temporary file; the last rename wins.
+    public static func writeAtomically(_ path: String, _ contents: String, mode: mode_t = 0o644,
+                                       durable: Bool = true) throws(SystemError) {
+        let temporary = path + ".tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         let fd = try libcCall("open", path: temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
         var renamed = false
         defer {
@@ -32,9 +36,10 @@ public enum FileSystem {
             }
             bytes = bytes.dropFirst(written)
         }
-        try libcCall("fsync", path: temporary) { fsync(fd) }
+        if durable { try libcCall("fsync", path: temporary) { fsync(fd) } }
         try libcCall("rename", path: path) { rename(temporary, path) }
         renamed = true
+        guard durable else { return }
         let directory = (path as NSString).deletingLastPathComponent
         let directoryFD = try libcCall("open", path: directory) { open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         defer { close(directoryFD) }
