@@ -91,6 +91,7 @@ let package = Package(
             name: "podshim",
             dependencies: [
                 "PodshimRuntime", "PodshimSpec", "PodshimDaemon", "PodshimCRI",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -101,6 +102,7 @@ let package = Package(
         .testTarget(name: "PodshimSecurityTests", dependencies: ["PodshimSecurity", "PodshimSystem"]),
         .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimSystem"]),
+        .testTarget(name: "PodshimCtlTests", dependencies: ["podshim"]),
         .testTarget(name: "PodshimDaemonTests", dependencies: ["PodshimDaemon", "PodshimCRI", "PodshimSpec", "PodshimRuntime"]),
         /// Root integration tests: drive the podshim binary on the real kernel.
         .testTarget(

@@ -12,6 +12,6 @@ struct Podshim: AsyncParsableCommand {
             `podshim run` runs one pod in the foreground; `podshim serve` is the CRI daemon a node agent talks to.
             """,
         version: "0.1.0",
-        subcommands: [Run.self, Serve.self, Cleanup.self]
+        subcommands: [Run.self, Serve.self, Ctl.self, Cleanup.self]
     )
 }
