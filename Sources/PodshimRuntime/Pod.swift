@@ -192,6 +192,7 @@ public final class Pod: @unchecked Sendable {
         if let cgroup = container.cgroup {
             do { try cgroup.remove() } catch { problems.append(PodError("container \(container.name) cgroup", error)) }
         }
+        for stream in ["stdout", "stderr"] { unlink(outputDirectory + "/" + container.name + "." + stream) }
         do {
             try FileSystem.removeTree(layout.containerDirectory(container.name))
         } catch {
