@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
+#include <pthread.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -102,4 +104,32 @@ int psh_pidfd_exit_status(int pidfd, int *wait_status) {
     if (!(info.mask & PSH_PIDFD_INFO_EXIT)) return -EAGAIN;
     *wait_status = info.exit_code;
     return 0;
+}
+
+int psh_timerfd_create(void) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int psh_timerfd_arm(int fd, uint64_t deadline_ns) {
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    if (deadline_ns == 0) deadline_ns = 1; // 0 would disarm: "as soon as possible" instead
+    spec.it_value.tv_sec = (time_t)(deadline_ns / 1000000000ULL);
+    spec.it_value.tv_nsec = (long)(deadline_ns % 1000000000ULL);
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL) < 0 ? -errno : 0;
+}
+
+int psh_timerfd_disarm(int fd) {
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    return timerfd_settime(fd, 0, &spec, NULL) < 0 ? -errno : 0;
+}
+
+int psh_prepare_timer_thread(void) {
+    // Wake exactly at the deadline: no timer slack, and a real-time priority when allowed.
+    int rc = prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) < 0 ? -errno : 0;
+    struct sched_param param = { .sched_priority = 10 };
+    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &param) != 0 && rc == 0) rc = 1;
+    return rc;
 }

@@ -57,6 +57,15 @@ int psh_pidfd_send_signal(int pidfd, int signo);
 /// (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15). -ENOTTY/-EINVAL on older kernels, -EAGAIN
 /// while the process has not been reaped yet, -ESRCH when it was reaped before the pidfd existed.
 int psh_pidfd_exit_status(int pidfd, int *wait_status);
+/// A CLOCK_MONOTONIC timerfd (CLOEXEC). Returns the fd or -errno.
+int psh_timerfd_create(void);
+/// Arms `fd` to expire at the absolute CLOCK_MONOTONIC time `deadline_ns` (a past time expires at
+/// once). Safe from any thread while another blocks in read(fd): the read then wakes at the new time.
+int psh_timerfd_arm(int fd, uint64_t deadline_ns);
+int psh_timerfd_disarm(int fd);
+/// For the thread that fires deadlines: timer slack 1 ns, SCHED_FIFO priority 10 when permitted.
+/// Returns 0, 1 when the priority could not be raised, or -errno.
+int psh_prepare_timer_thread(void);
 /// PR_SET_CHILD_SUBREAPER on the calling process.
 int psh_set_child_subreaper(void);
 /// mount(2), umount2(2) returning -errno.

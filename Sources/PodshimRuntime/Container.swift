@@ -1,5 +1,6 @@
 import Foundation
 import PodshimCgroups
+import PodshimSpec
 import PodshimSystem
 
 /// One container of a pod: its plan, its process and its state.
@@ -16,6 +17,12 @@ public final class Container: @unchecked Sendable {
     public internal(set) var cgroup: Cgroup?
     /// Where its output goes in CRI log format; nil = the pod's default `<logs>/<pod>/<name>/0.log`.
     public let logPath: String?
+    /// The signal that asks it to stop (`lifecycle.stopSignal`, SIGTERM by default).
+    public var stopSignal: Signal = .terminate
+    /// `lifecycle.preStop`.
+    public var preStop: LifecycleHandler?
+    /// Its declared ports (for a preStop httpGet with a named port).
+    public var ports: [ContainerPort] = []
 
     private let lock = NSLock()
     private var machine = ContainerStateMachine()
@@ -41,6 +48,14 @@ public final class Container: @unchecked Sendable {
     /// A process was cloned for the container and its exit has not been processed yet — also
     /// after a failed start, whose child reports, exits 127 and must still be accounted for.
     public var isAwaitingExit: Bool { lock.withLock { cloned && machine.termination == nil } }
+
+    /// When the reaper saw the main process exit (for the termination timing record).
+    public var exitObservedAt: MonotonicInstant? { lock.withLock { exitSeen } }
+    private var exitSeen: MonotonicInstant?
+
+    func markExitObserved(at instant: MonotonicInstant) {
+        lock.withLock { if exitSeen == nil { exitSeen = instant } }
+    }
 
     func markCloned() {
         lock.withLock { cloned = true }
@@ -73,6 +88,13 @@ public final class Container: @unchecked Sendable {
     public func send(_ signal: Signal) -> Bool {
         guard let process else { return false }
         return (try? process.send(signal)) ?? false
+    }
+
+    /// Takes the stop signal, preStop hook and ports from the container's spec.
+    func configure(from spec: ContainerSpec) {
+        stopSignal = spec.lifecycle.stopSignal.flatMap { Signal(parsing: $0) } ?? .terminate
+        preStop = spec.lifecycle.preStop
+        ports = spec.ports
     }
 
     /// SIGKILL to the main process and, through `cgroup.kill`, to every process of the container.

@@ -51,8 +51,10 @@ public final class Pod: @unchecked Sendable {
         self.configuration = configuration
         privilegedSandbox = privileged ?? SandboxPlanner.isPrivileged(spec)
         currentContainers = zip(spec.containers.indices, plans).map {
-            Container(index: $0.0, name: spec.containers[$0.0].name, plan: $0.1,
-                      resources: PodPlanner.cgroupResources(spec.containers[$0.0].resources))
+            let container = Container(index: $0.0, name: spec.containers[$0.0].name, plan: $0.1,
+                                      resources: PodPlanner.cgroupResources(spec.containers[$0.0].resources))
+            container.configure(from: spec.containers[$0.0])
+            return container
         }
         record = PodStateRecord(
             name: spec.name, namespace: spec.namespace, podID: layout.podID,
@@ -128,6 +130,7 @@ public final class Pod: @unchecked Sendable {
     public func add(_ containerSpec: ContainerSpec, volumes: [Volume] = [], plan: ProcessPlan,
                     resources: CgroupResources, logPath: String?) throws(PodError) -> Container {
         let container = Container(index: -1, name: containerSpec.name, plan: plan, resources: resources, logPath: logPath)
+        container.configure(from: containerSpec)
         for (index, volume) in volumes.enumerated() {
             do {
                 try prepare(volume)
@@ -157,6 +160,7 @@ public final class Pod: @unchecked Sendable {
     public func adopt(_ containerSpec: ContainerSpec, plan: ProcessPlan, resources: CgroupResources,
                       logPath: String?, process: ProcessHandle?) -> Container {
         let container = Container(index: -1, name: containerSpec.name, plan: plan, resources: resources, logPath: logPath)
+        container.configure(from: containerSpec)
         container.cgroup = cgroups?.container(containerSpec.name)
         if let process {
             container.markCloned()
@@ -310,6 +314,7 @@ public final class Pod: @unchecked Sendable {
                     try? saveRecord()
                 }
             ) { [events] status in
+                container.markExitObserved(at: MonotonicInstant.now())
                 events.post(.containerExited(name: name, status: status))
             }
             container.markStarted(process)

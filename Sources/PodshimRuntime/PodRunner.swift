@@ -14,7 +14,7 @@ public final class PodRunner {
     public let pod: Pod
     private let printer: TerminalPrinter
     private var stopRequests = 0
-    private var killDeadline: MonotonicInstant?
+    private let termination: Termination
 
     /// The outcome of a run.
     public struct Result: Sendable {
@@ -22,6 +22,8 @@ public final class PodRunner {
         public var terminations: [(name: String, termination: ContainerTermination?)]
         /// Setup or teardown problems.
         public var problems: [PodError]
+        /// When each SIGKILL was due and sent, and when its exit was seen.
+        public var kills: [Termination.KillRecord] = []
         /// 0 when every container exited 0 and nothing went wrong, else 1.
         public var exitCode: Int32 {
             problems.isEmpty && terminations.allSatisfy { $0.termination?.exitCode == 0 } ? 0 : 1
@@ -48,7 +50,20 @@ public final class PodRunner {
         }
         let plans = try PodPlanner.plan(spec, layout: layout, configuration: configuration)
         pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: plans, cgroupHierarchy: hierarchy)
-        self.printer = printer ?? TerminalPrinter(names: spec.containers.map(\.name))
+        let printer = printer ?? TerminalPrinter(names: spec.containers.map(\.name))
+        self.printer = printer
+        termination = Termination(sandbox: { [pod] in pod.sandbox }, onEvent: { event in
+            switch event {
+            case .started, .stopSignalSent:
+                break
+            case .preStopFinished(let name, let problem):
+                printer.message("container \(name): preStop " + (problem.map { "failed: \($0)" } ?? "done"))
+            case .extended(let name, let seconds):
+                printer.message("container \(name): preStop still running at the end of the grace period: \(Int(seconds)) s more")
+            case .killed(let name, let lateness):
+                printer.message("container \(name): SIGKILL (\(String(format: "%.0f", lateness)) µs after its deadline)")
+            }
+        })
     }
 
     /// Runs the pod to completion. `stopSignals` are turned into stop requests while it runs.
@@ -117,7 +132,7 @@ public final class PodRunner {
             if let usage = termination.usage?.summary, !usage.isEmpty { line += ", " + usage }
             printer.message(line)
         }
-        return Result(terminations: terminations, problems: problems)
+        return Result(terminations: terminations, problems: problems, kills: termination.records)
     }
 
     private func runningOwner() -> Int32? {
@@ -128,15 +143,13 @@ public final class PodRunner {
     }
 
     /// The pod's event loop: until every container that was cloned has had its exit processed.
+    /// Deadlines are not kept here but by the ``Termination``'s timer thread.
     private func waitForContainers() {
         while pod.containers.contains(where: \.isAwaitingExit) {
-            guard let event = pod.events.next(until: killDeadline) else {
-                printer.message("grace period of \(pod.spec.terminationGracePeriodSeconds)s is over: SIGKILL")
-                killAll()
-                continue
-            }
+            guard let event = pod.events.next(until: nil) else { continue }
             switch event {
             case .containerExited(let name, let status):
+                termination.exited(name)
                 pod.container(named: name)?.markExited(status)
             case .execExited:
                 break
@@ -149,6 +162,8 @@ public final class PodRunner {
         }
     }
 
+    /// The first request runs the graceful flow (preStop, stop signal, SIGKILL at the deadline);
+    /// a second one forces.
     private func requestStop(reason: String) {
         stopRequests += 1
         let grace = pod.spec.terminationGracePeriodSeconds
@@ -157,13 +172,13 @@ public final class PodRunner {
             killAll()
             return
         }
-        printer.message("\(reason): stopping the pod (SIGTERM, SIGKILL after \(grace)s; interrupt again to kill now)")
-        for container in pod.containers { container.send(.terminate) }
-        killDeadline = MonotonicInstant.now().advanced(bySeconds: Double(grace))
+        printer.message("\(reason): stopping the pod (preStop hooks, stop signal, SIGKILL after \(grace)s; interrupt again to kill now)")
+        termination.begin(pod.containers, graceSeconds: Double(grace))
     }
 
     private func killAll() {
-        killDeadline = nil
+        termination.begin(pod.containers, graceSeconds: 0)
+        termination.force()
         for container in pod.containers { container.kill() }
     }
 

@@ -2,7 +2,7 @@
 extension ManifestParser {
     private static let containerFields: Set<String> = [
         "name", "image", "command", "args", "env", "workingDir", "volumeMounts", "ports", "imagePullPolicy",
-        "resources", "securityContext",
+        "resources", "securityContext", "lifecycle",
     ]
     private static let envFields: Set<String> = ["name", "value"]
     private static let volumeMountFields: Set<String> = ["name", "mountPath", "readOnly", "subPath"]
@@ -54,10 +54,11 @@ extension ManifestParser {
         let imagePullPolicy = try container.oneOf("imagePullPolicy", imagePullPolicies)
         let resources = try parseResources(container)
         let securityContext = try parseSecurityContext(container, pod: podSecurityContext)
+        let lifecycle = try parseLifecycle(container, ports: ports)
         return ContainerSpec(
             name: name, image: image, command: command, args: args, env: env, workingDir: workingDir,
             volumeMounts: volumeMounts, ports: ports, imagePullPolicy: imagePullPolicy,
-            resources: resources, securityContext: securityContext
+            resources: resources, securityContext: securityContext, lifecycle: lifecycle
         )
     }
 

@@ -131,14 +131,18 @@ public struct ContainerSpec: Equatable, Sendable {
     /// absent; see `effectiveRunAsUser(pod:)` and its siblings for the values the pod's
     /// `spec.securityContext` supplies.
     public var securityContext: SecurityContext
+    /// `lifecycle`: the preStop hook and the stop signal.
+    public var lifecycle: Lifecycle
 
     public init(
         name: String, image: String, command: [String] = [], args: [String] = [],
         env: [EnvVar] = [], workingDir: String? = nil, volumeMounts: [VolumeMount] = [],
         ports: [ContainerPort] = [], imagePullPolicy: String? = nil,
         resources: ResourceRequirements = ResourceRequirements(),
-        securityContext: SecurityContext = SecurityContext()
+        securityContext: SecurityContext = SecurityContext(),
+        lifecycle: Lifecycle = Lifecycle()
     ) {
+        self.lifecycle = lifecycle
         self.name = name
         self.image = image
         self.command = command

@@ -10,7 +10,7 @@ struct Run: ParsableCommand {
         discussion: """
             Each container's output is shown prefixed with its name and written to a CRI-format log file.
 
-            Ctrl-C (or SIGTERM) stops the pod: SIGTERM to every container, SIGKILL when terminationGracePeriodSeconds ends; a second Ctrl-C kills at once. Afterwards no process, mount, overlay directory or volume of the pod is left; the logs stay.
+            Ctrl-C (or SIGTERM) stops the pod the Kubernetes way, every container at once against one deadline: preStop hooks, then each container's stop signal (lifecycle.stopSignal, SIGTERM by default), then SIGKILL exactly when terminationGracePeriodSeconds ends (2 s later when a preStop hook overran); a second Ctrl-C kills at once. Afterwards no process, mount, overlay directory or volume of the pod is left; the logs stay.
 
             Exit status: 0 when every container exited 0, 1 otherwise, 2 for an invalid manifest (nothing is started then).
             """
@@ -20,6 +20,9 @@ struct Run: ParsableCommand {
     var manifest: String
 
     @OptionGroup var host: HostOptions
+
+    @Option(help: ArgumentHelp("Write each SIGKILL's planned deadline, send time and observed exit (CLOCK_MONOTONIC ns) to this JSON file when the pod ends.", valueName: "file"))
+    var terminationReport: String?
 
     func run() throws {
         let runner: PodRunner
@@ -34,6 +37,12 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         let result = runner.run()
+        if let terminationReport {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = (try? encoder.encode(result.kills)) ?? Data("[]".utf8)
+            FileManager.default.createFile(atPath: terminationReport, contents: data)
+        }
         throw ExitCode(result.exitCode)
     }
 
