@@ -3,6 +3,7 @@ import Glibc
 import GRPCCore
 import PodshimCRI
 import PodshimSpec
+import PodshimSystem
 
 /// Maps the CRI's sandbox and container configs onto podshim's pod model, so that `podshim serve`
 /// and `podshim run` share one planner, one spawn path and one cgroup mapping. Pure except for
@@ -162,12 +163,20 @@ enum CRITranslation {
         if context.noNewPrivs { security.allowPrivilegeEscalation = false }
         security.seccompProfile = try seccomp(context)
 
+        var lifecycle = Lifecycle()
+        if config.stopSignal != .runtimeDefault {
+            let name = "\(config.stopSignal)".uppercased()
+            guard name.hasPrefix("SIG"), Signal(parsing: name) != nil else {
+                throw CRIError.invalidArgument("config.stop_signal", "unknown signal \(config.stopSignal)")
+            }
+            lifecycle.stopSignal = name
+        }
         return ContainerAddition(
             container: ContainerSpec(
                 name: key, image: config.image.image, command: command, args: args, env: env,
                 workingDir: config.workingDir.isEmpty ? image.workingDir : config.workingDir,
                 volumeMounts: mounts, resources: try resources(linux.resources, field: "config.linux.resources"),
-                securityContext: security),
+                securityContext: security, lifecycle: lifecycle),
             volumes: volumes)
     }
 

@@ -29,13 +29,6 @@ final class ManagedContainer: @unchecked Sendable {
     var name: String { config.metadata.name }
     var attempt: UInt32 { config.metadata.attempt }
 
-    /// The signal that asks it to stop: the config's stop signal, else SIGTERM.
-    var stopSignal: Signal {
-        if config.stopSignal != .runtimeDefault, let signal = Signal(parsing: "\(config.stopSignal)") {
-            return signal
-        }
-        return .terminate
-    }
 }
 
 /// A pod sandbox the daemon manages. Every change to it or its containers happens under ``lock``,
@@ -53,12 +46,15 @@ final class ManagedSandbox: @unchecked Sendable {
     var containers: [ManagedContainer] = []
     /// Set once RemovePodSandbox took it apart; its event thread then ends.
     var removed = false
+    /// Graceful stops of its containers: one deadline each, SIGKILL from the deadline thread.
+    let termination: Termination
 
     init(record: SandboxRecord, config: Runtime_V1_PodSandboxConfig, pod: Pod) {
         id = record.id
         self.config = config
         self.pod = pod
         self.record = record
+        termination = Termination(sandbox: { [pod] in pod.sandbox })
     }
 
     var name: String { config.metadata.name }

@@ -73,6 +73,7 @@ extension SandboxManager {
             }
             register(sandbox)
             startEventThread(sandbox)
+            resumeStops(in: sandbox, report: &report)
             if let pause {
                 watchAdoptedPause(pause, sandbox: sandbox)
                 report.append("sandbox \(record.id.prefix(13)) \(spec.namespace)/\(spec.name): re-adopted, pause pid \(pause.pid)")
@@ -84,6 +85,24 @@ extension SandboxManager {
             report.append("container \(record.id.prefix(13)): its sandbox is gone, record removed")
         }
         return report
+    }
+
+    /// Stops that were under way when the daemon died are run again with their full grace period,
+    /// as the kubelet retries a termination after a restart; a sandbox stop is finished.
+    private func resumeStops(in sandbox: ManagedSandbox, report: inout [String]) {
+        let (stopping, containers) = sandbox.lock.withLock {
+            (sandbox.record.stopping == true,
+             sandbox.containers.filter { $0.record.state == .running && $0.record.stopGraceSeconds != nil })
+        }
+        for container in containers {
+            let grace = sandbox.lock.withLock { container.record.stopGraceSeconds ?? 0 }
+            report.append("container \(container.id.prefix(13)): stop was under way, resumed with the full grace period (\(grace) s)")
+            Task { await self.stop(container, in: sandbox, timeoutSeconds: grace) }
+        }
+        if stopping {
+            report.append("sandbox \(sandbox.id.prefix(13)): stop was under way, finished")
+            Task { await self.stopPodSandbox(sandbox) }
+        }
     }
 
     /// A pidfd for `identity` if that very process still runs: identity checked, pidfd opened,

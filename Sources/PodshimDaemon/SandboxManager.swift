@@ -127,7 +127,13 @@ final class SandboxManager: @unchecked Sendable {
     /// Stops every container (at once, as containerd does: the kubelet has already given them their
     /// grace period) and the pause process. Idempotent.
     func stopPodSandbox(_ sandbox: ManagedSandbox) async {
-        let containers = sandbox.lock.withLock { sandbox.containers }
+        let containers: [ManagedContainer] = sandbox.lock.withLock {
+            if sandbox.record.stopping != true && sandbox.record.ready {
+                sandbox.record.stopping = true
+                try? store.save(sandbox.record)
+            }
+            return sandbox.containers
+        }
         await withTaskGroup(of: Void.self) { group in
             for container in containers {
                 group.addTask { await self.stop(container, in: sandbox, timeoutSeconds: 0) }
@@ -307,20 +313,28 @@ final class SandboxManager: @unchecked Sendable {
         }
     }
 
-    /// The CRI's stop: the stop signal, `timeoutSeconds` to exit, then SIGKILL; 0 kills at once.
+    /// The CRI's stop: the stop signal, `timeoutSeconds` to exit, then SIGKILL at the deadline
+    /// (from the deadline thread, as `podshim run`); 0 kills at once. The grace period is recorded
+    /// first, so a daemon restarted meanwhile stops the container again with the full grace.
     func stop(_ container: ManagedContainer, in sandbox: ManagedSandbox, timeoutSeconds: Int64) async {
-        let running = sandbox.lock.withLock { container.record.state == .running }
-        guard running else { return }
-        if timeoutSeconds > 0 {
-            sandbox.lock.withLock { container.signalSent = container.stopSignal }
-            container.runtime.send(container.stopSignal)
-            if await container.exited.wait(seconds: Double(timeoutSeconds)) { return }
+        let running: Bool = sandbox.lock.withLock {
+            guard container.record.state == .running else { return false }
+            if container.record.stopGraceSeconds == nil || timeoutSeconds < (container.record.stopGraceSeconds ?? .max) {
+                container.record.stopGraceSeconds = max(0, timeoutSeconds)
+                container.record.stopRequestedAt = nowNanoseconds()
+                try? store.save(container.record)
+            }
+            container.signalSent = timeoutSeconds > 0 ? container.runtime.stopSignal : .kill
+            return true
         }
+        guard running else { return }
+        let grace = Double(max(0, min(timeoutSeconds, 10 * 365 * 86400)))
+        sandbox.termination.begin([container.runtime], graceSeconds: grace, runPreStop: false)
+        if await container.exited.wait(seconds: grace + 10) { return }
+        logger.warning("container \(container.id.prefix(13)) did not exit 10 s after its SIGKILL deadline")
         sandbox.lock.withLock { container.signalSent = .kill }
         container.runtime.kill()
-        if !(await container.exited.wait(seconds: 10)) {
-            logger.warning("container \(container.id.prefix(13)) did not exit 10 s after SIGKILL")
-        }
+        _ = await container.exited.wait(seconds: 10)
     }
 
     func removeContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) async throws(RPCError) {
@@ -381,11 +395,14 @@ final class SandboxManager: @unchecked Sendable {
     func containerExited(_ id: String, status: ExitStatus?, in sandbox: ManagedSandbox, message: String? = nil) {
         sandbox.lock.withLock {
             guard let container = sandbox.container(id), container.record.state != .exited else { return }
+            sandbox.termination.exited(id)
             var status = status
             var message = message
             if status == nil, let signal = container.signalSent {
-                // A re-adopted process podshim itself signalled: that signal is what ended it.
-                status = .signaled(signal, coreDumped: false)
+                // A re-adopted process podshim itself signalled: that signal (or the SIGKILL at
+                // the deadline) is what ended it.
+                let killed = sandbox.termination.records.contains { $0.container == id }
+                status = .signaled(killed ? .kill : signal, coreDumped: false)
                 message = nil
             }
             container.runtime.markExited(status ?? .exited(code: 255))

@@ -17,6 +17,8 @@ struct SandboxRecord: Codable, Equatable, Sendable {
     var pause: ProcessIdentity?
     /// The pod cgroup, when there is one.
     var cgroup: String?
+    /// StopPodSandbox began (a restarted daemon finishes it).
+    var stopping: Bool?
 }
 
 /// What the daemon keeps about a container.
@@ -41,6 +43,10 @@ struct ContainerRecord: Codable, Equatable, Sendable {
     var exitCode: Int32 = 0
     var reason: String = ""
     var message: String = ""
+    /// A stop began with this grace period (seconds), at `stopRequestedAt` (ns since the epoch):
+    /// a daemon restarted during the stop runs it again with the full grace period.
+    var stopGraceSeconds: Int64?
+    var stopRequestedAt: Int64?
 }
 
 /// The daemon's record files: `<state>/cri/sandboxes/<id>.json` and `<state>/cri/containers/<id>.json`.
