@@ -310,6 +310,7 @@ public final class Pod: @unchecked Sendable {
                 cgroup: container.cgroup,
                 onCloned: { process in
                     container.markCloned()
+                    container.holdMountNamespace(of: process.pid)
                     stateLock.withLock { record.containers[container.name] = ProcessIdentity.of(pid: process.pid) }
                     try? saveRecord()
                 }
