@@ -7,6 +7,10 @@ import Glibc
 /// so that an action runs at its deadline rather than "about then". Scheduling an earlier deadline
 /// re-arms the timerfd from the scheduling thread; the blocked read then wakes at the new time.
 ///
+/// The timerfd is armed ``earlyWake`` before the deadline and the thread spins the rest: waking a
+/// thread costs tens to hundreds of microseconds (measured on this project's 2-core VM: p50 60 µs,
+/// p99 260 µs), spinning a few hundred microseconds per deadline costs nothing that matters.
+///
 /// Actions run on the timer thread and must be short (a pidfd_send_signal); anything slower
 /// belongs on another queue.
 public final class DeadlineTimer: @unchecked Sendable {
@@ -28,6 +32,8 @@ public final class DeadlineTimer: @unchecked Sendable {
     private var nextToken: UInt64 = 0
     private var started = false
     private let timerFD: Int32
+    /// How long before a deadline the thread wakes to spin until it.
+    public static let earlyWakeNanoseconds: UInt64 = 400_000
 
     public init() {
         timerFD = psh_timerfd_create()
@@ -39,7 +45,8 @@ public final class DeadlineTimer: @unchecked Sendable {
     /// Arms the timerfd for the earliest entry (lock held).
     private func rearm() {
         if let first = entries.first {
-            _ = psh_timerfd_arm(timerFD, first.deadline.nanoseconds)
+            let early = first.deadline.nanoseconds > Self.earlyWakeNanoseconds ? first.deadline.nanoseconds - Self.earlyWakeNanoseconds : 1
+            _ = psh_timerfd_arm(timerFD, early)
         } else {
             _ = psh_timerfd_disarm(timerFD)
         }
@@ -85,6 +92,11 @@ public final class DeadlineTimer: @unchecked Sendable {
         while true {
             let result = read(timerFD, &expirations, 8)
             if result < 0 && errno == EINTR { continue }
+            // Woken up to earlyWake before the earliest deadline: spin to it.
+            if let first = lock.withLock({ entries.first?.deadline }),
+               first.nanoseconds <= MonotonicInstant.now().nanoseconds + 2 * Self.earlyWakeNanoseconds {
+                while MonotonicInstant.now() < first {}
+            }
             let now = MonotonicInstant.now()
             lock.lock()
             var due: [Entry] = []

@@ -192,9 +192,13 @@ public final class Termination: @unchecked Sendable {
                                 sentNanoseconds: sent.nanoseconds, exitObservedNanoseconds: nil,
                                 extended: lock.withLock { entry.schedule.extended })
         lock.withLock { killRecords.append(record) }
+        // Everything else leaves the timer thread: the next container's SIGKILL may be due too.
         let container = entry.container
-        DispatchQueue.global().async { _ = try? container.cgroup?.killAll() }
-        onEvent(.killed(container: container.name, latenessMicroseconds: record.sendLatenessMicroseconds))
+        let onEvent = self.onEvent
+        DispatchQueue.global().async {
+            _ = try? container.cgroup?.killAll()
+            onEvent(.killed(container: container.name, latenessMicroseconds: record.sendLatenessMicroseconds))
+        }
     }
 
     /// Runs a preStop hook to its end or its budget. Returns a problem, or nil when it succeeded.
