@@ -129,7 +129,9 @@ final class SandboxManager: @unchecked Sendable {
     func stopPodSandbox(_ sandbox: ManagedSandbox) async {
         let containers: [ManagedContainer] = sandbox.lock.withLock {
             if sandbox.record.stopping != true && sandbox.record.ready {
+                // Terminating: out of readiness at once, and recorded so a restart finishes it.
                 sandbox.record.stopping = true
+                sandbox.record.ready = false
                 try? store.save(sandbox.record)
             }
             return sandbox.containers
@@ -322,6 +324,7 @@ final class SandboxManager: @unchecked Sendable {
             if container.record.stopGraceSeconds == nil || timeoutSeconds < (container.record.stopGraceSeconds ?? .max) {
                 container.record.stopGraceSeconds = max(0, timeoutSeconds)
                 container.record.stopRequestedAt = nowNanoseconds()
+                container.record.message = "Terminating: \(container.runtime.stopSignal.name), SIGKILL after \(max(0, timeoutSeconds)) s"
                 try? store.save(container.record)
             }
             container.signalSent = timeoutSeconds > 0 ? container.runtime.stopSignal : .kill
@@ -409,6 +412,7 @@ final class SandboxManager: @unchecked Sendable {
             let termination = container.runtime.termination
             container.record.state = .exited
             container.record.finishedAt = nowNanoseconds()
+            if container.record.message.hasPrefix("Terminating") { container.record.message = "" }
             container.record.exitCode = termination?.exitCode ?? 255
             if status == nil {
                 container.record.reason = "Unknown"
