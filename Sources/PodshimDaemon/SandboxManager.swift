@@ -383,7 +383,7 @@ final class SandboxManager: @unchecked Sendable {
                     self?.containerExited(name, status: status, in: sandbox)
                 case .sandboxExited(let status):
                     self?.pauseExited(sandbox, status: status)
-                case .stopRequested, .execExited:
+                case .stopRequested, .execExited, .probeFinished:
                     break
                 }
             }

@@ -115,11 +115,34 @@ public final class Container: @unchecked Sendable {
         return (try? process.send(signal)) ?? false
     }
 
+    /// How many times it was restarted (the attempt number of its current run).
+    public var restartCount: Int { lock.withLock { restarts } }
+    private var restarts = 0
+    /// Its probes (`startupProbe`, `livenessProbe`, `readinessProbe`).
+    public var probes: [ProbeKind: Probe] = [:]
+
+    /// Makes an exited container startable again, as a new attempt (its previous termination is
+    /// returned; the caller gives it a fresh writable layer).
+    func prepareForRestart() -> ContainerTermination? {
+        let previous: ContainerTermination? = lock.withLock {
+            let termination = machine.termination
+            machine = ContainerStateMachine()
+            processHandle = nil
+            cloned = false
+            exitSeen = nil
+            restarts += 1
+            return termination
+        }
+        output = nil
+        return previous
+    }
+
     /// Takes the stop signal, preStop hook and ports from the container's spec.
     func configure(from spec: ContainerSpec) {
         stopSignal = spec.lifecycle.stopSignal.flatMap { Signal(parsing: $0) } ?? .terminate
         preStop = spec.lifecycle.preStop
         ports = spec.ports
+        probes = spec.probes
     }
 
     /// SIGKILL to the main process and, through `cgroup.kill`, to every process of the container.

@@ -10,6 +10,8 @@ public enum PodEvent: Sendable {
     /// An exec'd process (ExecSync) ended.
     case execExited(id: Int32, status: ExitStatus)
     case sandboxExited(ExitStatus)
+    /// A probe run finished: `success`, and what it saw.
+    case probeFinished(name: String, kind: ProbeKind, success: Bool, detail: String)
     /// A request to stop the pod (a signal to `podshim run`, later an API call).
     case stopRequested
 }
@@ -294,7 +296,7 @@ public final class Pod: @unchecked Sendable {
             if outputFIFOs { try FileSystem.createDirectory(outputDirectory, mode: 0o700) }
             output = try ContainerOutput(
                 container: container.name,
-                logPath: container.logPath ?? layout.logFile(container: container.name, attempt: 0), sink: sink,
+                logPath: container.logPath ?? layout.logFile(container: container.name, attempt: container.restartCount), sink: sink,
                 fifoDirectory: outputFIFOs ? outputDirectory : nil)
         } catch {
             container.markFailedToStart(String(describing: error))
@@ -323,6 +325,29 @@ public final class Pod: @unchecked Sendable {
             container.markFailedToStart(String(describing: error))
             throw PodError(subject, error)
         }
+    }
+
+    /// Starts an exited container again as its next attempt, on a fresh writable layer (as the
+    /// kubelet creates a new container); its log goes to `<n>.log`.
+    public func restart(_ container: Container, sink: LineSink?) throws(PodError) {
+        _ = container.prepareForRestart()
+        do {
+            for directory in [layout.upperDirectory(container.name), layout.workDirectory(container.name)] {
+                try FileSystem.removeTree(directory)
+                try FileSystem.createDirectory(directory)
+            }
+            // A fresh leaf cgroup too, as a new container gets: on Linux 6.18 a child cloned
+            // (CLONE_INTO_CGROUP) into a cgroup that once had cgroup.kill written is killed at
+            // birth (the kill sequence it is compared against is not the target's).
+            if let cgroups, let old = container.cgroup {
+                try old.remove()
+                container.cgroup = try cgroups.addContainer(container.name, resources: container.resources)
+            }
+        } catch {
+            container.markFailedToStart(String(describing: error))
+            throw PodError("container \(container.name)", error)
+        }
+        try start(container, sink: sink)
     }
 
     /// A volume's subPath must stay inside the volume even if something made it a symlink.

@@ -15,6 +15,7 @@ public final class PodRunner {
     private let printer: TerminalPrinter
     private var stopRequests = 0
     private let termination: Termination
+    private var supervisor: Supervisor!
 
     /// The outcome of a run.
     public struct Result: Sendable {
@@ -52,7 +53,7 @@ public final class PodRunner {
         pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: plans, cgroupHierarchy: hierarchy)
         let printer = printer ?? TerminalPrinter(names: spec.containers.map(\.name))
         self.printer = printer
-        termination = Termination(sandbox: { [pod] in pod.sandbox }, onEvent: { event in
+        let termination = Termination(sandbox: { [pod] in pod.sandbox }, onEvent: { event in
             switch event {
             case .started, .stopSignalSent:
                 break
@@ -64,6 +65,8 @@ public final class PodRunner {
                 printer.message("container \(name): SIGKILL (\(String(format: "%.0f", lateness)) µs after its deadline)")
             }
         })
+        self.termination = termination
+        supervisor = Supervisor(pod: pod, termination: termination, printer: printer)
     }
 
     /// Runs the pod to completion. `stopSignals` are turned into stop requests while it runs.
@@ -107,6 +110,7 @@ public final class PodRunner {
             for container in pod.containers {
                 let begin = MonotonicInstant.now()
                 try pod.start(container, sink: { [printer] in printer.containerLine($0, $1, $2) })
+                supervisor.started(container)
                 let milliseconds = MonotonicInstant.now().milliseconds(since: begin)
                 printer.message("container \(container.name) started: pid \(container.process?.pid ?? 0), "
                     + "setup to execve \(String(format: "%.1f", milliseconds)) ms")
@@ -142,24 +146,60 @@ public final class PodRunner {
         return record.owner.pid
     }
 
-    /// The pod's event loop: until every container that was cloned has had its exit processed.
-    /// Deadlines are not kept here but by the ``Termination``'s timer thread.
+    /// The pod's event loop: exits, probe results, restarts and stop requests, until every
+    /// container has exited for good. Kill deadlines are kept by the ``Termination``'s timer
+    /// thread; probe and restart times are the loop's own wake-ups.
     private func waitForContainers() {
-        while pod.containers.contains(where: \.isAwaitingExit) {
-            guard let event = pod.events.next(until: nil) else { continue }
+        let sink: LineSink = { [printer] in printer.containerLine($0, $1, $2) }
+        var phase = currentPhase()
+        printer.message("pod phase: \(phase.rawValue)")
+        while pod.containers.contains(where: \.isAwaitingExit) || supervisor.hasPendingRestarts {
+            let event = pod.events.next(until: supervisor.nextWakeUp)
             switch event {
-            case .containerExited(let name, let status):
-                termination.exited(name)
-                pod.container(named: name)?.markExited(status)
-            case .execExited:
+            case nil:
                 break
-            case .sandboxExited(let status):
+            case .containerExited(let name, let status)?:
+                termination.exited(name)
+                guard let container = pod.container(named: name) else { break }
+                container.markExited(status)
+                if stopRequests == 0, let termination = container.termination {
+                    supervisor.exited(container, termination: termination)
+                }
+            case .probeFinished(let name, let kind, let success, let detail)?:
+                guard stopRequests == 0, let container = pod.container(named: name) else { break }
+                supervisor.probeFinished(container, kind: kind, success: success, detail: detail)
+            case .execExited?:
+                break
+            case .sandboxExited(let status)?:
                 printer.message("sandbox exited unexpectedly (\(status)): stopping the pod")
+                supervisor.cancelRestarts()
                 killAll()
-            case .stopRequested:
+            case .stopRequested?:
+                supervisor.cancelRestarts()
                 requestStop(reason: "stop requested")
             }
+            if stopRequests == 0 {
+                supervisor.runDue(sink: sink)
+            }
+            let now = currentPhase()
+            if now != phase {
+                printer.message("pod phase: \(now.rawValue)")
+                phase = now
+            }
         }
+        if currentPhase() != phase { printer.message("pod phase: \(currentPhase().rawValue)") }
+    }
+
+    private func currentPhase() -> PodPhase {
+        PodPhase.of(pod.containers.map { container in
+            switch container.state {
+            case .created: return supervisor.isRestartPending(container.name) ? .running : .waiting
+            case .running: return .running
+            case .exited(let termination):
+                let again = stopRequests == 0 && PodPhase.restarts(pod.spec.restartPolicy, exitCode: termination.exitCode)
+                return .terminated(exitCode: termination.exitCode, willRestart: again)
+            }
+        })
     }
 
     /// The first request runs the graceful flow (preStop, stop signal, SIGKILL at the deadline);

@@ -2,7 +2,7 @@
 extension ManifestParser {
     private static let containerFields: Set<String> = [
         "name", "image", "command", "args", "env", "workingDir", "volumeMounts", "ports", "imagePullPolicy",
-        "resources", "securityContext", "lifecycle",
+        "resources", "securityContext", "lifecycle", "livenessProbe", "readinessProbe", "startupProbe",
     ]
     private static let envFields: Set<String> = ["name", "value"]
     private static let volumeMountFields: Set<String> = ["name", "mountPath", "readOnly", "subPath"]
@@ -55,11 +55,13 @@ extension ManifestParser {
         let resources = try parseResources(container)
         let securityContext = try parseSecurityContext(container, pod: podSecurityContext)
         let lifecycle = try parseLifecycle(container, ports: ports)
-        return ContainerSpec(
+        var spec = ContainerSpec(
             name: name, image: image, command: command, args: args, env: env, workingDir: workingDir,
             volumeMounts: volumeMounts, ports: ports, imagePullPolicy: imagePullPolicy,
             resources: resources, securityContext: securityContext, lifecycle: lifecycle
         )
+        spec.probes = try parseProbes(container, ports: ports)
+        return spec
     }
 
     /// `env: [{ name, value }]`; names are non-empty and hold no `=`; values default to "".

@@ -133,6 +133,8 @@ public struct ContainerSpec: Equatable, Sendable {
     public var securityContext: SecurityContext
     /// `lifecycle`: the preStop hook and the stop signal.
     public var lifecycle: Lifecycle
+    /// `startupProbe`, `livenessProbe`, `readinessProbe`.
+    public var probes: [ProbeKind: Probe] = [:]
 
     public init(
         name: String, image: String, command: [String] = [], args: [String] = [],

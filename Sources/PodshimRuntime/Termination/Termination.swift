@@ -119,6 +119,14 @@ public final class Termination: @unchecked Sendable {
         }
     }
 
+    /// Forgets a container's finished termination (it is being restarted).
+    public func forget(_ name: String) {
+        lock.withLock {
+            if let token = entries[name]?.token { timer.cancel(token) }
+            entries[name] = nil
+        }
+    }
+
     /// Kills every container being terminated now (a second Ctrl-C, a force).
     public func force() {
         let now = MonotonicInstant.now()
