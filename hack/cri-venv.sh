@@ -29,7 +29,7 @@ cri_venv_setup() {
   rm -rf "$CRI_STUBS"
   mkdir -p "$CRI_STUBS"
   (cd "$repo" && "$venv/bin/python" -m grpc_tools.protoc -I Proto \
-      --python_out="$CRI_STUBS" --grpc_python_out="$CRI_STUBS" Proto/runtime/v1/api.proto)
+      --python_out="$CRI_STUBS" --grpc_python_out="$CRI_STUBS" Proto/runtime/v1/api.proto Proto/podshim/v1/pods.proto)
   # Flat aliases too (api_pb2 / api_pb2_grpc), for interactive use.
   cp "$CRI_STUBS/runtime/v1/api_pb2.py" "$CRI_STUBS/api_pb2.py"
   sed 's/^from runtime\.v1 import api_pb2 as/import api_pb2 as/' \

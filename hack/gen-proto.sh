@@ -23,7 +23,7 @@ swift_protobuf_version=1.39.0
 grpc_swift_protobuf_version=2.4.1
 
 proto_root=Proto
-proto_file=runtime/v1/api.proto
+proto_files="runtime/v1/api.proto podshim/v1/pods.proto"
 out_dir=Sources/PodshimCRI/Generated
 
 work=.build-protoc
@@ -74,20 +74,23 @@ fi
 
 # 3. generate
 mkdir -p "$out_dir"
-echo "== protoc $(protoc --version | cut -d' ' -f2): $proto_root/$proto_file -> $out_dir"
-protoc \
-  --proto_path="$proto_root" \
-  --plugin=protoc-gen-swift="$protoc_gen_swift" \
-  --plugin=protoc-gen-grpc-swift-2="$protoc_gen_grpc" \
-  --swift_out="$out_dir" \
-  --swift_opt=Visibility=Public \
-  --swift_opt=FileNaming=DropPath \
-  --grpc-swift-2_out="$out_dir" \
-  --grpc-swift-2_opt=Visibility=Public \
-  --grpc-swift-2_opt=Server=true \
-  --grpc-swift-2_opt=Client=true \
-  --grpc-swift-2_opt=FileNaming=DropPath \
-  "$proto_root/$proto_file"
-for file in "$out_dir"/api.pb.swift "$out_dir"/api.grpc.swift; do
-  echo "wrote $file ($(stat -c %s "$file") bytes)"
+for proto_file in $proto_files; do
+  echo "== protoc $(protoc --version | cut -d' ' -f2): $proto_root/$proto_file -> $out_dir"
+  protoc \
+    --proto_path="$proto_root" \
+    --plugin=protoc-gen-swift="$protoc_gen_swift" \
+    --plugin=protoc-gen-grpc-swift-2="$protoc_gen_grpc" \
+    --swift_out="$out_dir" \
+    --swift_opt=Visibility=Public \
+    --swift_opt=FileNaming=DropPath \
+    --grpc-swift-2_out="$out_dir" \
+    --grpc-swift-2_opt=Visibility=Public \
+    --grpc-swift-2_opt=Server=true \
+    --grpc-swift-2_opt=Client=true \
+    --grpc-swift-2_opt=FileNaming=DropPath \
+    "$proto_root/$proto_file"
+  base=$(basename "$proto_file" .proto)
+  for file in "$out_dir/$base.pb.swift" "$out_dir/$base.grpc.swift"; do
+    echo "wrote $file ($(stat -c %s "$file") bytes)"
+  done
 done

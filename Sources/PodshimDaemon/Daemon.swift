@@ -91,9 +91,11 @@ public struct Daemon {
         }
         let transport = HTTP2ServerTransport.Posix(
             listeningSocketDescriptor: Int(socket.descriptor), transportSecurity: .plaintext, config: transportConfig)
+        let manifestPods = ManifestPods(configuration: configuration, logger: logger)
         let server = GRPCServer(transport: transport, services: [
             RuntimeServiceProvider(manager: manager, version: options.version),
             ImageServiceProvider(store: manager.images),
+            PodServiceProvider(pods: manifestPods),
         ])
 
         let stopSignals = [SIGTERM, SIGINT].map { signo -> DispatchSourceSignal in
@@ -102,6 +104,8 @@ public struct Daemon {
             source.setEventHandler { [logger] in
                 logger.notice("signal \(signo): stopping the daemon; pods keep running")
                 manager.events.finishAll()
+                manifestPods.events.finishAll()
+                manifestPods.stopAll()
                 server.beginGracefulShutdown()
             }
             source.resume()
@@ -116,6 +120,10 @@ public struct Daemon {
         } catch {
             socket.remove()
             throw StartError(description: "serve: \(error)")
+        }
+        // Manifest pods were asked to stop with the signal; let them finish their termination.
+        for entry in manifestPods.all {
+            _ = await entry.done.wait(seconds: Double(min(entry.spec.terminationGracePeriodSeconds, 3600)) + 15)
         }
         socket.remove()
         logger.notice("stopped")

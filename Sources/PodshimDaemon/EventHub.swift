@@ -1,17 +1,16 @@
 import Foundation
-import PodshimCRI
 
-/// Fans container lifecycle events out to every GetContainerEvents stream. A slow client loses
+/// Fans events out to every streaming subscriber (GetContainerEvents, WatchPods). A slow client loses
 /// the oldest events beyond its buffer rather than holding the daemon back.
-final class EventHub: @unchecked Sendable {
+final class EventHub<Event: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
-    private var subscribers: [UInt64: AsyncStream<Runtime_V1_ContainerEventResponse>.Continuation] = [:]
+    private var subscribers: [UInt64: AsyncStream<Event>.Continuation] = [:]
     private var nextID: UInt64 = 0
 
     /// A new subscription; it ends when the returned stream's consumer goes away.
-    func subscribe() -> AsyncStream<Runtime_V1_ContainerEventResponse> {
+    func subscribe() -> AsyncStream<Event> {
         let (stream, continuation) = AsyncStream.makeStream(
-            of: Runtime_V1_ContainerEventResponse.self, bufferingPolicy: .bufferingNewest(4096))
+            of: Event.self, bufferingPolicy: .bufferingNewest(4096))
         let id: UInt64 = lock.withLock {
             nextID += 1
             subscribers[nextID] = continuation
@@ -23,7 +22,7 @@ final class EventHub: @unchecked Sendable {
         return stream
     }
 
-    func publish(_ event: Runtime_V1_ContainerEventResponse) {
+    func publish(_ event: Event) {
         let targets = lock.withLock { Array(subscribers.values) }
         for target in targets { target.yield(event) }
     }
@@ -32,7 +31,7 @@ final class EventHub: @unchecked Sendable {
 
     /// Ends every stream (daemon shutdown).
     func finishAll() {
-        let targets = lock.withLock { () -> [AsyncStream<Runtime_V1_ContainerEventResponse>.Continuation] in
+        let targets = lock.withLock { () -> [AsyncStream<Event>.Continuation] in
             defer { subscribers.removeAll() }
             return Array(subscribers.values)
         }

@@ -14,7 +14,7 @@ import SwiftProtobuf
 final class SandboxManager: @unchecked Sendable {
     let configuration: RuntimeConfiguration
     let store: StateStore
-    let events = EventHub()
+    let events = EventHub<Runtime_V1_ContainerEventResponse>()
     let images: ImageStore
     let hierarchy: CgroupHierarchy?
     let logger: Logger

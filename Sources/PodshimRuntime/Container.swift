@@ -85,8 +85,22 @@ public final class Container: @unchecked Sendable {
 
     deinit { releaseMountNamespace() }
 
+    /// Wall-clock times of the current attempt, for status (nanoseconds since the epoch).
+    public var startedAtWall: Int64? { lock.withLock { startedWall } }
+    public var finishedAtWall: Int64? { lock.withLock { finishedWall } }
+    private var startedWall: Int64?
+    private var finishedWall: Int64?
+
+    static func wallNanoseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
+
     func markStarted(_ process: ProcessHandle) {
         lock.withLock {
+            startedWall = Self.wallNanoseconds()
+            finishedWall = nil
             processHandle = process
             try? machine.started(pid: process.pid)
         }
@@ -104,6 +118,7 @@ public final class Container: @unchecked Sendable {
         lock.withLock {
             try? machine.exited(status, usage: usage)
             processHandle = nil
+            finishedWall = Self.wallNanoseconds()
         }
         releaseMountNamespace()
     }

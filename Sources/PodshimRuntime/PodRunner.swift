@@ -16,6 +16,20 @@ public final class PodRunner {
     private var stopRequests = 0
     private let termination: Termination
     private var supervisor: Supervisor!
+    private let snapshotLock = NSLock()
+    private var snapshot = PodStatusSnapshot()
+    /// A grace period given with a stop request (the API's StopPod), overriding the manifest's.
+    private var requestedGrace: Int64?
+
+    /// The pod's status as of its last event; safe from any thread.
+    public var status: PodStatusSnapshot { snapshotLock.withLock { snapshot } }
+
+    /// Asks the pod to stop (from any thread): the graceful flow with `graceSeconds`, or the
+    /// manifest's grace period when nil; a second request forces.
+    public func stop(graceSeconds: Int64? = nil) {
+        snapshotLock.withLock { requestedGrace = graceSeconds }
+        pod.events.post(.stopRequested)
+    }
 
     /// The outcome of a run.
     public struct Result: Sendable {
@@ -136,6 +150,7 @@ public final class PodRunner {
             if let usage = termination.usage?.summary, !usage.isEmpty { line += ", " + usage }
             printer.message(line)
         }
+        takeSnapshot(finished: true)
         return Result(terminations: terminations, problems: problems, kills: termination.records)
     }
 
@@ -153,6 +168,7 @@ public final class PodRunner {
         let sink: LineSink = { [printer] in printer.containerLine($0, $1, $2) }
         var phase = currentPhase()
         printer.message("pod phase: \(phase.rawValue)")
+        takeSnapshot(finished: false)
         while pod.containers.contains(where: \.isAwaitingExit) || supervisor.hasPendingRestarts {
             let event = pod.events.next(until: supervisor.nextWakeUp)
             switch event {
@@ -186,8 +202,39 @@ public final class PodRunner {
                 printer.message("pod phase: \(now.rawValue)")
                 phase = now
             }
+            takeSnapshot(finished: false)
         }
         if currentPhase() != phase { printer.message("pod phase: \(currentPhase().rawValue)") }
+    }
+
+    private func takeSnapshot(finished: Bool) {
+        let containers = pod.containers.map { container -> PodStatusSnapshot.ContainerStatus in
+            var status = PodStatusSnapshot.ContainerStatus(
+                name: container.name, state: "Waiting", reason: "ContainerCreating", message: "", exitCode: 0,
+                startedAt: container.startedAtWall ?? 0, finishedAt: 0, restartCount: container.restartCount,
+                ready: supervisor.isReady(container.name))
+            switch container.state {
+            case .created:
+                if supervisor.isRestartPending(container.name) { status.reason = "CrashLoopBackOff" }
+            case .running:
+                status.state = "Running"
+                status.reason = ""
+            case .exited(let termination):
+                if supervisor.isRestartPending(container.name) && !finished {
+                    status.reason = "CrashLoopBackOff"
+                } else {
+                    status.state = "Terminated"
+                    status.reason = termination.reason
+                }
+                status.exitCode = termination.exitCode
+                status.message = termination.message ?? ""
+                status.finishedAt = container.finishedAtWall ?? 0
+            }
+            return status
+        }
+        let current = PodStatusSnapshot(phase: currentPhase(), ready: supervisor.isPodReady, containers: containers,
+                                        finished: finished)
+        snapshotLock.withLock { snapshot = current }
     }
 
     private func currentPhase() -> PodPhase {
@@ -206,7 +253,7 @@ public final class PodRunner {
     /// a second one forces.
     private func requestStop(reason: String) {
         stopRequests += 1
-        let grace = pod.spec.terminationGracePeriodSeconds
+        let grace = snapshotLock.withLock { requestedGrace } ?? pod.spec.terminationGracePeriodSeconds
         if stopRequests > 1 || grace == 0 {
             printer.message("\(reason): killing the pod now")
             killAll()

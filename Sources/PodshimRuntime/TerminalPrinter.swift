@@ -7,13 +7,19 @@ public final class TerminalPrinter: @unchecked Sendable {
     private let lock = NSLock()
     private let width: Int
 
-    /// `names`: the container names, to align the prefixes.
-    public init(names: [String]) {
+    private let sink: (@Sendable (String) -> Void)?
+
+    /// `names`: the container names, to align the prefixes. With a `messages` sink (the daemon),
+    /// podshim's messages go there instead of stderr and container lines are not echoed (they
+    /// are in the CRI log files).
+    public init(names: [String], messages: (@Sendable (String) -> Void)? = nil) {
         width = names.map(\.count).max() ?? 0
+        sink = messages
     }
 
     /// A line a container printed; stderr lines go to podshim's stderr.
     public func containerLine(_ container: String, _ stream: LogStream, _ text: [UInt8]) {
+        if sink != nil { return }
         var bytes = Array((container.padding(toLength: width, withPad: " ", startingAt: 0) + " | ").utf8)
         bytes += text
         bytes.append(UInt8(ascii: "\n"))
@@ -22,6 +28,7 @@ public final class TerminalPrinter: @unchecked Sendable {
 
     /// A message from podshim itself, on stderr.
     public func message(_ text: String) {
+        if let sink { return sink(text) }
         write(Array(("podshim: " + text + "\n").utf8), fd: 2)
     }
 

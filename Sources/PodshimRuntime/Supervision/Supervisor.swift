@@ -50,6 +50,9 @@ final class Supervisor {
         setReady(container, state.startupPassed && container.probes[.readiness] == nil, reason: nil)
     }
 
+    func isReady(_ name: String) -> Bool { states[name]?.ready == true }
+    var isPodReady: Bool { podReady }
+
     var hasPendingRestarts: Bool { states.values.contains { $0.restartAt != nil } }
 
     func isRestartPending(_ name: String) -> Bool { states[name]?.restartAt != nil }

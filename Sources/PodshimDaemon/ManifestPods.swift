@@ -1,0 +1,201 @@
+import Foundation
+import GRPCCore
+import Logging
+import PodshimCRI
+import PodshimRuntime
+import PodshimSpec
+
+/// Pods run from a manifest by the daemon (the PodService): each is a ``PodRunner`` — the same
+/// supervision as `podshim run`: probes, restarts with back-off, graceful termination — on a
+/// thread of its own, its messages turned into events and log lines.
+///
+/// These pods are not re-adopted after a restart of the daemon (the CRI's are).
+final class ManifestPods: @unchecked Sendable {
+    final class Entry: @unchecked Sendable {
+        let id: String
+        let spec: PodSpec
+        let runner: PodRunner
+        let done = ExitSignal()
+
+        init(id: String, spec: PodSpec, runner: PodRunner) {
+            self.id = id
+            self.spec = spec
+            self.runner = runner
+        }
+    }
+
+    let events = EventHub<Podshim_V1_PodEvent>()
+    private let configuration: RuntimeConfiguration
+    private let logger: Logger
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+
+    init(configuration: RuntimeConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    var all: [Entry] { lock.withLock { Array(entries.values).sorted { $0.id < $1.id } } }
+
+    func entry(_ id: String) throws(RPCError) -> Entry {
+        _ = try RequestCheck.id(id, field: "pod_id")
+        let found: [Entry] = lock.withLock {
+            if let exact = entries[id] { return [exact] }
+            return entries.values.filter { $0.id.hasPrefix(id) }
+        }
+        guard found.count == 1 else {
+            if found.count > 1 { throw CRIError.invalidArgument("pod_id", "\"\(id)\" matches \(found.count) pods") }
+            throw CRIError.notFound("pod", id)
+        }
+        return found[0]
+    }
+
+    /// Parses, plans and starts the pod; returns its id (the manifest's uid, or a new one).
+    func run(manifest: String) throws(RPCError) -> String {
+        if manifest.utf8.count > 1 << 20 { throw CRIError.invalidArgument("manifest", "larger than 1 MiB") }
+        let parsed: PodSpec
+        do {
+            parsed = try ManifestParser.parse(yaml: manifest)
+        } catch {
+            throw CRIError.invalidArgument("manifest." + error.path, error.message)
+        }
+        var spec = parsed
+        if spec.uid == nil { spec.uid = UUID().uuidString.lowercased() }
+        let id = spec.uid ?? ""
+        if lock.withLock({ entries[id] != nil }) {
+            throw CRIError.alreadyExists("pod with uid \(id) is already running")
+        }
+        let events = self.events
+        let logger = self.logger
+        let printer = TerminalPrinter(names: spec.containers.map(\.name), messages: { message in
+            logger.info("pod \(id.prefix(13)): \(message)")
+            var event = Podshim_V1_PodEvent()
+            event.podID = id
+            event.timestamp = nowNanoseconds()
+            event.message = message
+            events.publish(event)
+        })
+        let runner: PodRunner
+        do {
+            runner = try PodRunner(spec: spec, configuration: configuration, printer: printer)
+        } catch {
+            throw CRIError.invalidArgument("manifest." + error.path, error.message)
+        }
+        let entry = Entry(id: id, spec: spec, runner: runner)
+        let inserted: Bool = lock.withLock {
+            guard entries[id] == nil else { return false }
+            entries[id] = entry
+            return true
+        }
+        guard inserted else { throw CRIError.alreadyExists("pod with uid \(id) is already running") }
+        let thread = Thread {
+            let result = runner.run(stopSignals: [])
+            if !result.problems.isEmpty {
+                logger.warning("pod \(id.prefix(13)): \(result.problems.map(\.description).joined(separator: "; "))")
+            }
+            entry.done.fire()
+        }
+        thread.name = "podshim-pod"
+        thread.start()
+        return id
+    }
+
+    func stop(_ entry: Entry, graceSeconds: Int64?) {
+        entry.runner.stop(graceSeconds: graceSeconds)
+    }
+
+    /// Forces the pod down if it still runs, waits for its teardown, forgets it.
+    func remove(_ entry: Entry) async throws(RPCError) {
+        if !entry.done.hasFired {
+            entry.runner.stop(graceSeconds: 0)
+            guard await entry.done.wait(seconds: 60) else {
+                throw CRIError.internal("pod \(entry.id) did not stop within 60 s")
+            }
+        }
+        _ = lock.withLock { entries.removeValue(forKey: entry.id) }
+    }
+
+    /// Stops every pod (daemon shutdown): these pods do not outlive the daemon.
+    func stopAll() {
+        for entry in all where !entry.done.hasFired { entry.runner.stop(graceSeconds: nil) }
+    }
+
+    static func status(_ entry: Entry) -> Podshim_V1_PodStatusResponse {
+        let snapshot = entry.runner.status
+        var response = Podshim_V1_PodStatusResponse()
+        response.podID = entry.id
+        response.name = entry.spec.name
+        response.namespace = entry.spec.namespace
+        response.phase = snapshot.phase.rawValue
+        response.finished = snapshot.finished
+        let containersReady = !snapshot.containers.isEmpty && snapshot.containers.allSatisfy(\.ready)
+        response.conditions = [
+            ("PodReadyToStartContainers", !snapshot.finished),
+            ("ContainersReady", containersReady),
+            ("Ready", snapshot.ready && !snapshot.finished),
+        ].map { type, status in
+            var condition = Podshim_V1_PodCondition()
+            condition.type = type
+            condition.status = status
+            return condition
+        }
+        response.containers = snapshot.containers.map { container in
+            var state = Podshim_V1_ContainerState()
+            state.name = container.name
+            state.state = container.state
+            state.reason = container.reason
+            state.exitCode = container.exitCode
+            state.startedAt = container.startedAt
+            state.finishedAt = container.finishedAt
+            state.restartCount = Int32(container.restartCount)
+            state.ready = container.ready
+            state.message = container.message
+            return state
+        }
+        return response
+    }
+}
+
+/// `podshim.v1.PodService`.
+struct PodServiceProvider: Podshim_V1_PodService.SimpleServiceProtocol {
+    let pods: ManifestPods
+
+    func runPod(request: Podshim_V1_RunPodRequest, context: ServerContext) async throws -> Podshim_V1_RunPodResponse {
+        if request.manifest.isEmpty { throw CRIError.invalidArgument("manifest", "required") }
+        let pods = self.pods
+        let manifest = request.manifest
+        var response = Podshim_V1_RunPodResponse()
+        response.podID = try await offload { try pods.run(manifest: manifest) }
+        return response
+    }
+
+    func podStatus(request: Podshim_V1_PodStatusRequest, context: ServerContext) async throws -> Podshim_V1_PodStatusResponse {
+        ManifestPods.status(try pods.entry(request.podID))
+    }
+
+    func listPods(request: Podshim_V1_ListPodsRequest, context: ServerContext) async throws -> Podshim_V1_ListPodsResponse {
+        var response = Podshim_V1_ListPodsResponse()
+        response.pods = pods.all.map(ManifestPods.status)
+        return response
+    }
+
+    func stopPod(request: Podshim_V1_StopPodRequest, context: ServerContext) async throws -> Podshim_V1_StopPodResponse {
+        let entry = try pods.entry(request.podID)
+        pods.stop(entry, graceSeconds: request.gracePeriodSeconds < 0 ? nil : request.gracePeriodSeconds)
+        return Podshim_V1_StopPodResponse()
+    }
+
+    func removePod(request: Podshim_V1_RemovePodRequest, context: ServerContext) async throws -> Podshim_V1_RemovePodResponse {
+        do {
+            try await pods.remove(try pods.entry(request.podID))
+        } catch let error where error.code == .notFound {
+        }
+        return Podshim_V1_RemovePodResponse()
+    }
+
+    func watchPods(request: Podshim_V1_WatchPodsRequest, response: RPCWriter<Podshim_V1_PodEvent>, context: ServerContext) async throws {
+        for await event in pods.events.subscribe() {
+            try await response.write(event)
+        }
+    }
+}
