@@ -42,13 +42,22 @@ extension ManifestParser {
             guard number >= minimum else { throw ManifestError(path: probe.path(of: field), message: "must be at least \(minimum)") }
             return number
         }
-        let result = Probe(
+        var result = Probe(
             handler: handler,
             initialDelaySeconds: try number("initialDelaySeconds", default: 0, minimum: 0),
             periodSeconds: try number("periodSeconds", default: 10, minimum: 1),
             timeoutSeconds: try number("timeoutSeconds", default: 1, minimum: 1),
             successThreshold: try number("successThreshold", default: 1, minimum: 1),
             failureThreshold: try number("failureThreshold", default: 3, minimum: 1))
+        if let grace = try probe.int("terminationGracePeriodSeconds") {
+            guard kind != .readiness else {
+                throw ManifestError(path: probe.path(of: "terminationGracePeriodSeconds"), message: "not allowed for readiness probes")
+            }
+            guard grace >= 1 else {
+                throw ManifestError(path: probe.path(of: "terminationGracePeriodSeconds"), message: "must be at least 1")
+            }
+            result.terminationGracePeriodSeconds = Int64(grace)
+        }
         if kind != .readiness && result.successThreshold != 1 {
             throw ManifestError(path: probe.path(of: "successThreshold"), message: "must be 1 for \(kind.rawValue) probes")
         }

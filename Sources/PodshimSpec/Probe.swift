@@ -15,9 +15,12 @@ public struct Probe: Equatable, Sendable {
     public var timeoutSeconds: Int
     public var successThreshold: Int
     public var failureThreshold: Int
+    /// The grace period of a kill this probe causes (liveness, startup), instead of the pod's.
+    public var terminationGracePeriodSeconds: Int64?
 
     public init(handler: Handler, initialDelaySeconds: Int = 0, periodSeconds: Int = 10, timeoutSeconds: Int = 1,
-                successThreshold: Int = 1, failureThreshold: Int = 3) {
+                successThreshold: Int = 1, failureThreshold: Int = 3, terminationGracePeriodSeconds: Int64? = nil) {
+        self.terminationGracePeriodSeconds = terminationGracePeriodSeconds
         self.handler = handler
         self.initialDelaySeconds = initialDelaySeconds
         self.periodSeconds = periodSeconds

@@ -37,6 +37,10 @@ final class ProbeParsingTests: XCTestCase {
                             "spec.containers[0].readinessProbe.tcpSocket.port: no container port named \"web\"")
         assertManifestError(manifest(container: "readinessProbe: { grpc: { port: 9 } }"),
                             "spec.containers[0].readinessProbe.grpc: grpc probes are not supported (exec, httpGet, tcpSocket)")
+        assertManifestError(manifest(container: "readinessProbe: { exec: { command: [x] }, terminationGracePeriodSeconds: 5 }"),
+                            "spec.containers[0].readinessProbe.terminationGracePeriodSeconds: not allowed for readiness probes")
+        XCTAssertEqual(probes("livenessProbe: { exec: { command: [x] }, terminationGracePeriodSeconds: 5 }")?[.liveness]?
+            .terminationGracePeriodSeconds, 5)
         assertManifestError(manifest(container: "startupProbe: { exec: { command: [x] }, bogus: 1 }"),
                             "spec.containers[0].startupProbe.bogus: unknown field")
     }

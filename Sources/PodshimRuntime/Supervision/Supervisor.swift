@@ -143,7 +143,8 @@ final class Supervisor {
             printer.message("container \(container.name): \(kind.rawValue) probe failed \(tracker.probe.failureThreshold) times: stopping it (restartPolicy \(pod.spec.restartPolicy.rawValue))")
             states[container.name] = state
             setReady(container, false, reason: "\(kind.rawValue) probe failed")
-            termination.begin([container], graceSeconds: Double(pod.spec.terminationGracePeriodSeconds))
+            let grace = tracker.probe.terminationGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds
+            termination.begin([container], graceSeconds: Double(grace))
             return
         case (.readiness, .success?):
             states[container.name] = state
