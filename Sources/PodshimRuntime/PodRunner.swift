@@ -191,7 +191,7 @@ public final class PodRunner {
                 supervisor.cancelRestarts()
                 killAll()
             case .stopRequested?:
-                supervisor.cancelRestarts()
+                supervisor.terminating()
                 requestStop(reason: "stop requested")
             }
             if stopRequests == 0 {
@@ -259,7 +259,7 @@ public final class PodRunner {
             killAll()
             return
         }
-        printer.message("\(reason): stopping the pod (preStop hooks, stop signal, SIGKILL after \(grace)s; interrupt again to kill now)")
+        printer.message("\(reason): pod terminating (preStop hooks, stop signal, SIGKILL after \(grace)s; interrupt again to kill now)")
         termination.begin(pod.containers, graceSeconds: Double(grace))
     }
 

@@ -46,7 +46,7 @@ final class PodStopTests: XCTestCase {
         let run = try harness.start(stoppablePod(grace: 300))
         try harness.eventually("containers ready") { run.lines(of: "stubborn") == ["ready"] }
         run.send(SIGTERM)
-        try harness.eventually("the stop to begin") { run.stderr.contains("stopping the pod") }
+        try harness.eventually("the stop to begin") { run.stderr.contains("pod terminating") }
         run.send(SIGINT)
         XCTAssertEqual(try run.wait(timeout: 60), 1)
         XCTAssertTrue(run.stderr.contains("killing the pod now"), run.stderr)

@@ -61,6 +61,12 @@ final class Supervisor {
         for name in states.keys { states[name]?.restartAt = nil }
     }
 
+    /// The pod is terminating: out of readiness at once, no more restarts.
+    func terminating() {
+        cancelRestarts()
+        for container in pod.containers { setReady(container, false, reason: "terminating") }
+    }
+
     /// When the loop must wake up next: a probe to run or a restart to make.
     var nextWakeUp: MonotonicInstant? {
         var next: MonotonicInstant?
