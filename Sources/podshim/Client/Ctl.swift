@@ -21,6 +21,7 @@ struct Ctl: AsyncParsableCommand {
             CtlExec.self, CtlLogs.self, CtlEvents.self,
             CtlImages.self, CtlPull.self, CtlRemoveImages.self, CtlImageFsInfo.self,
             CtlStats.self,
+            CtlApply.self, CtlDescribe.self, CtlManifestPods.self, CtlTerminate.self, CtlDelete.self,
         ]
     )
 }

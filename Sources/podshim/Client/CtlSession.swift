@@ -17,6 +17,8 @@ struct CtlSession {
 
     let runtime: Runtime_V1_RuntimeService.Client<Transport>
     let images: Runtime_V1_ImageService.Client<Transport>
+    /// podshim's own PodService (manifest pods under the daemon's supervision).
+    let supervised: Podshim_V1_PodService.Client<Transport>
     /// The deadline, if any, and fail-fast on a connection that cannot be made.
     let options: CallOptions
     let socket: String
@@ -42,6 +44,7 @@ struct CtlSession {
             let session = CtlSession(
                 runtime: Runtime_V1_RuntimeService.Client(wrapping: client),
                 images: Runtime_V1_ImageService.Client(wrapping: client),
+                supervised: Podshim_V1_PodService.Client(wrapping: client),
                 options: options, socket: socket)
             return try await body(session)
         }
