@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""podshim side by side with crun and runc (Debian's), one run, same rootfs, same command.
+
+Called by hack/bench (which installs the tools, builds podshim in release mode and the busybox
+image). Prints a table and writes JSON. Reports; asserts nothing.
+
+Measured (median and p90 over N runs, peers in the same run, ratio podshim/peer):
+  1. container start: podshim StartContainer (request → exec'd) and a whole /bin/true container
+     (create, start, wait, remove) in a running pod; crun run / runc run of a busybox bundle
+     running /bin/true; the floor `unshare --fork --pid --net --ipc --uts --mount /bin/true`;
+  2. pod start: RunPodSandbox (request → pause running, namespaces ready, lo up);
+  3. 100 pods of 2 containers started, then stopped and removed, concurrently;
+  4. footprint: pause RSS; daemon RSS idle, with 10 and 100 pods; open fds per pod;
+  6. API: ContainerStatus round trip p50/p99 (Python grpcio client).
+(5, SIGKILL lateness, is hack/bench-termination.sh.)
+"""
+
+import concurrent.futures
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Tests", "cri"))
+import grpc  # noqa: E402
+
+from runtime.v1 import api_pb2 as pb  # noqa: E402
+from runtime.v1 import api_pb2_grpc as pbg  # noqa: E402
+
+PODSHIM = os.environ["PODSHIM_BIN"]
+IMAGES = os.environ["PODSHIM_IMAGE_DIR"]
+RUNS = int(os.environ.get("BENCH_RUNS", "30"))
+OUT = os.environ.get("BENCH_JSON", "bench.json")
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def summary(values):
+    return {"median_ms": statistics.median(values) * 1000, "p90_ms": pct(values, 90) * 1000, "runs": len(values)}
+
+
+def timed(fn, runs=RUNS):
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+class Daemon:
+    def __init__(self, base):
+        self.base = base
+        self.sock = os.path.join(base, "run", "podshim.sock")
+        os.makedirs(os.path.dirname(self.sock), mode=0o711)
+        self.log = open(os.path.join(base, "daemon.log"), "w")
+        self.proc = subprocess.Popen([PODSHIM, "serve", "--socket", self.sock, "--state-dir", base + "/state",
+                                      "--root", base + "/root", "--image-dir", IMAGES, "--log-dir", base + "/logs"],
+                                     stdout=self.log, stderr=self.log)
+        self.channel = grpc.insecure_channel("unix://" + self.sock)
+        self.rt = pbg.RuntimeServiceStub(self.channel)
+        deadline = time.time() + 20
+        while True:
+            try:
+                self.rt.Version(pb.VersionRequest(), timeout=1)
+                break
+            except grpc.RpcError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self):
+        self.channel.close()
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+def sandbox_config(name):
+    return pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="bench"))
+
+
+def container_config(name, command):
+    return pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image="busybox"),
+                              command=command)
+
+
+def bundle(base, rootfs):
+    path = os.path.join(base, "bundle")
+    os.makedirs(path)
+    subprocess.run(["runc", "spec", "-b", path], check=True)
+    shutil.copytree(rootfs, os.path.join(path, "rootfs"), symlinks=True)
+    with open(os.path.join(path, "config.json")) as f:
+        config = json.load(f)
+    config["process"]["args"] = ["/bin/true"]
+    config["process"]["terminal"] = False
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    return path
+
+
+def main():
+    base = tempfile.mkdtemp(prefix="podshim-bench-", dir="/tmp")
+    results = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release, "runs": RUNS}}
+    daemon = Daemon(base)
+    try:
+        rt = daemon.rt
+        # --- 1. container start ---
+        bundle_dir = bundle(base, os.path.join(IMAGES, "busybox", "rootfs"))
+        counter = [0]
+
+        def crun():
+            counter[0] += 1
+            # crun refuses hybrid cgroup hosts: hide the v2 mount in a private mount namespace.
+            subprocess.run(["unshare", "-m", "sh", "-c",
+                            "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun run -b %s c%d" % (bundle_dir, counter[0])],
+                           check=True)
+
+        def runc():
+            counter[0] += 1
+            subprocess.run(["runc", "run", "-b", bundle_dir, "r%d" % counter[0]], check=True)
+
+        def floor():
+            subprocess.run(["unshare", "--fork", "--pid", "--net", "--ipc", "--uts", "--mount", "/bin/true"], check=True)
+
+        sandbox = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=sandbox_config("bench-main")), timeout=30).pod_sandbox_id
+        stopped = {}
+        condition = threading.Condition()
+
+        def watch():
+            try:
+                for event in rt.GetContainerEvents(pb.GetEventsRequest()):
+                    if event.container_event_type == pb.CONTAINER_STOPPED_EVENT:
+                        with condition:
+                            stopped[event.container_id] = True
+                            condition.notify_all()
+            except grpc.RpcError:
+                pass
+
+        threading.Thread(target=watch, daemon=True).start()
+        time.sleep(0.2)
+        start_samples = []
+
+        def podshim_true():
+            cid = rt.CreateContainer(pb.CreateContainerRequest(
+                pod_sandbox_id=sandbox, config=container_config("t%d" % counter[0], ["/bin/true"])), timeout=30).container_id
+            counter[0] += 1
+            begin = time.perf_counter()
+            rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=30)
+            start_samples.append(time.perf_counter() - begin)
+            with condition:
+                condition.wait_for(lambda: cid in stopped, timeout=30)
+            rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=30)
+
+        podshim_runs = timed(podshim_true)
+        crun_runs = timed(crun)
+        runc_runs = timed(runc)
+        floor_runs = timed(floor)
+        results["container_start"] = {
+            "podshim_start_request_to_exec": summary(start_samples),
+            "podshim_whole_true": summary(podshim_runs),
+            "crun_run_true": summary(crun_runs),
+            "runc_run_true": summary(runc_runs),
+            "unshare_floor": summary(floor_runs),
+        }
+
+        # --- 2. pod start ---
+        pods = []
+
+        def pod_start():
+            name = "bench-p%d" % len(pods)
+            pods.append(rt.RunPodSandbox(pb.RunPodSandboxRequest(config=sandbox_config(name)), timeout=30).pod_sandbox_id)
+
+        results["pod_start"] = {"podshim_run_pod_sandbox": summary(timed(pod_start))}
+        for pod in pods:
+            rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+
+        # --- 6. API ---
+        probe = rt.CreateContainer(pb.CreateContainerRequest(
+            pod_sandbox_id=sandbox, config=container_config("status", ["sleep", "3600"])), timeout=30).container_id
+        rt.StartContainer(pb.StartContainerRequest(container_id=probe), timeout=30)
+        status_runs = timed(lambda: rt.ContainerStatus(pb.ContainerStatusRequest(container_id=probe), timeout=10), runs=1000)
+        results["api"] = {"container_status_p50_us": pct(status_runs, 50) * 1e6, "container_status_p99_us": pct(status_runs, 99) * 1e6}
+
+        # --- 4. footprint, and 3. 100 pods × 2 containers ---
+        pid = daemon.proc.pid
+        idle_rss, idle_fds = rss_kb(pid), fd_count(pid)
+
+        def full_pod(index):
+            config = sandbox_config("bench-f%d" % index)
+            pod = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=config), timeout=60).pod_sandbox_id
+            for name in ("a", "b"):
+                cid = rt.CreateContainer(pb.CreateContainerRequest(
+                    pod_sandbox_id=pod, config=container_config(name, ["sleep", "3600"])), timeout=60).container_id
+                rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+            return pod
+
+        ten = [full_pod(i) for i in range(10)]
+        time.sleep(0.5)
+        ten_rss, ten_fds = rss_kb(pid), fd_count(pid)
+        begin = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            hundred = list(pool.map(full_pod, range(10, 110)))
+        started = time.perf_counter() - begin
+        time.sleep(0.5)
+        all_rss, all_fds = rss_kb(pid), fd_count(pid)
+        pause_rss = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open("/proc/%s/comm" % entry) as f:
+                        if f.read().strip() == "podshim-pause":
+                            pause_rss.append(rss_kb(int(entry)))
+                except OSError:
+                    pass
+        begin = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda p: rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p), timeout=120), hundred))
+        removed = time.perf_counter() - begin
+        for pod in ten:
+            rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+        results["hundred_pods"] = {"start_seconds": started, "pods_per_second_start": 100 / started,
+                                   "stop_remove_seconds": removed, "pods_per_second_remove": 100 / removed}
+        results["footprint"] = {
+            "pause_rss_kb_median": statistics.median(pause_rss) if pause_rss else None,
+            "daemon_rss_kb_idle": idle_rss, "daemon_rss_kb_10_pods": ten_rss, "daemon_rss_kb_110_pods": all_rss,
+            "daemon_rss_kb_per_pod": (all_rss - idle_rss) / 110,
+            "daemon_fds_idle": idle_fds, "daemon_fds_per_pod": (all_fds - idle_fds) / 110,
+        }
+        rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox), timeout=60)
+    finally:
+        daemon.stop()
+        subprocess.run([PODSHIM, "cleanup", "--state-dir", base + "/state", "--root", base + "/root"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", "--one-file-system", base])
+
+    with open(OUT, "w") as f:
+        json.dump(results, f, indent=2)
+    start = results["container_start"]
+    podshim = start["podshim_whole_true"]["median_ms"]
+    print("%-44s %10s %10s %14s" % ("measure", "median ms", "p90 ms", "podshim/peer"))
+    for key, value in start.items():
+        ratio = "" if key.startswith("podshim") else "%.2f" % (podshim / value["median_ms"])
+        print("%-44s %10.2f %10.2f %14s" % (key, value["median_ms"], value["p90_ms"], ratio))
+    pod = results["pod_start"]["podshim_run_pod_sandbox"]
+    print("%-44s %10.2f %10.2f" % ("pod start (RunPodSandbox)", pod["median_ms"], pod["p90_ms"]))
+    hundred = results["hundred_pods"]
+    print("100 pods × 2 containers: started in %.2f s (%.1f pods/s), stopped+removed in %.2f s (%.1f pods/s)" % (
+        hundred["start_seconds"], hundred["pods_per_second_start"], hundred["stop_remove_seconds"], hundred["pods_per_second_remove"]))
+    foot = results["footprint"]
+    print("footprint: pause RSS %s KB; daemon RSS idle %d KB, 10 pods %d KB, 110 pods %d KB (%.0f KB/pod); %.1f fds/pod" % (
+        foot["pause_rss_kb_median"], foot["daemon_rss_kb_idle"], foot["daemon_rss_kb_10_pods"], foot["daemon_rss_kb_110_pods"],
+        foot["daemon_rss_kb_per_pod"], foot["daemon_fds_per_pod"]))
+    api = results["api"]
+    print("ContainerStatus round trip: p50 %.0f µs, p99 %.0f µs" % (api["container_status_p50_us"], api["container_status_p99_us"]))
+    print("JSON: %s" % OUT)
+
+
+if __name__ == "__main__":
+    main()
