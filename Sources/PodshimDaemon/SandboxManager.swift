@@ -20,6 +20,11 @@ final class SandboxManager: @unchecked Sendable {
     let logger: Logger
     private let lock = NSLock()
     private var sandboxes: [String: ManagedSandbox] = [:]
+    /// Compiled seccomp programs by profile and capability set: RuntimeDefault compiles in a few
+    /// milliseconds, and nearly every container asks for the same one.
+    private var seccompCache: [String: [UInt8]?] = [:]
+    private let seccompLock = NSLock()
+
     /// Names being created right now (name/namespace/uid/attempt), so two racing RunPodSandbox
     /// calls cannot both pass the duplicate check.
     private var reservedNames: Set<String> = []
@@ -227,9 +232,22 @@ final class SandboxManager: @unchecked Sendable {
         do {
             plan = try planner.plan(containerAt: index, imageRootfs: rootfs)
             let capabilities = CapabilitySet(rawValue: plan.capabilities?.bounding ?? Capabilities.all.rawValue)
-            plan.seccompFilter = try PodPlanner.seccompFilter(
-                planner.seccompChoice(containerAt: index), capabilities: capabilities,
-                configuration: configuration, field: "spec.containers[\(index)].securityContext.seccompProfile")
+            let choice = planner.seccompChoice(containerAt: index)
+            // Localhost profiles are files that may change: only built-in ones are cached.
+            var cacheable = true
+            if case .localhost = choice { cacheable = false }
+            let key = "\(choice)/\(capabilities.rawValue)"
+            if cacheable, let cached = seccompLock.withLock({ seccompCache[key] }) {
+                plan.seccompFilter = cached
+            } else {
+                plan.seccompFilter = try PodPlanner.seccompFilter(
+                    choice, capabilities: capabilities,
+                    configuration: configuration, field: "spec.containers[\(index)].securityContext.seccompProfile")
+                if cacheable {
+                    let filter = plan.seccompFilter
+                    seccompLock.withLock { seccompCache[key] = filter }
+                }
+            }
         } catch {
             throw CRIError.invalidArgument(
                 error.path.replacingOccurrences(of: "spec.containers[\(index)]", with: "config"), error.message)

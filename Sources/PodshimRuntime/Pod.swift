@@ -405,7 +405,9 @@ public final class Pod: @unchecked Sendable {
     private func saveRecord() throws(SystemError) {
         let snapshot = stateLock.withLock { record }
         let data = (try? JSONEncoder().encode(snapshot)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
-        try FileSystem.writeAtomically(layout.stateFile, data)
+        // The daemon's own records (fsync'd) are what a restart reads; for its pods this file is
+        // only the marker that keeps `podshim run`'s recovery away, so it needs no fsync.
+        try FileSystem.writeAtomically(layout.stateFile, data, durable: snapshot.daemon != true)
     }
 }
 
