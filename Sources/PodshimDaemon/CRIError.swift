@@ -42,6 +42,22 @@ enum CRIError {
 
 /// Validation of identifiers that arrive over the wire.
 enum RequestCheck {
+    /// The one candidate whose id is `id` or starts with it (as containerd and crictl accept
+    /// prefixes); an exact match wins over prefixes. NotFound for none, InvalidArgument naming
+    /// `field` when the prefix is ambiguous.
+    static func unique<Candidate>(
+        _ id: String, in candidates: [Candidate], id idOf: (Candidate) -> String, kind: String, kinds: String,
+        field: String
+    ) throws(RPCError) -> Candidate {
+        if let exact = candidates.first(where: { idOf($0) == id }) { return exact }
+        let matches = candidates.filter { idOf($0).hasPrefix(id) }
+        guard matches.count == 1 else {
+            if matches.count > 1 { throw CRIError.invalidArgument(field, "\"\(id)\" matches \(matches.count) \(kinds)") }
+            throw CRIError.notFound(kind, id)
+        }
+        return matches[0]
+    }
+
     /// Rejects an empty id, and ids long enough to be abuse rather than a mistake.
     static func id(_ value: String, field: String) throws(RPCError) -> String {
         if value.isEmpty { throw CRIError.invalidArgument(field, "required") }

@@ -233,7 +233,6 @@ enum CRITranslation {
         } else if resources.memoryLimitInBytes < 0 {
             throw CRIError.invalidArgument(field + ".memory_limit_in_bytes", "\(resources.memoryLimitInBytes) is negative")
         }
-        if result.cpuRequestMillis == nil { result.cpuRequestMillis = nil }
         return result
     }
 

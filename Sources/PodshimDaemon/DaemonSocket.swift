@@ -47,11 +47,7 @@ struct DaemonSocket {
 
         descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw Failure(description: "socket(AF_UNIX): \(Errno.last)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
-        }
+        var address = unixAddress()
         // Bound with umask 0177: the file exists as 0600 until its group and mode are set.
         let previous = umask(0o177)
         let bound = withUnsafePointer(to: &address) {
@@ -98,11 +94,7 @@ struct DaemonSocket {
         let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard probe >= 0 else { throw Failure(description: "socket(AF_UNIX): \(Errno.last)") }
         defer { close(probe) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
-        }
+        var address = unixAddress()
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
@@ -114,6 +106,16 @@ struct DaemonSocket {
             throw Failure(description: "probe \(path): \(Errno(rawValue: error))")
         }
         guard unlink(path) == 0 else { throw Failure(description: "remove stale socket \(path): \(Errno.last)") }
+    }
+
+    /// `path` as a socket address (its length was checked in ``bindAndListen()``).
+    private func unixAddress() -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+        }
+        return address
     }
 
     /// Removes the socket file (clean shutdown) and releases the lock.

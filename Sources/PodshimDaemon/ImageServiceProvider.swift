@@ -13,12 +13,11 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         image.repoTags = record.repoTags
         image.repoDigests = record.repoDigests
         image.size = record.size
-        if let user = record.config.user, !user.isEmpty {
-            if let uid = Int64(user.split(separator: ":").first ?? "") {
-                image.uid.value = uid
-            } else {
-                image.username = user
-            }
+        let defaults = ImageDefaults(record.config)
+        if let uid = defaults.numericUser {
+            image.uid.value = uid
+        } else if let user = defaults.user {
+            image.username = user
         }
         image.spec.image = record.id
         return image

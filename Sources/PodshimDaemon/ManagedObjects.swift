@@ -65,11 +65,7 @@ final class ManagedSandbox: @unchecked Sendable {
 }
 
 /// Nanoseconds since the epoch, as the CRI reports times.
-func nowNanoseconds() -> Int64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_REALTIME, &spec)
-    return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
-}
+func nowNanoseconds() -> Int64 { WallClock.nanoseconds() }
 
 /// 64 lowercase hex digits, as containerd's ids.
 func newIdentifier() -> String {

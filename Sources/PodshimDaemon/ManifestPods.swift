@@ -39,15 +39,7 @@ final class ManifestPods: @unchecked Sendable {
 
     func entry(_ id: String) throws(RPCError) -> Entry {
         _ = try RequestCheck.id(id, field: "pod_id")
-        let found: [Entry] = lock.withLock {
-            if let exact = entries[id] { return [exact] }
-            return entries.values.filter { $0.id.hasPrefix(id) }
-        }
-        guard found.count == 1 else {
-            if found.count > 1 { throw CRIError.invalidArgument("pod_id", "\"\(id)\" matches \(found.count) pods") }
-            throw CRIError.notFound("pod", id)
-        }
-        return found[0]
+        return try RequestCheck.unique(id, in: all, id: \.id, kind: "pod", kinds: "pods", field: "pod_id")
     }
 
     /// Parses, plans and starts the pod; returns its id (the manifest's uid, or a new one).

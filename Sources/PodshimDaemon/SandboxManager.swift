@@ -44,34 +44,14 @@ final class SandboxManager: @unchecked Sendable {
     /// By full id or unique prefix.
     func sandbox(_ id: String, field: String = "pod_sandbox_id") throws(RPCError) -> ManagedSandbox {
         _ = try RequestCheck.id(id, field: field)
-        let found: [ManagedSandbox] = lock.withLock {
-            if let exact = sandboxes[id] { return [exact] }
-            return sandboxes.values.filter { $0.id.hasPrefix(id) }
-        }
-        guard found.count == 1 else {
-            if found.count > 1 { throw CRIError.invalidArgument(field, "\"\(id)\" matches \(found.count) sandboxes") }
-            throw CRIError.notFound("pod sandbox", id)
-        }
-        return found[0]
+        return try RequestCheck.unique(id, in: allSandboxes, id: \.id, kind: "pod sandbox", kinds: "sandboxes", field: field)
     }
 
     /// A container and its sandbox, by full id or unique prefix.
     func container(_ id: String, field: String = "container_id") throws(RPCError) -> (ManagedSandbox, ManagedContainer) {
         _ = try RequestCheck.id(id, field: field)
-        var matches: [(ManagedSandbox, ManagedContainer)] = []
-        for sandbox in allSandboxes {
-            sandbox.lock.withLock {
-                for container in sandbox.containers where container.id == id || container.id.hasPrefix(id) {
-                    matches.append((sandbox, container))
-                }
-            }
-        }
-        if let exact = matches.first(where: { $0.1.id == id }) { return exact }
-        guard matches.count == 1 else {
-            if matches.count > 1 { throw CRIError.invalidArgument(field, "\"\(id)\" matches \(matches.count) containers") }
-            throw CRIError.notFound("container", id)
-        }
-        return matches[0]
+        let all = allSandboxes.flatMap { sandbox in sandbox.lock.withLock { sandbox.containers.map { (sandbox, $0) } } }
+        return try RequestCheck.unique(id, in: all, id: { $0.1.id }, kind: "container", kinds: "containers", field: field)
     }
 
     // MARK: - Sandboxes

@@ -91,15 +91,9 @@ public final class Container: @unchecked Sendable {
     private var startedWall: Int64?
     private var finishedWall: Int64?
 
-    static func wallNanoseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
-    }
-
     func markStarted(_ process: ProcessHandle) {
         lock.withLock {
-            startedWall = Self.wallNanoseconds()
+            startedWall = WallClock.nanoseconds()
             finishedWall = nil
             processHandle = process
             try? machine.started(pid: process.pid)
@@ -118,7 +112,7 @@ public final class Container: @unchecked Sendable {
         lock.withLock {
             try? machine.exited(status, usage: usage)
             processHandle = nil
-            finishedWall = Self.wallNanoseconds()
+            finishedWall = WallClock.nanoseconds()
         }
         releaseMountNamespace()
     }

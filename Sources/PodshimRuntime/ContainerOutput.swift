@@ -32,24 +32,21 @@ public final class ContainerOutput: @unchecked Sendable {
         self.logPath = logPath
         self.sink = sink
         logFD = try Self.openLog(logPath)
+        /// The (podshim's read end, container's end) of one stream.
+        func stream(_ name: String) throws(SystemError) -> (Int32, Int32) {
+            guard let fifoDirectory else { return try Self.makePipe() }
+            return try Self.makeFIFO(fifoDirectory + "/" + container + "." + name)
+        }
         let out: (Int32, Int32)
         let err: (Int32, Int32)
         do throws(SystemError) {
-            if let fifoDirectory {
-                out = try Self.makeFIFO(fifoDirectory + "/" + container + ".stdout")
-            } else {
-                out = try Self.makePipe()
-            }
+            out = try stream("stdout")
         } catch {
             close(logFD)
             throw error
         }
         do throws(SystemError) {
-            if let fifoDirectory {
-                err = try Self.makeFIFO(fifoDirectory + "/" + container + ".stderr")
-            } else {
-                err = try Self.makePipe()
-            }
+            err = try stream("stderr")
         } catch {
             close(out.0); close(out.1); close(logFD)
             throw error

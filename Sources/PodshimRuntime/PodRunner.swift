@@ -265,7 +265,6 @@ public final class PodRunner {
 
     private func killAll() {
         termination.begin(pod.containers, graceSeconds: 0)
-        termination.force()
         for container in pod.containers { container.kill() }
     }
 

@@ -134,34 +134,30 @@ final class Supervisor {
         if !success {
             printer.message("container \(container.name): \(kind.rawValue) probe failed (\(tracker.consecutiveFailures)/\(tracker.probe.failureThreshold)): \(detail)")
         }
-        switch (kind, change) {
-        case (.startup, .success?):
+        if kind == .startup && change == .success {
             printer.message("container \(container.name): started (startup probe succeeded)")
             state.startupPassed = true
             let now = MonotonicInstant.now()
             for other in [ProbeKind.liveness, .readiness] {
                 state.trackers[other]?.reset(containerStarted: now)
             }
-            states[container.name] = state
+        }
+        // The state is stored before anything reads it back (setReady, termination).
+        states[container.name] = state
+        switch (kind, change) {
+        case (.startup, .success?):
             setReady(container, container.probes[.readiness] == nil, reason: nil)
-            return
         case (.startup, .failure?), (.liveness, .failure?):
             printer.message("container \(container.name): \(kind.rawValue) probe failed \(tracker.probe.failureThreshold) times: stopping it (restartPolicy \(pod.spec.restartPolicy.rawValue))")
-            states[container.name] = state
             setReady(container, false, reason: "\(kind.rawValue) probe failed")
             let grace = tracker.probe.terminationGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds
             termination.begin([container], graceSeconds: Double(grace))
-            return
         case (.readiness, .success?):
-            states[container.name] = state
             setReady(container, true, reason: nil)
-            return
         case (.readiness, .failure?):
-            states[container.name] = state
             setReady(container, false, reason: detail)
-            return
         default:
-            states[container.name] = state
+            break
         }
     }
 

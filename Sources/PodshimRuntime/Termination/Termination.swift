@@ -127,16 +127,6 @@ public final class Termination: @unchecked Sendable {
         }
     }
 
-    /// Kills every container being terminated now (a second Ctrl-C, a force).
-    public func force() {
-        let now = MonotonicInstant.now()
-        let pending = lock.withLock { entries.values.filter { !$0.killed && !$0.exited } }
-        for entry in pending {
-            if let token = lock.withLock({ entry.token }) { timer.cancel(token) }
-            kill(entry, planned: now)
-        }
-    }
-
     /// The container's main process has exited (seen at `at`): nothing more is sent to it.
     public func exited(_ name: String, at instant: MonotonicInstant? = nil) {
         lock.withLock {
