@@ -4,6 +4,7 @@
 # terminating at once. Every container ignores SIGTERM; the grace period is 2 s.
 #
 # Usage: hack/bench-termination.sh [RUNS_FOR_1] [RUNS_FOR_100]   (root; defaults 20 and 3)
+#        BENCH_JSON=FILE merges the figures into FILE's "sigkill_lateness" (hack/bench does).
 # Env:   PODSHIM_BIN (default .build/debug/podshim; build with -c release for production numbers),
 #        PODSHIM_IMAGE_DIR (default /var/lib/podshim/images, made by hack/setup.sh).
 # Lateness = actual − planned deadline on CLOCK_MONOTONIC, from `podshim run --termination-report`:
@@ -62,9 +63,10 @@ measure() { # measure N RUNS
 echo "podshim: $podshim ($(stat -c %s "$podshim") bytes), $(nproc) CPUs, kernel $(uname -r)"
 measure 1 "$runs1"
 measure 100 "$runs100"
-python3 - "$work" "$runs1" "$runs100" <<'PY'
-import json, sys, glob
-work, runs1, runs100 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+python3 - "$work" "$runs1" "$runs100" "${BENCH_JSON:-}" <<'PY'
+import json, os, sys, glob
+work, runs1, runs100, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+figures = {}
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -81,4 +83,11 @@ for n, runs in ((1, runs1), (100, runs100)):
     print("%-16s %6d %8.0fµs %8.0fµs %8.0fµs   %8.0fµs %8.0fµs %8.0fµs" % (
         "%d × %d runs" % (n, runs), len(send), pct(send, 50), pct(send, 99), max(send),
         pct(exit_, 50), pct(exit_, 99), max(exit_)))
+    figures["%d_containers" % n] = {"kills": len(send), "send_p50_us": pct(send, 50), "send_p99_us": pct(send, 99),
+                                    "send_max_us": max(send), "exit_p50_us": pct(exit_, 50), "exit_p99_us": pct(exit_, 99)}
+if out:
+    results = json.load(open(out)) if os.path.exists(out) else {}
+    results["sigkill_lateness"] = figures
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
 PY
