@@ -125,9 +125,13 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     }
 
     func stopContainer(request: Runtime_V1_StopContainerRequest, context: ServerContext) async throws -> Runtime_V1_StopContainerResponse {
-        let (sandbox, container) = try manager.container(request.containerID)
         if request.timeout < 0 { throw CRIError.invalidArgument("timeout", "must not be negative") }
-        await manager.stop(container, in: sandbox, timeoutSeconds: request.timeout)
+        // Idempotent, as the CRI asks (and critest checks): a container that is not there is stopped.
+        do {
+            let (sandbox, container) = try manager.container(request.containerID)
+            await manager.stop(container, in: sandbox, timeoutSeconds: request.timeout)
+        } catch let error where error.code == .notFound {
+        }
         return Runtime_V1_StopContainerResponse()
     }
 

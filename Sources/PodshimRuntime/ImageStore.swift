@@ -29,7 +29,10 @@ public struct ImageStore: Sendable {
 
         public var description: String {
             switch self {
-            case .notFound(let image, let looked): return "image \"\(image)\" not found (no directory \(looked))"
+            case .notFound(let image, let looked):
+                if image.hasPrefix("/") { return "image \"\(image)\" not found (no directory \(looked))" }
+                return "image \"\(image)\" is not in the local store (no reference, id or directory \(looked)); "
+                    + "import it with: podshim images import --image-dir DIR SRC \(image)"
             case .notADirectory(let path): return "image \(path) is not a directory"
             case .invalidName(let name):
                 return "image \"\(name)\" is not an absolute path or a store name ([A-Za-z0-9._-], optionally with :tag)"
@@ -39,12 +42,19 @@ public struct ImageStore: Sendable {
         }
     }
 
-    /// The root filesystem directory for `image`.
+    /// The root filesystem directory for `image`: an absolute path as it is, else a reference
+    /// (`busybox`, `registry.example/app:1.0`), an image id or a store directory name.
     public func rootfs(for image: String) throws(ResolveError) -> String {
         let path: String
         if image.hasPrefix("/") {
             path = image
+        } else if case .found(let records) = lookup(image), let record = records.first {
+            path = record.rootfs
         } else {
+            // Store directory names have no `/`: a reference with one is simply not here.
+            if image.contains("/") && ImageReference.isValidTagReference(image) {
+                throw .notFound(image: image, looked: directory + "/" + image.replacingOccurrences(of: "/", with: "_") + "/rootfs")
+            }
             path = directory + "/" + (try storeName(image)) + "/rootfs"
         }
         if path.contains(",") || path.contains(":") || path.contains("\n") { throw .unusablePath(path) }

@@ -69,7 +69,8 @@ final class ImageStoreTests: XCTestCase {
         let error = resolveError("missing")
         XCTAssertEqual(error, .notFound(image: "missing", looked: temporary.path + "/missing/rootfs"))
         XCTAssertEqual(error?.description,
-                       "image \"missing\" not found (no directory \(temporary.path)/missing/rootfs)")
+                       "image \"missing\" is not in the local store (no reference, id or directory \(temporary.path)/missing/rootfs); "
+                       + "import it with: podshim images import --image-dir DIR SRC missing")
     }
 
     func testMissingTaggedImageNamesTheReference() {
@@ -96,9 +97,11 @@ final class ImageStoreTests: XCTestCase {
     }
 
     func testInvalidNames() {
-        for name in ["../x", "a/b", "", ".hidden", "..", ":latest", "busy box", "bad$name", "./x", "ñ"] {
+        for name in ["../x", "", ".hidden", "..", ":latest", "busy box", "bad$name", "./x", "ñ"] {
             XCTAssertEqual(resolveError(name), .invalidName(name), "name \(name.debugDescription)")
         }
+        // A well-formed reference with a registry or path is valid; it is just not in the store.
+        XCTAssertEqual(resolveError("a/b"), .notFound(image: "a/b", looked: temporary.path + "/a_b/rootfs"))
     }
 
     func testInvalidNameDescription() {
@@ -166,7 +169,8 @@ final class ImageStoreTests: XCTestCase {
         }
         XCTAssertEqual(error, ManifestError(
             path: "spec.containers[1].image",
-            message: "image \"nginx:1.25\" not found (no directory \(temporary.path)/nginx_1.25/rootfs)"))
+            message: "image \"nginx:1.25\" is not in the local store (no reference, id or directory \(temporary.path)/nginx_1.25/rootfs); "
+                + "import it with: podshim images import --image-dir DIR SRC nginx:1.25"))
     }
 
     func testPodPlannerReportsInvalidImageName() {
@@ -368,6 +372,101 @@ extension ImageStoreTests {
         return layout
     }
 
+    // MARK: podshim images import: references, archives, content ids
+
+    func testImportOfTheThreeSourceKinds() throws {
+        // A root filesystem directory, with a default process.
+        try write("src/rootfs/bin/sh", "#!/bin/sh\n", mode: 0o755)
+        let config = ImageConfig(cmd: ["sh"], env: ["A=1"], workingDir: "/")
+        let plain = try images.importImage(from: sources + "/rootfs", as: "registry.example:5000/team/tool:1.0", config: config)
+        XCTAssertEqual(plain.repoTags, ["registry.example:5000/team/tool:1.0"])
+        XCTAssertEqual(plain.config, config)
+        XCTAssertEqual(images.status("registry.example:5000/team/tool:1.0"), plain)
+        XCTAssertEqual(try images.rootfs(for: "registry.example:5000/team/tool:1.0"), plain.rootfs)
+        XCTAssertEqual(try images.rootfs(for: plain.id), plain.rootfs, "an id names the image too")
+
+        // An OCI image layout, and the same layout as a tar archive and as a gzip'd one.
+        let fixture = try makeLayout()
+        let layout = try images.importImage(from: fixture.path + ":3.19", as: "alpine")
+        XCTAssertEqual(layout.id, fixture.configDigest)
+        XCTAssertEqual(layout.repoTags, ["alpine:latest"])
+        XCTAssertEqual(layout.config.entrypoint, ["/bin/tool"])
+        let single = try makeSingleImageLayout("single", layers: [(fixture.plainLayerBlob, "application/vnd.oci.image.layer.v1.tar")])
+        try run(["/bin/tar", "-cf", sources + "/single.tar", "-C", single, "."])
+        try run(["/bin/sh", "-c", "gzip -c '\(sources)/single.tar' > '\(sources)/single.tar.gz'"])
+        let archived = try images.importImage(from: sources + "/single.tar", as: "single:tar")
+        let gzipped = try images.importImage(from: sources + "/single.tar.gz", as: "single:gz")
+        XCTAssertEqual(archived.id, gzipped.id, "one content, one image")
+        XCTAssertEqual(images.status("single:gz")?.repoTags, ["single:tar", "single:gz"])
+        XCTAssertEqual(storeEntries().filter { $0.hasPrefix(".") }, [], "nothing unpacked is left behind")
+
+        // Not an image.
+        try write("src/notes.tar.txt", "plain text")
+        guard case .commandFailed = try? XCTUnwrap(importError(sources + "/notes.tar.txt", as: "x")) else {
+            return XCTFail("a text file was accepted as an archive")
+        }
+        try run(["/bin/tar", "-cf", sources + "/rootfs.tar", "-C", sources + "/rootfs", "."])
+        XCTAssertEqual(importError(sources + "/rootfs.tar", as: "x"), .notAnOCILayout(sources + "/rootfs.tar"))
+        XCTAssertEqual(importError(sources + "/missing", as: "x"), .notFound(sources + "/missing"))
+        for bad in ["Upper/case", "a//b", "-lead", "x:", "x@sha256:" + String(repeating: "0", count: 64), "/abs"] {
+            XCTAssertEqual(importError(sources + "/rootfs", as: bad), .invalidName(bad), bad)
+        }
+    }
+
+    func testReferencesMoveAndUntagKeepsTheImage() throws {
+        try write("src/one/etc/v", "1")
+        try write("src/two/etc/v", "2")
+        let one = try images.importImage(from: sources + "/one", as: "app:1")
+        let again = try images.importImage(from: sources + "/one", as: "docker.io/library/app:stable")
+        XCTAssertEqual(again.id, one.id)
+        XCTAssertEqual(again.repoTags, ["app:1", "app:stable"], "a second reference, no second copy")
+        XCTAssertEqual(images.list().count, 1)
+
+        let two = try images.importImage(from: sources + "/two", as: "app:stable")
+        XCTAssertNotEqual(two.id, one.id)
+        XCTAssertEqual(images.status("app:stable")?.id, two.id, "the reference moved")
+        XCTAssertEqual(images.status("app:1")?.repoTags, ["app:1"])
+
+        XCTAssertEqual(try images.untag("app:stable"), .removed([two]), "its last reference removes the image")
+        _ = try images.importImage(from: sources + "/one", as: "app:latest")
+        guard case .untagged(let kept) = try images.untag("app:1") else { return XCTFail("expected untagged") }
+        XCTAssertEqual(kept.repoTags, ["app:latest"])
+        XCTAssertEqual(images.status("app")?.id, one.id)
+        XCTAssertEqual(try images.untag(one.id), .removed([kept]))
+        XCTAssertEqual(try images.untag("app"), .notFound)
+        XCTAssertEqual(images.list(), [])
+    }
+
+    func testContentIDIgnoresNameButNotContentOrConfig() throws {
+        try write("src/a/bin/x", "same")
+        try write("src/b/bin/x", "same")
+        let a = ImageStore.directoryID(sources + "/a", config: ImageConfig())
+        XCTAssertEqual(a, ImageStore.directoryID(sources + "/b", config: ImageConfig()))
+        XCTAssertNotEqual(a, ImageStore.directoryID(sources + "/a", config: ImageConfig(cmd: ["sh"])))
+        try write("src/b/bin/x", "diff")
+        XCTAssertNotEqual(a, ImageStore.directoryID(sources + "/b", config: ImageConfig()))
+    }
+
+    func testReferenceGrammar() {
+        for good in ["busybox", "busybox:1.36", "library/busybox", "registry.k8s.io/e2e-test-images/busybox:1.29-2",
+                     "localhost:5000/app:v_1", "a.b-c/d__e:X.y-Z"] {
+            XCTAssertTrue(ImageReference.isValidTagReference(good), good)
+        }
+        for bad in ["", "Busybox", "a//b", "/abs", "a/", "x:", "x:-lead", "..:5/x", "a b", "x@sha256:00",
+                    "host:port/x", String(repeating: "a", count: 256), "x:" + String(repeating: "t", count: 129)] {
+            XCTAssertFalse(ImageReference.isValidTagReference(bad), bad)
+        }
+    }
+
+    private func importError(_ source: String, as reference: String) -> ImagePullError? {
+        do {
+            _ = try images.importImage(from: source, as: reference)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     private func pullError(_ reference: String, tagAs: String? = nil, in store: ImageStore? = nil,
                            file: StaticString = #filePath, line: UInt = #line) -> ImagePullError? {
         let store = store ?? images
@@ -394,8 +493,9 @@ extension ImageStoreTests {
     }
 
     /// Entries of the store directory itself (staging leftovers would show here).
+    /// The store's entries, without the reference lock file every pull creates.
     private func storeEntries() -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: storePath).sorted()) ?? []
+        ((try? FileManager.default.contentsOfDirectory(atPath: storePath).sorted()) ?? []).filter { $0 != ".lock" }
     }
 
     // MARK: OCI layouts
@@ -460,7 +560,7 @@ extension ImageStoreTests {
         XCTAssertNil(images.status(fixture.configDigest))
         XCTAssertFalse(FileManager.default.fileExists(atPath: record.rootfs))
         XCTAssertEqual(storeEntries(), [])
-        XCTAssertEqual(images.usage().inodes, 1)
+        XCTAssertEqual(images.usage().inodes, 2, "the store directory and its lock file")
         XCTAssertLessThan(images.usage().bytes, usage.bytes)
     }
 
@@ -484,13 +584,15 @@ extension ImageStoreTests {
         XCTAssertEqual(contents(other.rootfs + "/etc/hostname"), "two\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: other.rootfs + "/data"))
 
-        // One id under two names: an id removes both, a tag only its own.
+        // One id, two references: one image. untag drops a reference; remove (the CRI's) the image.
         let tagged = try images.pull(fixture.path + ":3.19")
-        XCTAssertEqual(images.list().map(\.repoTags), [["alpine-oci:3.19"], ["alpine-oci:other"]])
-        try images.remove("alpine-oci:other")
-        XCTAssertEqual(images.list(), [tagged])
+        XCTAssertEqual(images.list().map(\.repoTags), [["alpine-oci:other", "alpine-oci:3.19"]])
+        XCTAssertEqual(tagged.rootfs, other.rootfs)
+        guard case .untagged(let kept) = try images.untag("alpine-oci:other") else { return XCTFail("expected untagged") }
+        XCTAssertEqual(kept.repoTags, ["alpine-oci:3.19"])
+        XCTAssertEqual(images.list().map(\.repoTags), [["alpine-oci:3.19"]])
         _ = try images.pull(fixture.path + ":other")
-        try images.remove(fixture.configDigest)
+        try images.remove("alpine-oci:other")
         XCTAssertEqual(images.list(), [])
     }
 
@@ -504,7 +606,7 @@ extension ImageStoreTests {
         XCTAssertEqual(try images.pull("oci:" + fixture.path + ":3.19", tagAs: "mine:2"), mine, "same image again")
         XCTAssertEqual(try images.pull("mine:2"), mine, "a name in the store")
         XCTAssertEqual(try images.pull(fixture.configDigest), mine, "an id in the store")
-        XCTAssertEqual(pullError(fixture.path + ":3.19", tagAs: "a/b"), .invalidName("a/b"))
+        XCTAssertEqual(pullError(fixture.path + ":3.19", tagAs: "a b"), .invalidName("a b"))
         XCTAssertEqual(pullError(fixture.path + ":3.19", tagAs: "../x"), .invalidName("../x"))
         XCTAssertEqual(images.list(), [mine])
     }
@@ -653,12 +755,13 @@ extension ImageStoreTests {
         let other = ImageStore(directory: temporary.path + "/store2")
         XCTAssertEqual(try other.pull(source).id, record.id, "the id depends on the tree, not the store")
 
+        // The id comes from the content: the same tree under another name is the same image.
         let tagged = try images.pull(source, tagAs: "tool:v1")
-        XCTAssertEqual(tagged.repoTags, ["tool:v1"])
-        XCTAssertEqual(tagged.rootfs, storePath + "/tool_v1/rootfs")
-        XCTAssertNotEqual(tagged.id, record.id)
+        XCTAssertEqual(tagged.repoTags, ["mytool:latest", "tool:v1"])
+        XCTAssertEqual(tagged.rootfs, record.rootfs)
+        XCTAssertEqual(tagged.id, record.id)
         XCTAssertEqual(images.status("tool:v1"), tagged)
-        XCTAssertEqual(images.list().map(\.repoTags), [["mytool:latest"], ["tool:v1"]])
+        XCTAssertEqual(images.list().map(\.repoTags), [["mytool:latest", "tool:v1"]])
 
         try write("src/mytool/etc/added", "more")
         guard case .conflict(let name, let existing, _) = pullError(source) else { return XCTFail("changed tree accepted") }
@@ -686,9 +789,10 @@ extension ImageStoreTests {
             XCTAssertEqual(error, .remoteNotSupported(reference), reference)
         }
         XCTAssertEqual(ImagePullError.remoteNotSupported("nginx").description,
-                       "cannot pull \"nginx\": podshim pulls only from local directories or OCI image layouts given by "
-                           + "absolute path (/path/to/rootfs, /path/to/layout[:ref], oci:/path/to/layout[:ref]); "
-                           + "no registry is contacted")
+                       "image \"nginx\" is not in the local store, and podshim never contacts a registry: import it first "
+                           + "(podshim images import [--image-dir DIR] SRC nginx, SRC a root filesystem directory, an OCI "
+                           + "image layout or an OCI image archive), or pull an absolute path (/path/to/rootfs, "
+                           + "/path/to/layout[:ref], oci:/path/to/layout[:ref])")
     }
 
     func testRemoveIsIdempotent() throws {
@@ -708,14 +812,17 @@ extension ImageStoreTests {
         XCTAssertEqual(images.list(), [])
         XCTAssertEqual(images.usage().inodes, 9)
 
+        // A stray directory is left alone: the image goes beside it, under its name and id prefix.
         try write("src/stray/bin/x", "x")
-        let error = pullError(sources + "/stray")
-        XCTAssertEqual(error, .system(SystemError("rename (a directory without rootfs is in the way)",
-                                                  path: storePath + "/stray", errno: .directoryNotEmpty)))
-        XCTAssertEqual(storeEntries(), [".removing-5678", ".staging-1234", "stray"], "the failed pull left nothing")
+        let pulled = try images.pull(sources + "/stray")
+        let beside = "stray-" + pulled.id.dropFirst("sha256:".count).prefix(12)
+        XCTAssertEqual(pulled.rootfs, storePath + "/" + beside + "/rootfs")
+        XCTAssertEqual(pulled.repoTags, ["stray:latest"])
+        XCTAssertEqual(storeEntries(), [".removing-5678", ".staging-1234", "stray", beside])
 
         XCTAssertEqual(try images.removeLeftovers(), [storePath + "/.removing-5678", storePath + "/.staging-1234"])
-        XCTAssertEqual(storeEntries(), ["stray"])
+        XCTAssertEqual(storeEntries(), ["stray", beside])
+        XCTAssertEqual(try String(contentsOfFile: storePath + "/stray/notes", encoding: .utf8), "not an image")
     }
 
     func testHandMadeImageDirectoriesAreListed() throws {

@@ -52,12 +52,13 @@ public enum ImagePullError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .remoteNotSupported(let reference):
-            return "cannot pull \"\(reference)\": podshim pulls only from local directories or OCI image layouts "
-                + "given by absolute path (/path/to/rootfs, /path/to/layout[:ref], oci:/path/to/layout[:ref]); "
-                + "no registry is contacted"
+            return "image \"\(reference)\" is not in the local store, and podshim never contacts a registry: "
+                + "import it first (podshim images import [--image-dir DIR] SRC \(reference), SRC a root filesystem "
+                + "directory, an OCI image layout or an OCI image archive), or pull an absolute path "
+                + "(/path/to/rootfs, /path/to/layout[:ref], oci:/path/to/layout[:ref])"
         case .invalidName(let name):
-            return "image name \"\(name)\" is not a store name ([A-Za-z0-9._-], optionally with :tag); "
-                + "choose another with tagAs"
+            return "image reference \"\(name)\" is not [registry/]repository[:tag] (lowercase path components of "
+                + "[a-z0-9._-], a tag of [A-Za-z0-9._-] up to 128 characters)"
         case .notFound(let path):
             return "image source \(path) does not exist"
         case .notADirectory(let path):

@@ -43,4 +43,51 @@ enum ImageReference {
     private static func isLowercaseHex(_ byte: UInt8) -> Bool {
         (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
     }
+
+    /// Whether `reference` is `[registry[:port]/]path[:tag]` as the distribution grammar has it:
+    /// path components of lowercase letters, digits and `.`, `_`, `-` separators (not leading or
+    /// trailing); a registry (first component with a `.` or `:`, or `localhost`) may have upper
+    /// case and a port; a tag of `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`. No digests, no paths.
+    static func isValidTagReference(_ reference: String) -> Bool {
+        guard !reference.isEmpty, reference.count <= 255, !reference.contains("@"), !reference.hasPrefix("/") else { return false }
+        let (repository, tag) = split(reference)
+        if let tag {
+            guard let first = tag.utf8.first, tag.utf8.count <= 128,
+                  isWord(first), tag.utf8.allSatisfy({ isWord($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") })
+            else { return false }
+        }
+        var components = repository.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard !components.isEmpty else { return false }
+        if components.count > 1, let first = components.first,
+           first.contains(".") || first.contains(":") || first == "localhost" {
+            guard isRegistry(first) else { return false }
+            components.removeFirst()
+        }
+        return components.allSatisfy(isPathComponent)
+    }
+
+    private static func isWord(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
+    }
+
+    private static func isPathComponent(_ component: String) -> Bool {
+        let bytes = Array(component.utf8)
+        guard let first = bytes.first, let last = bytes.last else { return false }
+        let alnum: (UInt8) -> Bool = { ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) }
+        let separator: (UInt8) -> Bool = { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        return alnum(first) && alnum(last) && bytes.allSatisfy { alnum($0) || separator($0) }
+    }
+
+    private static func isRegistry(_ host: String) -> Bool {
+        let parts = host.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        if parts.count == 2 { guard !parts[1].isEmpty, parts[1].allSatisfy(\.isNumber) else { return false } }
+        // Dot-separated labels of letters, digits and inner hyphens.
+        return parts[0].split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            let bytes = Array(label.utf8)
+            guard let first = bytes.first, let last = bytes.last else { return false }
+            let alnum: (UInt8) -> Bool = { isWord($0) && $0 != UInt8(ascii: "_") }
+            return alnum(first) && alnum(last) && bytes.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") }
+        }
+    }
 }

@@ -6,6 +6,8 @@ public enum ImageRemoveError: Error, Equatable, CustomStringConvertible {
     case ambiguous(reference: String, ids: [String])
     /// Deleting the image's directory failed.
     case system(SystemError)
+    /// Editing the image's references failed.
+    case pull(ImagePullError)
 
     public var description: String {
         switch self {
@@ -13,6 +15,8 @@ public enum ImageRemoveError: Error, Equatable, CustomStringConvertible {
             return "\"\(reference)\" matches several images (\(ids.joined(separator: ", "))); give more of the id"
         case .system(let error):
             return "cannot remove image: \(error.description)"
+        case .pull(let error):
+            return "cannot remove the reference: \(error.description)"
         }
     }
 }

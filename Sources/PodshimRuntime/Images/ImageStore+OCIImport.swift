@@ -8,11 +8,12 @@ extension ImageStore {
     /// verified and every layer's member names checked before anything is extracted; each layer is
     /// then extracted into its own scratch directory and merged onto the root filesystem with its
     /// whiteouts applied.
-    func importLayout(_ path: String, reference: String?, tagAs: String?) throws(ImagePullError) -> ImageRecord {
+    /// `moveTag`: see ``adopt(_:id:moveTag:)``.
+    func importLayout(_ path: String, reference: String?, tagAs: String?, moveTag: Bool) throws(ImagePullError) -> ImageRecord {
         let layout = try OCILayout(path: path)
         let image = try layout.resolve(reference: reference)
         let name = try storedName(tagAs: tagAs, layoutPath: path, reference: reference)
-        if let existing = try existing(name, id: image.configDigest) { return existing }
+        if let existing = try adopt(name, id: image.configDigest, moveTag: moveTag) { return existing }
 
         var layers: [(archive: LayerArchive, hasRoot: Bool)] = []
         defer { for layer in layers { close(layer.archive.fd) } }
@@ -27,8 +28,7 @@ extension ImageStore {
             layers[layers.count - 1].hasRoot = try archive.checkMembers()
         }
 
-        let rootfs = imageDirectory(name.directoryName) + "/rootfs"
-        return try install(name) { staging throws(ImagePullError) in
+        return try install(name, id: image.configDigest) { staging, rootfs throws(ImagePullError) in
             try makeImageDirectory(staging.rootfs)
             for (index, layer) in layers.enumerated() {
                 let scratch = staging.scratch("layer-\(index)")

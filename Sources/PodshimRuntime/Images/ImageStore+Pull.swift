@@ -28,9 +28,9 @@ extension ImageStore {
             if case .found(let records) = lookup(name), let record = records.first { return record }
             throw .remoteNotSupported(reference)
         case .directory(let path):
-            return try importDirectory(path, tagAs: tagAs)
+            return try importDirectory(path, tagAs: tagAs, config: nil, moveTag: false)
         case .ociLayout(let path, let ref):
-            return try importLayout(path, reference: ref, tagAs: tagAs)
+            return try importLayout(path, reference: ref, tagAs: tagAs, moveTag: false)
         }
     }
 
@@ -56,7 +56,9 @@ extension ImageStore {
             tag = split.tag ?? "latest"
         }
         let repoTag = repository + ":" + tag
-        guard !repository.isEmpty, !tag.isEmpty, let directoryName = try? storeName(repoTag) else {
+        // A registry and path components become part of one directory name (`/` → `_`).
+        guard !repository.isEmpty, !tag.isEmpty,
+              let directoryName = try? storeName(repoTag.replacingOccurrences(of: "/", with: "_")) else {
             throw .invalidName(tagAs ?? repoTag)
         }
         return StoredName(repository: repository, tag: tag, directoryName: directoryName)
@@ -64,30 +66,44 @@ extension ImageStore {
 
     // MARK: Installing
 
-    /// The stored image named `name` when it has id `id`; nil when the name is free.
-    func existing(_ name: StoredName, id: String) throws(ImagePullError) -> ImageRecord? {
-        guard let record = record(named: name.directoryName) else { return nil }
-        guard record.id == id else { throw .conflict(name: name.repoTag, existingID: record.id, newID: id) }
-        return record
+    /// The stored image with `id`, now also tagged `name`; nil when no image has `id` yet. When the
+    /// tag names another image it moves here if `moveTag` (an explicit import), and is
+    /// ``ImagePullError/conflict(name:existingID:newID:)`` otherwise (a pull by path).
+    func adopt(_ name: StoredName, id: String, moveTag: Bool) throws(ImagePullError) -> ImageRecord? {
+        try withReferenceLock { () throws(ImagePullError) -> ImageRecord? in
+            if let holder = image(taggedAs: name.repoTag), holder.id != id, !moveTag {
+                throw .conflict(name: name.repoTag, existingID: holder.id, newID: id)
+            }
+            guard list().contains(where: { $0.id == id }) else { return nil }
+            return try assignTag(name.repoTag, toImage: id)
+        }
     }
 
-    /// Runs `build` in a fresh staging directory (it fills `staging.rootfs` and returns the record),
-    /// writes `image.json` and renames the whole into `<store>/<name>`. When another pull installed
-    /// the name meanwhile, the staged copy is dropped and the installed image returned.
+    /// Runs `build` in a fresh staging directory (it fills `staging.rootfs` and returns the record,
+    /// given the root filesystem's final path), writes `image.json` and renames the whole into
+    /// `<store>/<name>` (or `<name>-<id prefix>` when that is taken), then points the tag at it.
+    /// When another pull of the same image got there first, its image is returned.
     func install(
-        _ name: StoredName, build: (ImageStaging) throws(ImagePullError) -> ImageRecord
+        _ name: StoredName, id: String, build: (ImageStaging, String) throws(ImagePullError) -> ImageRecord
     ) throws(ImagePullError) -> ImageRecord {
         let staging = try ImageStaging(store: directory)
         var committed = false
         defer { if !committed { staging.discard() } }
-        let built = try build(staging)
+        let directoryName = freeDirectoryName(name.directoryName, id: id)
+        let target = imageDirectory(directoryName)
+        let built = try build(staging, target + "/rootfs")
         try staging.writeRecord(built)
-        let target = imageDirectory(name.directoryName)
         committed = try staging.commit(as: target)
-        if let installed = record(named: name.directoryName) { return installed }
-        // Only a stray directory without rootfs/ can be in the way: not an image, not ours to delete.
-        throw .system(SystemError("rename (a directory without rootfs is in the way)", path: target,
-                                  errno: .directoryNotEmpty))
+        if !committed, record(named: directoryName)?.id != id {
+            // Only a stray directory without rootfs/ can be in the way: not an image, not ours to delete.
+            throw .system(SystemError("rename (the directory is in the way)", path: target, errno: .directoryNotEmpty))
+        }
+        if let tagged = try withReferenceLock({ () throws(ImagePullError) -> ImageRecord? in
+            try assignTag(name.repoTag, toImage: id)
+        }) {
+            return tagged
+        }
+        throw .system(SystemError("read image.json", path: target, errno: .noSuchFileOrDirectory))
     }
 
     /// Creates the directory `path` with mode 0755 exactly (whatever the umask).
