@@ -56,7 +56,7 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
             record = try await offload { () throws -> ImageRecord in try store.pull(reference) }
         } catch let error as ImagePullError {
             if case .remoteNotSupported = error {
-                throw RPCError(code: .invalidArgument, message: "image.image: \(error)")
+                throw RPCError(code: .notFound, message: "image.image: \(error)")
             }
             throw RPCError(code: .unknown, message: "pull \(reference): \(error)")
         }

@@ -19,13 +19,29 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     }
 
     func status(request: Runtime_V1_StatusRequest, context: ServerContext) async throws -> Runtime_V1_StatusResponse {
+        // Ready only when a pod could start now: the pause binary runs and the directories the
+        // daemon writes to are writable.
+        let configuration = manager.configuration
         var runtime = Runtime_V1_RuntimeCondition()
         runtime.type = "RuntimeReady"
         runtime.status = true
+        if access(configuration.pauseBinary, X_OK) != 0 {
+            runtime.status = false
+            runtime.reason = "PauseBinaryMissing"
+            runtime.message = "pause binary \(configuration.pauseBinary): \(Errno.last)"
+        } else if let unwritable = [configuration.stateDirectory, configuration.rootDirectory]
+            .first(where: { (path: String) in access(path, W_OK) != 0 }) {
+            runtime.status = false
+            runtime.reason = "StateNotWritable"
+            runtime.message = "\(unwritable): \(Errno.last)"
+        }
+        // Networking is a pod network namespace with loopback up, and nothing else: no CNI, no
+        // interfaces to the outside. That is ready for what podshim offers, and says so.
         var network = Runtime_V1_RuntimeCondition()
         network.type = "NetworkReady"
         network.status = true
-        network.message = "pods get a loopback-only network namespace (no CNI)"
+        network.reason = "LoopbackOnly"
+        network.message = "each pod gets its own network namespace with only loopback up (no CNI plugins, no outside connectivity)"
         var response = Runtime_V1_StatusResponse()
         response.status.conditions = [runtime, network]
         if request.verbose {

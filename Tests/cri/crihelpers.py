@@ -253,8 +253,9 @@ class Daemon:
     """One `podshim serve` on dirs under `base`."""
 
     def __init__(self, base, socket_path=None, socket_group=None, name="daemon",
-                 state=None, root=None, logs=None, precreate_socket_dir=True, extra_args=()):
+                 state=None, root=None, logs=None, precreate_socket_dir=True, extra_args=(), image_dir=None):
         self.base = base
+        self.image_dir = image_dir or IMAGE_DIR
         self.name = name
         self.socket = socket_path or os.path.join(base, "run", "cri.sock")
         self.state = state or os.path.join(base, "state")
@@ -270,7 +271,7 @@ class Daemon:
 
     def argv(self):
         a = [PODSHIM_BIN, "serve", "--socket", self.socket, "--state-dir", self.state,
-             "--root", self.root, "--image-dir", IMAGE_DIR, "--log-dir", self.logs]
+             "--root", self.root, "--image-dir", self.image_dir, "--log-dir", self.logs]
         if self.socket_group is not None:
             a += ["--socket-group", str(self.socket_group)]
         return a + self.extra_args
