@@ -358,7 +358,6 @@ public final class Pod: @unchecked Sendable {
             case .hostPath(let path, _): return path
             }
         }
-        let spec = self.spec
         for mount in container.plan.mounts where mount.flags.contains(.bind) {
             guard let source = mount.source,
                   let root = volumeRoots.first(where: { source.hasPrefix($0 + "/") }) else { continue }

@@ -41,7 +41,9 @@ struct Run: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let data = (try? encoder.encode(result.kills)) ?? Data("[]".utf8)
-            FileManager.default.createFile(atPath: terminationReport, contents: data)
+            if !FileManager.default.createFile(atPath: terminationReport, contents: data) {
+                FileHandle.standardError.write(Data("podshim: cannot write the termination report \(terminationReport)\n".utf8))
+            }
         }
         throw ExitCode(result.exitCode)
     }
