@@ -16,7 +16,7 @@ final class BadManifestTests: XCTestCase {
             (header + "  containers: [{ name: a, image: busybox }, { name: b, image: busybox, command: \"true\" }]",
              "spec.containers[1].command: must be a list of strings"),
             (header + "  containers: [{ name: a, image: no-such-image, command: [\"true\"] }]",
-             "spec.containers[0].image: image \"no-such-image\" not found"),
+             "spec.containers[0].image: image \"no-such-image\" is not in the local store"),
             (header + "  containers: [{ name: a, image: busybox, command: [\"true\"] }, { name: a, image: busybox, command: [\"true\"] }]",
              "spec.containers[1].name: duplicate container name \"a\""),
             (header + "  containers: [{ name: a, image: busybox, command: [\"true\"], volumeMounts: [{ name: v, mountPath: /v }] }]",
