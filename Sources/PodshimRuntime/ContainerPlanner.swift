@@ -18,7 +18,7 @@ public struct ContainerPlanner: Sendable {
         let field = "spec.containers[\(index)]"
         let argv = container.command + container.args
         guard let program = argv.first, !program.isEmpty else {
-            throw ManifestError(path: field + ".command", message: "required: a local image has no entrypoint")
+            throw ManifestError(path: field + ".command", message: "required: the image has no entrypoint or cmd")
         }
 
         let environment = Self.environment(for: container, hostname: pod.hostname)

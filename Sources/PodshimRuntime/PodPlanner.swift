@@ -9,17 +9,23 @@ public enum PodPlanner {
         _ pod: PodSpec, layout: PodLayout, configuration: RuntimeConfiguration
     ) throws(ManifestError) -> [ProcessPlan] {
         let images = ImageStore(directory: configuration.imageDirectory)
-        let planner = ContainerPlanner(pod: pod, layout: layout)
-        var plans: [ProcessPlan] = []
-        var filters: [String: [UInt8]] = [:]  // containers with the same profile and capabilities share one
-        for (index, container) in pod.containers.enumerated() {
-            let rootfs: String
+        var pod = pod
+        var rootfsByContainer: [String] = []
+        for index in pod.containers.indices {
             do {
-                rootfs = try images.rootfs(for: container.image)
+                rootfsByContainer.append(try images.rootfs(for: pod.containers[index].image))
             } catch {
                 throw ManifestError(path: "spec.containers[\(index)].image", message: error.description)
             }
-            var plan = try planner.plan(containerAt: index, imageRootfs: rootfs)
+            if !pod.containers[index].image.hasPrefix("/"), let record = images.status(pod.containers[index].image) {
+                applyImageDefaults(record.config, to: &pod.containers[index])
+            }
+        }
+        let planner = ContainerPlanner(pod: pod, layout: layout)
+        var plans: [ProcessPlan] = []
+        var filters: [String: [UInt8]] = [:]  // containers with the same profile and capabilities share one
+        for index in pod.containers.indices {
+            var plan = try planner.plan(containerAt: index, imageRootfs: rootfsByContainer[index])
             let capabilities = CapabilitySet(rawValue: plan.capabilities?.bounding ?? Capabilities.all.rawValue)
             let choice = planner.seccompChoice(containerAt: index)
             let key = "\(choice)/\(capabilities.rawValue)"
@@ -33,6 +39,25 @@ public enum PodPlanner {
             plans.append(plan)
         }
         return plans
+    }
+
+    /// Kubernetes' defaulting from the image config: no `command` runs the image's entrypoint, with
+    /// the image's cmd when there are no `args` either; `args` alone replace the cmd. The image's
+    /// environment comes first (the container's variables override it) and its working directory
+    /// applies when the container sets none.
+    static func applyImageDefaults(_ image: ImageConfig, to container: inout ContainerSpec) {
+        if container.command.isEmpty {
+            container.command = image.entrypoint
+            if container.args.isEmpty { container.args = image.cmd }
+        }
+        let own = Set(container.env.map(\.name))
+        let inherited = image.env.compactMap { entry -> EnvVar? in
+            guard let equals = entry.firstIndex(of: "=") else { return nil }
+            let name = String(entry[..<equals])
+            return own.contains(name) ? nil : EnvVar(name: name, value: String(entry[entry.index(after: equals)...]))
+        }
+        container.env = inherited + container.env
+        if container.workingDir == nil, let directory = image.workingDir, !directory.isEmpty { container.workingDir = directory }
     }
 
     /// Compiles the container's profile to BPF now, so that a missing or malformed profile is an

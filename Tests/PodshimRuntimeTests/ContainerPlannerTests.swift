@@ -295,8 +295,8 @@ final class ContainerPlannerTests: XCTestCase {
     func testEmptyCommandAndArgsIsAManifestError() {
         let error = planError(pod(containers: [ContainerSpec(name: "app", image: "b")]))
         XCTAssertEqual(error, ManifestError(path: "spec.containers[0].command",
-                                        message: "required: a local image has no entrypoint"))
-        XCTAssertEqual(error?.description, "spec.containers[0].command: required: a local image has no entrypoint")
+                                        message: "required: the image has no entrypoint or cmd"))
+        XCTAssertEqual(error?.description, "spec.containers[0].command: required: the image has no entrypoint or cmd")
     }
 
     func testEmptyProgramIsAManifestError() {

@@ -183,6 +183,26 @@ final class ImageStoreTests: XCTestCase {
         XCTAssertEqual(error?.message, ImageStore.ResolveError.invalidName("../etc").description)
     }
 
+    func testPodPlannerAppliesTheImageConfigAsKubernetesDoes() throws {
+        try temporary.makeDirectory("src/app/bin")
+        let image = ImageConfig(entrypoint: ["/bin/app"], cmd: ["--serve"], env: ["PATH=/bin", "MODE=image"], workingDir: "/srv")
+        let record = try store.importImage(from: temporary.path + "/src/app", as: "app:1", config: image)
+        var withArgs = ContainerSpec(name: "b", image: "app:1", args: ["--once"])
+        withArgs.env = [EnvVar(name: "MODE", value: "mine")]
+        let pod = PodSpec(name: "web", containers: [
+            ContainerSpec(name: "a", image: "app:1"),
+            withArgs,
+            ContainerSpec(name: "c", image: record.id, command: ["/bin/sh"]),
+        ])
+        let layout = PodLayout(pod: pod, podID: "u", configuration: configuration())
+        let plans = try PodPlanner.plan(pod, layout: layout, configuration: configuration())
+        XCTAssertEqual(plans.map(\.argv), [["/bin/app", "--serve"], ["/bin/app", "--once"], ["/bin/sh"]])
+        XCTAssertEqual(plans.map(\.workingDirectory), ["/srv", "/srv", "/srv"])
+        XCTAssertTrue(plans[0].environment.contains("MODE=image"))
+        XCTAssertTrue(plans[1].environment.contains("MODE=mine"))
+        XCTAssertFalse(plans[1].environment.contains("MODE=image"))
+    }
+
     func testPodPlannerReportsMissingCommandAfterImage() throws {
         try temporary.makeDirectory("busybox/rootfs")
         let pod = PodSpec(name: "web", containers: [
