@@ -180,23 +180,16 @@ final class SandboxManager: @unchecked Sendable {
     /// compilation and cgroup mapping as `podshim run`. Used at creation and at re-adoption.
     func planContainer(_ config: Runtime_V1_ContainerConfig, id: String, in sandbox: ManagedSandbox) throws(RPCError) -> PlannedContainer {
         let imageName = config.image.image
-        let rootfs: String
-        let defaults: ImageDefaults
-        let imageRef: String
         // The kubelet names the image by the id PullImage returned; people by tag or path.
-        if !imageName.hasPrefix("/"), let record = images.status(imageName) {
-            rootfs = record.rootfs
-            defaults = ImageDefaults(record.config)
-            imageRef = record.id
-        } else {
-            do {
-                rootfs = try images.rootfs(for: imageName)
-            } catch {
-                throw RPCError(code: .notFound, message: "config.image.image: \(error)")
-            }
-            defaults = ImageDefaults()
-            imageRef = imageName
+        let image: (rootfs: String, record: ImageRecord?)
+        do {
+            image = try images.resolve(imageName)
+        } catch {
+            throw RPCError(code: .notFound, message: "config.image.image: \(error)")
         }
+        let rootfs = image.rootfs
+        let defaults = image.record.map { ImageDefaults($0.config) } ?? ImageDefaults()
+        let imageRef = image.record?.id ?? imageName
         let addition = try CRITranslation.container(config, key: id, image: defaults)
         if config.linux.securityContext.privileged && !sandbox.pod.privilegedSandbox {
             throw CRIError.invalidArgument("config.linux.security_context.privileged",

@@ -45,11 +45,17 @@ public struct ImageStore: Sendable {
     /// The root filesystem directory for `image`: an absolute path as it is, else a reference
     /// (`busybox`, `registry.example/app:1.0`), an image id or a store directory name.
     public func rootfs(for image: String) throws(ResolveError) -> String {
+        try resolve(image).rootfs
+    }
+
+    /// What `image` names, as ``rootfs(for:)`` reads it, with the store's record of it (nil for
+    /// an absolute path): one lookup for both the root filesystem and the image config.
+    public func resolve(_ image: String) throws(ResolveError) -> (rootfs: String, record: ImageRecord?) {
         let path: String
         if image.hasPrefix("/") {
             path = image
         } else if case .found(let records) = lookup(image), let record = records.first {
-            path = record.rootfs
+            return (try checkedRootfs(record.rootfs, image: image), record)
         } else {
             // Store directory names have no `/`: a reference with one is simply not here.
             if image.contains("/") && ImageReference.isValidTagReference(image) {
@@ -57,6 +63,11 @@ public struct ImageStore: Sendable {
             }
             path = directory + "/" + (try storeName(image)) + "/rootfs"
         }
+        return (try checkedRootfs(path, image: image), nil)
+    }
+
+    /// `path` when overlayfs can take it as a lower directory and it is a directory.
+    private func checkedRootfs(_ path: String, image: String) throws(ResolveError) -> String {
         if path.contains(",") || path.contains(":") || path.contains("\n") { throw .unusablePath(path) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {

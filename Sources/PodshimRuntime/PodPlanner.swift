@@ -13,12 +13,11 @@ public enum PodPlanner {
         var rootfsByContainer: [String] = []
         for index in pod.containers.indices {
             do {
-                rootfsByContainer.append(try images.rootfs(for: pod.containers[index].image))
+                let image = try images.resolve(pod.containers[index].image)
+                rootfsByContainer.append(image.rootfs)
+                if let record = image.record { applyImageDefaults(record.config, to: &pod.containers[index]) }
             } catch {
                 throw ManifestError(path: "spec.containers[\(index)].image", message: error.description)
-            }
-            if !pod.containers[index].image.hasPrefix("/"), let record = images.status(pod.containers[index].image) {
-                applyImageDefaults(record.config, to: &pod.containers[index])
             }
         }
         let planner = ContainerPlanner(pod: pod, layout: layout)

@@ -67,6 +67,12 @@ public struct ImageRecord: Codable, Sendable, Equatable {
         self.created = created
     }
 
+    /// Whether one of the image's tags is `tag` (in ``ImageReference/normalizedTag(_:)`` form):
+    /// `busybox:latest` stored is found as `busybox:latest`, whatever registry prefix it was given.
+    func isTagged(_ tag: String) -> Bool {
+        repoTags.contains { ImageReference.normalizedTag($0) == tag }
+    }
+
     /// The encoder for `image.json`: stable key order, ISO 8601 dates.
     static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()

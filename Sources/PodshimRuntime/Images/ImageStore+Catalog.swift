@@ -56,7 +56,7 @@ extension ImageStore {
             if !matches.isEmpty { return .found(matches) }
         }
         let tag = ImageReference.normalizedTag(reference)
-        let tagged = records.filter { $0.repoTags.contains { ImageReference.normalizedTag($0) == tag } }
+        let tagged = records.filter { $0.isTagged(tag) }
         if !tagged.isEmpty { return .found(tagged) }
         if let hex = ImageReference.idHex(reference), hex.count >= 12 {
             let ids = Set(records.map(\.id).filter { $0.dropFirst("sha256:".count).hasPrefix(hex) })

@@ -43,7 +43,7 @@ extension ImageStore {
     static func directoryID(_ path: String, config: ImageConfig) -> String {
         var hasher = SHA256()
         hasher.update("podshim-directory-v2\n")
-        if let settings = try? JSONEncoder.sorted.encode(config) { hasher.update(Array(settings)) }
+        if let settings = try? ImageRecord.makeEncoder().encode(config) { hasher.update(Array(settings)) }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var linked: [String: String] = [:]  // "dev:ino" of files with several links → first path
         FileTree.walk(path) { relative, info in
@@ -80,13 +80,5 @@ extension ImageStore {
             }
         }
         return "sha256:" + hasher.finalizeHex()
-    }
-}
-
-private extension JSONEncoder {
-    static var sorted: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
     }
 }

@@ -19,10 +19,10 @@ extension ImageStore {
         let tag = try Self.canonicalTag(reference)
         guard source.hasPrefix("/") else { throw .notFound(source) }
         var info = stat()
-        guard stat(source, &info) == 0 || source.contains(":") else { throw .notFound(source) }
         if stat(source, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG {
             return try importArchive(source, tag: tag)
         }
+        // Directories, `DIR:REF`, and what does not exist (.notFound) are ImageSource's to tell.
         switch try ImageSource.parse(source) {
         case .stored:
             throw .notFound(source)

@@ -71,10 +71,11 @@ extension ImageStore {
     /// ``ImagePullError/conflict(name:existingID:newID:)`` otherwise (a pull by path).
     func adopt(_ name: StoredName, id: String, moveTag: Bool) throws(ImagePullError) -> ImageRecord? {
         try withReferenceLock { () throws(ImagePullError) -> ImageRecord? in
-            if let holder = image(taggedAs: name.repoTag), holder.id != id, !moveTag {
+            let records = list()
+            if let holder = records.first(where: { $0.isTagged(name.repoTag) }), holder.id != id, !moveTag {
                 throw .conflict(name: name.repoTag, existingID: holder.id, newID: id)
             }
-            guard list().contains(where: { $0.id == id }) else { return nil }
+            guard records.contains(where: { $0.id == id }) else { return nil }
             return try assignTag(name.repoTag, toImage: id)
         }
     }

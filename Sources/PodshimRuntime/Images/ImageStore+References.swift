@@ -60,7 +60,7 @@ extension ImageStore {
         for var record in list() {
             let had = record.repoTags
             if record.id == id {
-                if !record.repoTags.contains(where: { ImageReference.normalizedTag($0) == tag }) { record.repoTags.append(tag) }
+                if !record.isTagged(tag) { record.repoTags.append(tag) }
                 if target == nil { target = record }
             } else {
                 record.repoTags.removeAll { ImageReference.normalizedTag($0) == tag }
@@ -72,7 +72,7 @@ extension ImageStore {
 
     /// The image that `tag` (canonical) names, if any.
     func image(taggedAs tag: String) -> ImageRecord? {
-        list().first { $0.repoTags.contains { ImageReference.normalizedTag($0) == tag } }
+        list().first { $0.isTagged(tag) }
     }
 
     /// Rewrites `record`'s `image.json` (atomically, durably: the store outlives reboots).
@@ -102,7 +102,7 @@ extension ImageStore {
     /// `podshim images rm`: a tag is removed from its image, and the image with it when it was the
     /// last one; an id (or unique id prefix) removes the image and all its references.
     public func untag(_ reference: String) throws(ImageRemoveError) -> UntagResult {
-        if let tag = try? Self.canonicalTag(reference), ImageReference.idHex(reference) == nil || image(taggedAs: tag) != nil {
+        if let tag = try? Self.canonicalTag(reference) {
             do throws(ImagePullError) {
                 let result: UntagResult? = try withReferenceLock { () throws(ImagePullError) -> UntagResult? in
                     guard var record = image(taggedAs: tag) else { return nil }
@@ -116,11 +116,14 @@ extension ImageStore {
                 throw .pull(error)
             }
         }
-        guard case .found(let records) = lookup(reference) else {
-            if case .ambiguous(let ids) = lookup(reference) { throw .ambiguous(reference: reference, ids: ids) }
+        switch lookup(reference) {
+        case .notFound:
             return .notFound
+        case .ambiguous(let ids):
+            throw .ambiguous(reference: reference, ids: ids)
+        case .found(let records):
+            try remove(reference)
+            return .removed(records)
         }
-        try remove(reference)
-        return .removed(records)
     }
 }

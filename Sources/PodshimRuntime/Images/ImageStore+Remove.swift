@@ -18,11 +18,7 @@ extension ImageStore {
         case .found(let found): records = found
         }
         for record in records {
-            // Records come from record(named:), so rootfs is `<store>/<name>/rootfs`.
-            let prefix = directory + "/", suffix = "/rootfs"
-            guard record.rootfs.hasPrefix(prefix), record.rootfs.hasSuffix(suffix) else { continue }
-            let name = String(record.rootfs.dropFirst(prefix.count).dropLast(suffix.count))
-            guard !name.isEmpty, !name.contains("/"), !name.hasPrefix(".") else { continue }
+            guard let name = directoryName(of: record) else { continue }
             let imageDirectory = self.imageDirectory(name)
             let doomed = directory + "/" + Self.removingPrefix + UUID().uuidString.lowercased()
             if rename(imageDirectory, doomed) != 0 {
