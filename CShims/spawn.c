@@ -7,8 +7,8 @@
 //
 // Child order (each step's failure is reported as {stage, errno, index} over an O_CLOEXEC pipe,
 // then _exit(127)):
-//   signal dispositions reset → setsid → setns(pod namespaces) → hostname, loopback (pause only)
-//   → make "/" private → mount the rootfs (overlay) → mounts, device nodes, symlinks inside it,
+//   signal dispositions reset → setsid → setns(pod namespaces) → hostname, loopback, sysctls
+//   (pause only) → clone the sources of slave/shared bind mounts (open_tree) → make "/" private → mount the rootfs (overlay) → mounts, device nodes, symlinks inside it,
 //   each target resolved with openat2(RESOLVE_IN_ROOT) → pivot_root → setgroups/setgid/setuid
 //   → [remount rootfs read-only] → pivot_root → [seccomp, when there is no no_new_privs: loading
 //   it then needs CAP_SYS_ADMIN] → drop bounding set → keepcaps → setgroups/setgid/setuid →
@@ -45,6 +45,37 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+// The new mount API (Linux 5.2, mount_setattr 5.12); defined here when the headers predate it.
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+struct psh_mount_attr {
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
 
 static const char *const stage_names[] = {
     [PSH_STAGE_NONE] = "none",
@@ -54,6 +85,10 @@ static const char *const stage_names[] = {
     [PSH_STAGE_SETNS] = "setns",
     [PSH_STAGE_HOSTNAME] = "sethostname",
     [PSH_STAGE_LOOPBACK] = "loopback up",
+    [PSH_STAGE_SYSCTL] = "write sysctl",
+    [PSH_STAGE_OOM_SCORE_ADJ] = "write oom_score_adj",
+    [PSH_STAGE_CLONE_MOUNT] = "open_tree",
+    [PSH_STAGE_PROPAGATION] = "set mount propagation",
     [PSH_STAGE_MOUNT_PRIVATE] = "make / private",
     [PSH_STAGE_ROOTFS_MOUNT] = "mount rootfs",
     [PSH_STAGE_OPEN_ROOTFS] = "open rootfs",
@@ -219,7 +254,24 @@ static void fd_path(char *buf, int fd) {
     *p = 0;
 }
 
-static void do_mounts(const psh_spawn_config *c, int rootfd, int report_fd) {
+/// Clones the source tree of every slave or shared bind mount while "/" still has the host's
+/// propagation: the detached copy stays a peer of the host's mount, whatever "/" becomes later.
+static void clone_sources(const psh_spawn_config *c, int *cloned, int report_fd) {
+    for (size_t i = 0; i < c->mount_count; i++) {
+        const psh_mount_spec *m = &c->mounts[i];
+        cloned[i] = -1;
+        if (m->propagation == PSH_PROPAGATION_PRIVATE || !m->source) {
+            continue;
+        }
+        long fd = syscall(SYS_open_tree, AT_FDCWD, m->source, OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE);
+        if (fd < 0) {
+            child_fail(report_fd, PSH_STAGE_CLONE_MOUNT, errno, (int)i);
+        }
+        cloned[i] = (int)fd;
+    }
+}
+
+static void do_mounts(const psh_spawn_config *c, int rootfd, const int *cloned, int report_fd) {
     const unsigned long bind_extra = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
     char path[32];
     for (size_t i = 0; i < c->mount_count; i++) {
@@ -234,19 +286,48 @@ static void do_mounts(const psh_spawn_config *c, int rootfd, int report_fd) {
         fd_path(path, fd);
         bool bind = (m->flags & MS_BIND) != 0;
         unsigned long flags = bind ? (m->flags & ~bind_extra) : m->flags;
-        if (mount(m->source ? m->source : "none", path, m->fstype, flags, m->data) < 0) {
+        struct stat info;
+        if (m->mask && fstat(fd, &info) == 0 && S_ISDIR(info.st_mode)) {
+            // A masked directory: an empty read-only tmpfs.
+            if (mount("tmpfs", path, "tmpfs", MS_RDONLY, NULL) < 0) {
+                child_fail(report_fd, PSH_STAGE_MOUNT, errno, (int)i);
+            }
+            close(fd);
+            continue;
+        }
+        int rc;
+        if (cloned[i] >= 0) {
+            rc = (int)syscall(SYS_move_mount, cloned[i], "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+            close(cloned[i]);
+        } else {
+            rc = mount(m->source ? m->source : "none", path, m->fstype, flags, m->data);
+        }
+        if (rc < 0) {
             child_fail(report_fd, PSH_STAGE_MOUNT, errno, (int)i);
         }
         close(fd);
-        if (bind && (m->flags & bind_extra)) {
+        if ((bind && (m->flags & bind_extra)) || m->propagation != PSH_PROPAGATION_PRIVATE || m->recursive_readonly) {
             // The fd names the mountpoint underneath; reopen to reach the new mount on top.
             fd = open_in_root(rootfd, m->target, O_PATH);
             if (fd < 0) {
                 child_fail(report_fd, PSH_STAGE_REMOUNT, -fd, (int)i);
             }
             fd_path(path, fd);
-            if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | (m->flags & bind_extra), NULL) < 0) {
+            if (bind && (m->flags & bind_extra) &&
+                mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | (m->flags & bind_extra), NULL) < 0) {
                 child_fail(report_fd, PSH_STAGE_REMOUNT, errno, (int)i);
+            }
+            if (m->propagation != PSH_PROPAGATION_PRIVATE) {
+                unsigned long type = m->propagation == PSH_PROPAGATION_SHARED ? MS_SHARED : MS_SLAVE;
+                if (mount(NULL, path, NULL, MS_REC | type, NULL) < 0) {
+                    child_fail(report_fd, PSH_STAGE_PROPAGATION, errno, (int)i);
+                }
+            }
+            if (m->recursive_readonly) {
+                struct psh_mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+                if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+                    child_fail(report_fd, PSH_STAGE_REMOUNT, errno, (int)i);
+                }
             }
             close(fd);
         }
@@ -421,8 +502,41 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
             child_fail(report_fd, PSH_STAGE_LOOPBACK, err, -1);
         }
     }
+    // Namespaced sysctls: /proc/sys shows the namespaces of the writer, which are now the pod's.
+    for (size_t i = 0; i < c->sysctl_count; i++) {
+        int fd = open(c->sysctls[i].path, O_WRONLY | O_CLOEXEC);
+        size_t len = strlen(c->sysctls[i].value);
+        if (fd < 0 || write(fd, c->sysctls[i].value, len) != (ssize_t)len) {
+            child_fail(report_fd, PSH_STAGE_SYSCTL, errno, (int)i);
+        }
+        close(fd);
+    }
+    if (c->set_oom_score_adj) {
+        char text[16];
+        int n = 0, value = c->oom_score_adj;
+        char digits[12];
+        int count = 0;
+        unsigned magnitude = value < 0 ? (unsigned)(-(long)value) : (unsigned)value;
+        do {
+            digits[count++] = (char)('0' + magnitude % 10);
+            magnitude /= 10;
+        } while (magnitude > 0);
+        if (value < 0) {
+            text[n++] = '-';
+        }
+        while (count > 0) {
+            text[n++] = digits[--count];
+        }
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, text, (size_t)n) != n) {
+            child_fail(report_fd, PSH_STAGE_OOM_SCORE_ADJ, errno, -1);
+        }
+        close(fd);
+    }
 
     if (c->rootfs) {
+        int cloned[c->mount_count > 0 ? c->mount_count : 1];
+        clone_sources(c, cloned, report_fd);
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
             child_fail(report_fd, PSH_STAGE_MOUNT_PRIVATE, errno, -1);
         }
@@ -436,7 +550,7 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
         if (rootfd < 0) {
             child_fail(report_fd, PSH_STAGE_OPEN_ROOTFS, errno, -1);
         }
-        do_mounts(c, rootfd, report_fd);
+        do_mounts(c, rootfd, cloned, report_fd);
         if (c->readonly_rootfs) {
             char path[32];
             fd_path(path, rootfd);

@@ -125,7 +125,27 @@ typedef struct psh_mount_spec {
     /// Skip this mount when `target` does not exist, instead of creating it (masked paths such as
     /// /proc/kcore exist on some kernels only).
     bool optional;
+    /// A masked path: an empty read-only tmpfs when the target is a directory, else `source`
+    /// (/dev/null) bound read-only over it.
+    bool mask;
+    /// Propagation of a bind mount (PSH_PROPAGATION_*). For slave and shared the source tree is
+    /// cloned (open_tree) before "/" is made private, so it stays in the host's peer group.
+    int propagation;
+    /// mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE) once mounted: submounts read-only too.
+    bool recursive_readonly;
 } psh_mount_spec;
+
+enum {
+    PSH_PROPAGATION_PRIVATE = 0,
+    PSH_PROPAGATION_SLAVE = 1,
+    PSH_PROPAGATION_SHARED = 2,
+};
+
+/// A sysctl written in the child's namespaces: `value` into the file `path` under /proc/sys.
+typedef struct psh_file_write {
+    const char *path;
+    const char *value;
+} psh_file_write;
 
 /// A device node created with mknod in the container's /dev.
 typedef struct psh_device_spec {
@@ -159,6 +179,12 @@ typedef struct psh_spawn_config {
     const char *_Nullable hostname;
     /// Bring the loopback interface up (only for a process that owns a new network namespace).
     bool loopback_up;
+    /// Sysctls written once the namespaces are in place, before any privilege is dropped.
+    const psh_file_write *_Nullable sysctls;
+    size_t sysctl_count;
+    /// Write `oom_score_adj` to /proc/self/oom_score_adj (before privileges are dropped).
+    bool set_oom_score_adj;
+    int oom_score_adj;
 
     /// Host path of the container's root directory (must be a directory). NULL = no new root:
     /// the process runs in the host's filesystem (the pause process).
@@ -220,6 +246,10 @@ typedef enum psh_stage {
     PSH_STAGE_SETNS,
     PSH_STAGE_HOSTNAME,
     PSH_STAGE_LOOPBACK,
+    PSH_STAGE_SYSCTL,
+    PSH_STAGE_OOM_SCORE_ADJ,
+    PSH_STAGE_CLONE_MOUNT,
+    PSH_STAGE_PROPAGATION,
     PSH_STAGE_MOUNT_PRIVATE,
     PSH_STAGE_ROOTFS_MOUNT,
     PSH_STAGE_OPEN_ROOTFS,

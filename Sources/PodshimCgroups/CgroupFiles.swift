@@ -21,15 +21,45 @@ public enum CgroupFiles {
     /// The files to write into a cgroup, in order. Files of controllers that are not enabled are
     /// dropped by the caller.
     public static func files(for resources: CgroupResources, oomGroup: Bool = true) -> [(name: String, value: String)] {
-        var files: [(String, String)] = [
-            ("cpu.max", cpuMax(milliCPU: resources.cpuLimitMillis)),
-            ("cpu.weight", String(cpuWeight(shares: cpuShares(milliCPU: resources.cpuRequestMillis)))),
-            ("memory.max", resources.memoryLimitBytes.map(String.init) ?? "max"),
-            ("memory.swap.max", resources.memoryLimitBytes == nil ? "max" : "0"),
-        ]
+        var files: [(String, String)] = []
+        if let cpuset = resources.cpusetCPUs { files.append(("cpuset.cpus", cpuset)) }
+        if let cpuset = resources.cpusetMems { files.append(("cpuset.mems", cpuset)) }
+        files.append(("cpu.max", cpuMax(resources)))
+        let shares = resources.cpuShares ?? cpuShares(milliCPU: resources.cpuRequestMillis)
+        files.append(("cpu.weight", String(cpuWeight(shares: shares))))
+        files.append(("memory.max", resources.memoryLimitBytes.map(String.init) ?? "max"))
+        files.append(("memory.swap.max", swapMax(resources)))
         if oomGroup { files.append(("memory.oom.group", "1")) }
         files.append(("pids.max", resources.pidsLimit.map(String.init) ?? "max"))
+        for (size, limit) in resources.hugepageLimits.sorted(by: { $0.key < $1.key }) {
+            files.append(("hugetlb.\(size).max", String(limit)))
+        }
+        for (name, value) in resources.unified.sorted(by: { $0.key < $1.key }) {
+            files.append((name, value))
+        }
         return files
+    }
+
+    /// `cpu.max`: the CRI's quota and period when sent, else from the limit in millicores.
+    public static func cpuMax(_ resources: CgroupResources) -> String {
+        let period = resources.cpuPeriodMicroseconds.flatMap { $0 > 0 ? $0 : nil } ?? cpuPeriodMicroseconds
+        guard let quota = resources.cpuQuotaMicroseconds else {
+            let text = cpuMax(milliCPU: resources.cpuLimitMillis)
+            return period == cpuPeriodMicroseconds ? text : text.split(separator: " ")[0] + " \(period)"
+        }
+        if quota <= 0 { return "max \(period)" }
+        return "\(min(max(quota, minimumQuotaMicroseconds), maximumQuotaMicroseconds)) \(period)"
+    }
+
+    /// `memory.swap.max` (swap alone in v2): the CRI's memory+swap minus the memory limit; none
+    /// with a memory limit and no swap limit said (the CRI's rule: no swap); `max` otherwise.
+    public static func swapMax(_ resources: CgroupResources) -> String {
+        guard let memory = resources.memoryLimitBytes else {
+            return resources.memorySwapLimitBytes.map { $0 > 0 ? String($0) : "max" } ?? "max"
+        }
+        guard let total = resources.memorySwapLimitBytes, total != 0 else { return "0" }
+        if total < 0 { return "max" }
+        return String(max(0, total - memory))
     }
 
     /// `cpu.max` for a CPU limit in millicores.

@@ -9,6 +9,23 @@ public struct CgroupResources: Equatable, Sendable {
     /// Maximum number of tasks; nil = no limit.
     public var pidsLimit: Int64?
 
+    // The CRI's own values, written as sent when present (they win over the millicore forms).
+    /// CFS period in µs (CRI cpu_period); nil = 100000.
+    public var cpuPeriodMicroseconds: Int64?
+    /// CFS quota in µs (CRI cpu_quota); -1 = no limit; nil = from ``cpuLimitMillis``.
+    public var cpuQuotaMicroseconds: Int64?
+    /// CPU shares (CRI cpu_shares, 2…262144); nil = from ``cpuRequestMillis``.
+    public var cpuShares: UInt64?
+    /// cpuset.cpus / cpuset.mems (`0-3,6`); nil = inherited.
+    public var cpusetCPUs: String?
+    public var cpusetMems: String?
+    /// Memory plus swap in bytes, as the CRI sends it (v1 semantics); -1 = unlimited swap.
+    public var memorySwapLimitBytes: Int64?
+    /// hugetlb limits: page size as the kernel names it (`2MB`, `1GB`) → bytes.
+    public var hugepageLimits: [String: UInt64] = [:]
+    /// Raw cgroup v2 files (CRI `unified`), written last.
+    public var unified: [String: String] = [:]
+
     public init(cpuLimitMillis: Int64? = nil, cpuRequestMillis: Int64? = nil, memoryLimitBytes: Int64? = nil,
                 pidsLimit: Int64? = nil) {
         self.cpuLimitMillis = cpuLimitMillis
@@ -30,6 +47,23 @@ public struct CgroupResources: Equatable, Sendable {
             cpuRequestMillis: requests.isEmpty ? nil : saturatingSum(requests),
             memoryLimitBytes: sumIfAll(containers.map(\.memoryLimitBytes)),
             pidsLimit: pidsLimit)
+    }
+
+    /// Adds `other` (a pod's overhead) to these resources: limits and requests summed where both
+    /// have them, quota summed over a common period.
+    public mutating func add(_ other: CgroupResources) {
+        func sum(_ a: Int64?, _ b: Int64?) -> Int64? {
+            guard let a else { return b }
+            guard let b else { return a }
+            return Self.saturatingSum([a, b])
+        }
+        cpuLimitMillis = cpuLimitMillis == nil ? nil : sum(cpuLimitMillis, other.cpuLimitMillis)
+        cpuRequestMillis = sum(cpuRequestMillis, other.cpuRequestMillis)
+        memoryLimitBytes = memoryLimitBytes == nil ? nil : sum(memoryLimitBytes, other.memoryLimitBytes)
+        if let quota = cpuQuotaMicroseconds, quota > 0, let extra = other.cpuQuotaMicroseconds, extra > 0 {
+            cpuQuotaMicroseconds = Self.saturatingSum([quota, extra])
+        }
+        if let shares = cpuShares, let extra = other.cpuShares { cpuShares = min(shares + extra, 262_144) }
     }
 
     /// Sum that stops at Int64.max instead of wrapping (absurd manifests must not turn a limit

@@ -10,6 +10,24 @@ public struct CgroupUsage: Equatable, Sendable {
     public var oomKills: Int64
     /// `cpu.stat nr_throttled`: periods in which the CPU limit held the cgroup back.
     public var throttledPeriods: Int64?
+    /// `memory.stat`: inactive_file, anon, pgfault, pgmajfault (empty without the memory controller).
+    public var memoryStat: [String: Int64] = [:]
+    /// `memory.max`; nil for `max` or without the memory controller.
+    public var memoryLimitBytes: Int64?
+    /// `pids.current`: tasks in the cgroup and below.
+    public var pids: Int64?
+
+    /// What the kubelet evicts on: usage minus inactive file pages, never negative.
+    public var workingSetBytes: Int64? {
+        guard let current = memoryCurrentBytes else { return nil }
+        return max(0, current - (memoryStat["inactive_file"] ?? 0))
+    }
+
+    /// The limit minus the working set, when there is a limit.
+    public var availableBytes: Int64? {
+        guard let limit = memoryLimitBytes, let workingSet = workingSetBytes else { return nil }
+        return max(0, limit - workingSet)
+    }
 
     public init(cpuMicroseconds: Int64? = nil, memoryCurrentBytes: Int64? = nil, memoryPeakBytes: Int64? = nil,
                 oomKills: Int64 = 0, throttledPeriods: Int64? = nil) {
@@ -29,6 +47,15 @@ public struct CgroupUsage: Equatable, Sendable {
             memoryPeakBytes: cgroup.number("memory.peak"),
             oomKills: cgroup.keyedValues("memory.events")["oom_kill"] ?? 0,
             throttledPeriods: cpu["nr_throttled"])
+    }
+
+    /// Everything the CRI's stats report: the usage files plus memory.stat, memory.max and pids.current.
+    public static func readForStats(_ cgroup: Cgroup) -> CgroupUsage {
+        var usage = read(cgroup)
+        usage.memoryStat = cgroup.keyedValues("memory.stat")
+        usage.memoryLimitBytes = cgroup.number("memory.max")
+        usage.pids = cgroup.number("pids.current")
+        return usage
     }
 
     /// `cpu 12.3 ms, memory peak 1.2 MiB` (only what is known).

@@ -2,6 +2,7 @@ import Foundation
 import PodshimCgroups
 import PodshimCRI
 import PodshimRuntime
+import PodshimSystem
 
 /// The CRI's views of sandboxes and containers. Every function expects the sandbox's lock held.
 enum CRIStatus {
@@ -13,13 +14,16 @@ enum CRIStatus {
         status.createdAt = sandbox.record.createdAt
         status.labels = sandbox.config.labels
         status.annotations = sandbox.config.annotations
+        // The namespace modes in force: the kubelet compares network with the pod's hostNetwork
+        // and replaces the sandbox when they differ.
+        let spec = sandbox.pod.spec
         var options = Runtime_V1_NamespaceOption()
-        options.network = .pod
-        options.ipc = .pod
-        options.pid = sandbox.pod.spec.shareProcessNamespace ? .pod : .container
+        options.network = spec.hostNetwork ? .node : .pod
+        options.ipc = spec.hostIPC ? .node : .pod
+        options.pid = spec.hostPID ? .node : spec.shareProcessNamespace ? .pod : .container
         status.linux.namespaces.options = options
-        // Pods have a loopback-only network namespace: there is no pod IP to report.
-        status.network = Runtime_V1_PodSandboxNetworkStatus()
+        // `network` stays unset while the pod has no IP: present with an empty ip reads to the
+        // kubelet as "this sandbox lost its network", and it replaces the sandbox.
         return status
     }
 
@@ -61,6 +65,7 @@ enum CRIStatus {
         status.annotations = container.config.annotations
         status.mounts = container.config.mounts
         status.logPath = record.logPath
+        status.resources.linux = container.resources
         var linux = Runtime_V1_LinuxContainerUser()
         linux.uid = Int64(container.runtime.plan.uid)
         linux.gid = Int64(container.runtime.plan.gid)
@@ -84,27 +89,110 @@ enum CRIStatus {
         return item
     }
 
-    static func stats(_ container: ManagedContainer) -> Runtime_V1_ContainerStats {
+    static func stats(_ container: ManagedContainer, layout: PodLayout) -> Runtime_V1_ContainerStats {
         var stats = Runtime_V1_ContainerStats()
         stats.attributes.id = container.id
         stats.attributes.metadata = container.config.metadata
         stats.attributes.labels = container.config.labels
         stats.attributes.annotations = container.config.annotations
         let now = nowNanoseconds()
-        stats.cpu.timestamp = now
-        stats.memory.timestamp = now
         if let cgroup = container.runtime.cgroup {
-            let usage = CgroupUsage.read(cgroup)
-            if let micro = usage.cpuMicroseconds {
-                stats.cpu.usageCoreNanoSeconds.value = UInt64(max(0, micro)) * 1000
-            }
-            if let bytes = usage.memoryCurrentBytes {
-                stats.memory.usageBytes.value = UInt64(max(0, bytes))
-                stats.memory.workingSetBytes.value = UInt64(max(0, bytes))
-            }
+            let usage = CgroupUsage.readForStats(cgroup)
+            stats.cpu = cpu(usage, at: now, previous: &container.lastCPUSample)
+            stats.memory = memory(usage, at: now)
+        } else {
+            stats.cpu.timestamp = now
+            stats.memory.timestamp = now
         }
         stats.writableLayer.timestamp = now
-        stats.writableLayer.fsID.mountpoint = container.runtime.plan.rootfs ?? ""
+        let upper = layout.upperDirectory(container.runtime.name)
+        stats.writableLayer.fsID.mountpoint = upper
+        if let usage = FileSystem.usage(of: upper) {
+            stats.writableLayer.usedBytes.value = usage.bytes
+            stats.writableLayer.inodesUsed.value = usage.inodes
+        }
         return stats
+    }
+
+    /// CPU from cpu.stat usage_usec; usage_nano_cores from the change since the previous sample.
+    static func cpu(_ usage: CgroupUsage, at now: Int64, previous: inout (time: Int64, usage: UInt64)?) -> Runtime_V1_CpuUsage {
+        var cpu = Runtime_V1_CpuUsage()
+        cpu.timestamp = now
+        guard let micro = usage.cpuMicroseconds else { return cpu }
+        let total = UInt64(max(0, micro)) * 1000
+        cpu.usageCoreNanoSeconds.value = total
+        if let previous, now > previous.time, total >= previous.usage {
+            cpu.usageNanoCores.value = UInt64(Double(total - previous.usage) / Double(now - previous.time) * 1e9)
+        }
+        previous = (now, total)
+        return cpu
+    }
+
+    /// Memory as containerd reports it: working set = usage − inactive_file; available = limit −
+    /// working set; rss = anon. Unset where the memory controller is absent.
+    static func memory(_ usage: CgroupUsage, at now: Int64) -> Runtime_V1_MemoryUsage {
+        var memory = Runtime_V1_MemoryUsage()
+        memory.timestamp = now
+        guard let current = usage.memoryCurrentBytes else { return memory }
+        memory.usageBytes.value = UInt64(max(0, current))
+        if let workingSet = usage.workingSetBytes { memory.workingSetBytes.value = UInt64(workingSet) }
+        if let available = usage.availableBytes { memory.availableBytes.value = UInt64(available) }
+        if let anon = usage.memoryStat["anon"] { memory.rssBytes.value = UInt64(max(0, anon)) }
+        if let faults = usage.memoryStat["pgfault"] { memory.pageFaults.value = UInt64(max(0, faults)) }
+        if let faults = usage.memoryStat["pgmajfault"] { memory.majorPageFaults.value = UInt64(max(0, faults)) }
+        return memory
+    }
+
+    /// A pod's stats: its cgroup's cpu, memory and process count, the network interfaces of its
+    /// namespace (from the pause process's /proc/<pid>/net/dev, loopback left out), and the
+    /// running containers' stats.
+    static func podStats(_ sandbox: ManagedSandbox) -> Runtime_V1_PodSandboxStats {
+        var stats = Runtime_V1_PodSandboxStats()
+        stats.attributes.id = sandbox.id
+        stats.attributes.metadata = sandbox.config.metadata
+        stats.attributes.labels = sandbox.config.labels
+        stats.attributes.annotations = sandbox.config.annotations
+        let now = nowNanoseconds()
+        if let cgroups = sandbox.pod.cgroups {
+            // The pod cgroup (a kubelet's parent too, as containerd reads it).
+            let usage = CgroupUsage.readForStats(cgroups.pod)
+            stats.linux.cpu = cpu(usage, at: now, previous: &sandbox.lastCPUSample)
+            stats.linux.memory = memory(usage, at: now)
+            if let pids = usage.pids {
+                stats.linux.process.timestamp = now
+                stats.linux.process.processCount.value = UInt64(max(0, pids))
+            }
+        }
+        if !sandbox.pod.spec.hostNetwork, let pause = sandbox.pod.sandbox,
+           let text = try? String(contentsOfFile: "/proc/\(pause.pid)/net/dev", encoding: .utf8) {
+            var network = Runtime_V1_NetworkUsage()
+            network.timestamp = now
+            network.interfaces = interfaces(netDev: text)
+            if let first = network.interfaces.first(where: { $0.name == "eth0" }) ?? network.interfaces.first {
+                network.defaultInterface = first
+            }
+            stats.linux.network = network
+        }
+        stats.linux.containers = sandbox.containers.filter { $0.record.state == .running }
+            .map { Self.stats($0, layout: sandbox.pod.layout) }
+        return stats
+    }
+
+    /// /proc/net/dev: `name: rx_bytes rx_packets rx_errs … tx_bytes tx_packets tx_errs …`.
+    static func interfaces(netDev text: String) -> [Runtime_V1_NetworkInterfaceUsage] {
+        text.split(separator: "\n").dropFirst(2).compactMap { line in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { return nil }
+            let name = parts[0].trimmingCharacters(in: .whitespaces)
+            let fields = parts[1].split(separator: " ").compactMap { UInt64($0) }
+            guard name != "lo", fields.count >= 11 else { return nil }
+            var usage = Runtime_V1_NetworkInterfaceUsage()
+            usage.name = name
+            usage.rxBytes.value = fields[0]
+            usage.rxErrors.value = fields[2]
+            usage.txBytes.value = fields[8]
+            usage.txErrors.value = fields[10]
+            return usage
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import GRPCCore
+import PodshimCgroups
 import PodshimCRI
 import PodshimSpec
 import PodshimSystem
@@ -30,32 +31,109 @@ enum CRITranslation {
 
         let linux = config.linux.securityContext
         let options = linux.hasNamespaceOptions ? linux.namespaceOptions : Self.defaultNamespaceOptions
-        if options.network == .node {
-            throw CRIError.invalidArgument("config.linux.security_context.namespace_options.network",
-                                           "the host network (NODE) is not supported: every pod gets its own network namespace")
+        let optionsField = "config.linux.security_context.namespace_options"
+        for (name, mode) in [("network", options.network), ("ipc", options.ipc)] {
+            guard mode == .pod || mode == .node else {
+                throw CRIError.invalidArgument("\(optionsField).\(name)", "\(mode) is not a pod-level mode (POD or NODE)")
+            }
         }
-        if options.ipc == .node {
-            throw CRIError.invalidArgument("config.linux.security_context.namespace_options.ipc",
-                                           "the host IPC namespace (NODE) is not supported")
+        switch options.pid {
+        case .pod, .container, .node: break
+        case .target: throw CRIError.invalidArgument("\(optionsField).pid", "TARGET applies to containers, not to a sandbox")
+        case .UNRECOGNIZED(let value): throw CRIError.invalidArgument("\(optionsField).pid", "unknown mode \(value)")
         }
-        if options.pid == .node || options.pid == .target {
-            throw CRIError.invalidArgument("config.linux.security_context.namespace_options.pid",
-                                           "the host or a target PID namespace is not supported (POD or CONTAINER)")
+        if options.hasUsernsOptions && options.usernsOptions.mode != .node {
+            throw CRIError.failedPrecondition("\(optionsField).userns_options: user namespaces are not supported yet")
         }
+        let hostNetwork = options.network == .node
         var security = PodSecurityContext()
         if linux.hasRunAsUser { security.runAsUser = linux.runAsUser.value }
-        if linux.hasRunAsGroup { security.runAsGroup = linux.runAsGroup.value }
+        if linux.hasRunAsGroup {
+            guard linux.hasRunAsUser else {
+                throw CRIError.invalidArgument("config.linux.security_context.run_as_group",
+                                               "may only be set together with run_as_user")
+            }
+            security.runAsGroup = linux.runAsGroup.value
+        }
         security.supplementalGroups = linux.supplementalGroups
         for (index, group) in linux.supplementalGroups.enumerated() where group < 0 || group > Int64(UInt32.max) {
             throw CRIError.invalidArgument("config.linux.security_context.supplemental_groups[\(index)]", "\(group) is not a group id")
         }
+        try checkAppArmor(linux.hasApparmor ? linux.apparmor : nil, legacy: "",
+                          field: "config.linux.security_context")
 
-        return PodSpec(
+        var spec = PodSpec(
             name: metadata.name, namespace: metadata.namespace, uid: metadata.uid,
             labels: config.labels, annotations: config.annotations, hostname: hostname,
             restartPolicy: .never, terminationGracePeriodSeconds: 30,
             shareProcessNamespace: options.pid == .pod,
             containers: [], securityContext: security)
+        spec.hostNetwork = hostNetwork
+        spec.hostIPC = options.ipc == .node
+        spec.hostPID = options.pid == .node
+        spec.sysctls = try sysctls(config.linux.sysctls, pod: spec)
+        if config.hasDnsConfig {
+            let dns = config.dnsConfig
+            for (field, values) in [("servers", dns.servers), ("searches", dns.searches), ("options", dns.options)] {
+                for (index, value) in values.enumerated()
+                    where value.isEmpty || value.contains(where: { $0.isWhitespace || $0 == "\0" }) {
+                    throw CRIError.invalidArgument("config.dns_config.\(field)[\(index)]", "\"\(value)\" must be one word")
+                }
+            }
+            spec.dnsConfig = DNSConfig(servers: dns.servers, searches: dns.searches, options: dns.options)
+        }
+        return spec
+    }
+
+    /// The pod's sysctls: only namespaced ones, written in the pod's own namespaces. A name in
+    /// slash form (`net/ipv4/ip_forward`) is turned into the dotted one, as the kubelet does.
+    static func sysctls(_ values: [String: String], pod: PodSpec) throws(RPCError) -> [Sysctl] {
+        var result: [Sysctl] = []
+        for (written, value) in values.sorted(by: { $0.key < $1.key }) {
+            let field = "config.linux.sysctls[\"\(written)\"]"
+            var name = written
+            if name.contains("/") {
+                name = String(name.map { $0 == "/" ? "." : $0 == "." ? "/" : $0 })
+            }
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }),
+                  !name.split(separator: ".", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == ".." })
+            else {
+                throw CRIError.invalidArgument(field, "\"\(written)\" is not a sysctl name")
+            }
+            if value.contains("\0") || value.contains("\n") {
+                throw CRIError.invalidArgument(field, "the value must be one line")
+            }
+            let sysctl = Sysctl(name: name, value: value)
+            switch sysctl.namespace {
+            case nil:
+                throw CRIError.invalidArgument(field, "\(name) is not a namespaced sysctl: it would change the whole node "
+                    + "(allowed: net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)")
+            case .network? where pod.hostNetwork:
+                throw CRIError.invalidArgument(field, "\(name) would change the host's network namespace (host network pod)")
+            case .ipc? where pod.hostIPC:
+                throw CRIError.invalidArgument(field, "\(name) would change the host's IPC namespace (host IPC pod)")
+            default:
+                break
+            }
+            guard access(sysctl.procPath, F_OK) == 0 else {
+                throw CRIError.invalidArgument(field, "this kernel has no sysctl \(name) (\(sysctl.procPath))")
+            }
+            result.append(sysctl)
+        }
+        return result
+    }
+
+    /// AppArmor: nothing, or Unconfined, is fine. podshim loads no AppArmor profile, so any other
+    /// request is refused rather than silently ignored.
+    static func checkAppArmor(_ profile: Runtime_V1_SecurityProfile?, legacy: String, field: String) throws(RPCError) {
+        let unconfined = (profile.map { $0.profileType == .unconfined } ?? true)
+            && (legacy.isEmpty || legacy == "unconfined")
+        if unconfined { return }
+        let enabled = (try? String(contentsOfFile: "/sys/module/apparmor/parameters/enabled", encoding: .utf8))?
+            .hasPrefix("Y") == true
+        let what = profile.map { "\($0.profileType)" + ($0.localhostRef.isEmpty ? "" : " \($0.localhostRef)") } ?? legacy
+        throw CRIError.failedPrecondition("\(field).apparmor: profile \(what) requested, but "
+            + (enabled ? "podshim does not apply AppArmor profiles" : "this kernel has no AppArmor"))
     }
 
     /// Kubernetes' defaults when a client sends no namespace options: a PID namespace per container.
@@ -129,39 +207,125 @@ enum CRITranslation {
                 throw CRIError.invalidArgument(field + ".image", "image volumes are not supported")
             }
             let name = "cri-\(key.prefix(12))-\(index)"
+            let propagation: MountPropagation
+            switch mount.propagation {
+            case .propagationPrivate: propagation = .none
+            case .propagationHostToContainer: propagation = .hostToContainer
+            case .propagationBidirectional:
+                guard config.linux.securityContext.privileged else {
+                    throw CRIError.invalidArgument(field + ".propagation", "BIDIRECTIONAL needs a privileged container")
+                }
+                propagation = .bidirectional
+            case .UNRECOGNIZED(let value):
+                throw CRIError.invalidArgument(field + ".propagation", "unknown propagation \(value)")
+            }
+            if mount.recursiveReadOnly {
+                guard mount.readonly else {
+                    throw CRIError.invalidArgument(field + ".recursive_read_only", "needs readonly")
+                }
+                guard propagation == .none else {
+                    throw CRIError.invalidArgument(field + ".recursive_read_only", "needs PRIVATE propagation")
+                }
+            }
+            if !mount.uidMappings.isEmpty || !mount.gidMappings.isEmpty {
+                throw CRIError.failedPrecondition("\(field).uid_mappings: idmapped mounts are not supported yet")
+            }
             volumes.append(Volume(name: name, source: .hostPath(path: mount.hostPath, type: hostPathType(mount.hostPath))))
-            mounts.append(VolumeMount(name: name, mountPath: mount.containerPath, readOnly: mount.readonly))
+            mounts.append(VolumeMount(name: name, mountPath: mount.containerPath, readOnly: mount.readonly,
+                                      propagation: propagation, recursiveReadOnly: mount.recursiveReadOnly))
         }
 
         let linux = config.linux
         var security = SecurityContext()
         let context = linux.securityContext
+        let contextField = "config.linux.security_context"
         if context.privileged { security.privileged = true }
         if context.hasCapabilities {
             security.capabilities = CapabilityChanges(add: context.capabilities.addCapabilities,
                                                       drop: context.capabilities.dropCapabilities)
         }
+        // The user: run_as_user, else run_as_username resolved in the image's /etc/passwd, else
+        // the image's USER. A group needs one of the first two (the CRI's rule).
+        var userName: String?
         if context.hasRunAsUser {
             guard context.runAsUser.value >= 0 && context.runAsUser.value <= Int64(UInt32.max) else {
-                throw CRIError.invalidArgument("config.linux.security_context.run_as_user", "\(context.runAsUser.value) is not a user id")
+                throw CRIError.invalidArgument("\(contextField).run_as_user", "\(context.runAsUser.value) is not a user id")
             }
             security.runAsUser = context.runAsUser.value
-        } else if let user = image.numericUser {
-            security.runAsUser = user
-        }
-        if !context.runAsUsername.isEmpty {
-            throw CRIError.invalidArgument("config.linux.security_context.run_as_username",
-                                           "user names are not resolved: give run_as_user")
+            userName = image.users.name(ofUser: context.runAsUser.value)
+        } else if !context.runAsUsername.isEmpty {
+            guard let entry = image.users.user(named: context.runAsUsername) else {
+                throw CRIError.invalidArgument("\(contextField).run_as_username",
+                                               "user \"\(context.runAsUsername)\" is not in the image's /etc/passwd")
+            }
+            security.runAsUser = entry.uid
+            security.runAsGroup = entry.gid
+            userName = context.runAsUsername
+        } else if let user = image.user, !user.isEmpty {
+            let parts = user.split(separator: ":", maxSplits: 1).map(String.init)
+            if let uid = Int64(parts[0]) {
+                security.runAsUser = uid
+                userName = image.users.name(ofUser: uid)
+            } else if let entry = image.users.user(named: parts[0]) {
+                security.runAsUser = entry.uid
+                security.runAsGroup = entry.gid
+                userName = parts[0]
+            } else {
+                throw CRIError.invalidArgument("config.image", "the image's user \"\(parts[0])\" is not in its /etc/passwd")
+            }
+            if parts.count > 1 {
+                if let gid = Int64(parts[1]) {
+                    security.runAsGroup = gid
+                } else if let gid = image.users.gid(ofGroup: parts[1]) {
+                    security.runAsGroup = gid
+                } else {
+                    throw CRIError.invalidArgument("config.image", "the image's group \"\(parts[1])\" is not in its /etc/group")
+                }
+            }
+        } else {
+            userName = "root"
         }
         if context.hasRunAsGroup {
+            guard context.hasRunAsUser || !context.runAsUsername.isEmpty else {
+                throw CRIError.invalidArgument("\(contextField).run_as_group",
+                                               "may only be set together with run_as_user or run_as_username")
+            }
             guard context.runAsGroup.value >= 0 && context.runAsGroup.value <= Int64(UInt32.max) else {
-                throw CRIError.invalidArgument("config.linux.security_context.run_as_group", "\(context.runAsGroup.value) is not a group id")
+                throw CRIError.invalidArgument("\(contextField).run_as_group", "\(context.runAsGroup.value) is not a group id")
             }
             security.runAsGroup = context.runAsGroup.value
+        } else if context.hasRunAsUser && security.runAsGroup == nil, let uid = security.runAsUser {
+            // As containerd: the primary group of the uid in the image's /etc/passwd, else 0.
+            security.runAsGroup = image.users.user(withID: uid)?.gid
         }
+        for (index, group) in context.supplementalGroups.enumerated() where group < 0 || group > Int64(UInt32.max) {
+            throw CRIError.invalidArgument("\(contextField).supplemental_groups[\(index)]", "\(group) is not a group id")
+        }
+        var groups = context.supplementalGroups
+        switch context.supplementalGroupsPolicy {
+        case .merge:
+            // Merge: also the groups the image's /etc/group lists the user in.
+            if let userName {
+                for gid in image.users.memberships(of: userName) where !groups.contains(gid) { groups.append(gid) }
+            }
+        case .strict:
+            break
+        case .UNRECOGNIZED(let value):
+            throw CRIError.invalidArgument("\(contextField).supplemental_groups_policy", "unknown policy \(value)")
+        }
+        security.supplementalGroups = groups
         if context.readonlyRootfs { security.readOnlyRootFilesystem = true }
         if context.noNewPrivs { security.allowPrivilegeEscalation = false }
         security.seccompProfile = try seccomp(context)
+        try checkAppArmor(context.hasApparmor ? context.apparmor : nil, legacy: context.apparmorProfile, field: contextField)
+        // Used as sent: the kubelet sends the default lists, and empty ones for procMount Unmasked.
+        for (field, paths) in [("masked_paths", context.maskedPaths), ("readonly_paths", context.readonlyPaths)] {
+            for (index, path) in paths.enumerated() where !path.hasPrefix("/") || path.contains("\0") {
+                throw CRIError.invalidArgument("\(contextField).\(field)[\(index)]", "\"\(path)\" must be an absolute path")
+            }
+        }
+        security.maskedPaths = context.maskedPaths
+        security.readOnlyPaths = context.readonlyPaths
 
         var lifecycle = Lifecycle()
         if config.stopSignal != .runtimeDefault {
@@ -171,17 +335,31 @@ enum CRITranslation {
             }
             lifecycle.stopSignal = name
         }
-        return ContainerAddition(
-            container: ContainerSpec(
-                name: key, image: config.image.image, command: command, args: args, env: env,
-                workingDir: config.workingDir.isEmpty ? image.workingDir : config.workingDir,
-                volumeMounts: mounts, resources: try resources(linux.resources, field: "config.linux.resources"),
-                securityContext: security, lifecycle: lifecycle),
-            volumes: volumes)
+        var container = ContainerSpec(
+            name: key, image: config.image.image, command: command, args: args, env: env,
+            workingDir: config.workingDir.isEmpty ? image.workingDir : config.workingDir,
+            volumeMounts: mounts, resources: try resources(linux.resources, field: "config.linux.resources"),
+            securityContext: security, lifecycle: lifecycle)
+        if context.hasNamespaceOptions {
+            let options = context.namespaceOptions
+            switch options.pid {
+            case .container: container.pidNamespace = .container
+            case .pod: container.pidNamespace = .pod
+            case .node: container.pidNamespace = .host
+            case .target:
+                guard !options.targetID.isEmpty else {
+                    throw CRIError.invalidArgument("\(contextField).namespace_options.target_id", "required for pid TARGET")
+                }
+                container.pidNamespace = .target(options.targetID)
+            case .UNRECOGNIZED(let value):
+                throw CRIError.invalidArgument("\(contextField).namespace_options.pid", "unknown mode \(value)")
+            }
+        }
+        return ContainerAddition(container: container, volumes: volumes)
     }
 
     /// The seccomp profile: `seccomp` when set, else the legacy `seccomp_profile_path`, else
-    /// RuntimeDefault (podshim confines by default, as the kubelet's `--seccomp-default`).
+    /// Unconfined.
     static func seccomp(_ context: Runtime_V1_LinuxContainerSecurityContext) throws(RPCError) -> SeccompProfileSpec? {
         if context.hasSeccomp {
             switch context.seccomp.profileType {
@@ -197,7 +375,9 @@ enum CRITranslation {
             }
         }
         switch context.seccompProfilePath {
-        case "": return nil
+        // Nothing said: Unconfined, as containerd and CRI-O (the kubelet asks for RuntimeDefault
+        // explicitly when it wants it).
+        case "": return SeccompProfileSpec(type: .unconfined)
         case "unconfined": return SeccompProfileSpec(type: .unconfined)
         case "runtime/default", "docker/default": return SeccompProfileSpec(type: .runtimeDefault)
         case let path where path.hasPrefix("localhost/"):
@@ -236,6 +416,61 @@ enum CRITranslation {
         return result
     }
 
+    /// The cgroup files' values for CRI resources, kept as the kubelet sent them (quota, period,
+    /// shares, cpusets, memory and swap, hugepages, raw `unified` files). Zero means not set.
+    static func cgroupResources(_ resources: Runtime_V1_LinuxContainerResources, field: String) throws(RPCError) -> CgroupResources {
+        let requirements = try Self.resources(resources, field: field)
+        var result = CgroupResources(cpuLimitMillis: requirements.cpuLimitMillis, cpuRequestMillis: requirements.cpuRequestMillis,
+                                     memoryLimitBytes: requirements.memoryLimitBytes)
+        if resources.cpuPeriod != 0 {
+            guard resources.cpuPeriod >= 1000 && resources.cpuPeriod <= 1_000_000 else {
+                throw CRIError.invalidArgument(field + ".cpu_period", "\(resources.cpuPeriod) is outside 1000…1000000 µs")
+            }
+            result.cpuPeriodMicroseconds = resources.cpuPeriod
+        }
+        if resources.cpuQuota > 0 || resources.cpuQuota == -1 { result.cpuQuotaMicroseconds = resources.cpuQuota }
+        if resources.cpuShares > 0 { result.cpuShares = UInt64(min(max(resources.cpuShares, 2), 262_144)) }
+        if resources.memorySwapLimitInBytes != 0 {
+            if resources.memorySwapLimitInBytes < -1 {
+                throw CRIError.invalidArgument(field + ".memory_swap_limit_in_bytes", "\(resources.memorySwapLimitInBytes) is negative")
+            }
+            if resources.memorySwapLimitInBytes > 0 && resources.memoryLimitInBytes > 0
+                && resources.memorySwapLimitInBytes < resources.memoryLimitInBytes {
+                throw CRIError.invalidArgument(field + ".memory_swap_limit_in_bytes",
+                                               "\(resources.memorySwapLimitInBytes) is less than memory_limit_in_bytes (it counts memory plus swap)")
+            }
+            result.memorySwapLimitBytes = resources.memorySwapLimitInBytes
+        }
+        for (name, value) in [("cpuset_cpus", resources.cpusetCpus), ("cpuset_mems", resources.cpusetMems)] where !value.isEmpty {
+            guard value.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "," || $0 == "-") }) else {
+                throw CRIError.invalidArgument(field + "." + name, "\"\(value)\" is not a list of numbers and ranges (0-3,6)")
+            }
+        }
+        if !resources.cpusetCpus.isEmpty { result.cpusetCPUs = resources.cpusetCpus }
+        if !resources.cpusetMems.isEmpty { result.cpusetMems = resources.cpusetMems }
+        for (index, limit) in resources.hugepageLimits.enumerated() {
+            let size = limit.pageSize
+            let digits = size.prefix { $0.isNumber }
+            guard !digits.isEmpty, ["KB", "MB", "GB"].contains(String(size.dropFirst(digits.count))) else {
+                throw CRIError.invalidArgument(field + ".hugepage_limits[\(index)].page_size", "\"\(size)\" is not a page size (2MB, 1GB)")
+            }
+            result.hugepageLimits[size] = limit.limit
+        }
+        for (key, value) in resources.unified {
+            if key.isEmpty || key.contains("/") || key.hasPrefix(".") || !key.contains(".") {
+                throw CRIError.invalidArgument(field + ".unified[\"\(key)\"]", "not a cgroup v2 file name")
+            }
+            if value.contains("\0") {
+                throw CRIError.invalidArgument(field + ".unified[\"\(key)\"]", "the value contains NUL")
+            }
+        }
+        result.unified = resources.unified
+        if resources.oomScoreAdj < -1000 || resources.oomScoreAdj > 1000 {
+            throw CRIError.invalidArgument(field + ".oom_score_adj", "\(resources.oomScoreAdj) is outside -1000…1000")
+        }
+        return result
+    }
+
     /// A bind mount's host path decides what the target is created as; a missing one is created as
     /// a directory, as containerd does.
     static func hostPathType(_ path: String) -> HostPathType {
@@ -259,10 +494,55 @@ struct ImageDefaults: Sendable {
     var env: [String] = []
     var workingDir: String?
     var user: String?
+    /// The image's /etc/passwd and /etc/group.
+    var users = ImageUsers()
 
-    /// The image's `User` when it is a numeric uid (`1000` or `1000:1000`); names are not resolved.
+    /// The image's `User` when it is a numeric uid (`1000` or `1000:1000`).
     var numericUser: Int64? {
         guard let user, let first = user.split(separator: ":").first else { return nil }
         return Int64(first)
     }
+}
+
+/// Users and groups as an image's /etc/passwd and /etc/group list them.
+struct ImageUsers: Sendable, Equatable {
+    struct User: Sendable, Equatable {
+        var name: String
+        var uid: Int64
+        var gid: Int64
+    }
+    struct Group: Sendable, Equatable {
+        var name: String
+        var gid: Int64
+        var members: [String]
+    }
+    var users: [User] = []
+    var groups: [Group] = []
+
+    init(users: [User] = [], groups: [Group] = []) {
+        self.users = users
+        self.groups = groups
+    }
+
+    /// Parses the two files' text (malformed lines are skipped, as libc does).
+    init(passwd: String, group: String) {
+        for line in passwd.split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 4, let uid = Int64(fields[2]), let gid = Int64(fields[3]) else { continue }
+            users.append(User(name: String(fields[0]), uid: uid, gid: gid))
+        }
+        for line in group.split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 4, let gid = Int64(fields[2]) else { continue }
+            let members = fields[3].split(separator: ",").map(String.init)
+            groups.append(Group(name: String(fields[0]), gid: gid, members: members))
+        }
+    }
+
+    func user(named name: String) -> User? { users.first { $0.name == name } }
+    func user(withID uid: Int64) -> User? { users.first { $0.uid == uid } }
+    func name(ofUser uid: Int64) -> String? { user(withID: uid)?.name }
+    func gid(ofGroup name: String) -> Int64? { groups.first { $0.name == name }?.gid }
+    /// The groups that list `user` as a member.
+    func memberships(of user: String) -> [Int64] { groups.filter { $0.members.contains(user) }.map(\.gid) }
 }

@@ -16,8 +16,14 @@ final class ManagedContainer: @unchecked Sendable {
     var record: ContainerRecord
     /// The last signal podshim sent to stop it (guarded by the sandbox's lock).
     var signalSent: Signal?
+    /// The resources in force: the config's, then each UpdateContainerResources (sandbox's lock).
+    var resources: Runtime_V1_LinuxContainerResources
+    /// The previous CPU sample (ns since the epoch, usage ns), for usage_nano_cores (sandbox's lock).
+    var lastCPUSample: (time: Int64, usage: UInt64)?
 
     init(record: ContainerRecord, config: Runtime_V1_ContainerConfig, runtime: Container) {
+        resources = record.resources.flatMap { try? Runtime_V1_LinuxContainerResources(jsonString: $0) }
+            ?? config.linux.resources
         id = record.id
         sandboxID = record.sandboxID
         self.config = config
@@ -46,6 +52,8 @@ final class ManagedSandbox: @unchecked Sendable {
     var containers: [ManagedContainer] = []
     /// Set once RemovePodSandbox took it apart; its event thread then ends.
     var removed = false
+    /// The previous CPU sample of the pod cgroup (guarded by ``lock``).
+    var lastCPUSample: (time: Int64, usage: UInt64)?
     /// Graceful stops of its containers: one deadline each, SIGKILL from the deadline thread.
     let termination: Termination
 

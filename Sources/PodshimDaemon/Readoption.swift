@@ -28,8 +28,10 @@ extension SandboxManager {
             }
             let layout = PodLayout(pod: spec, podID: record.id, configuration: configuration,
                                    logDirectory: config.logDirectory.isEmpty ? nil : config.logDirectory)
+            let parent = try? cgroupParent(config, sandboxID: record.id)
             let pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: [],
-                          cgroupHierarchy: hierarchy, privileged: config.linux.securityContext.privileged, daemon: true)
+                          cgroupHierarchy: hierarchy, privileged: config.linux.securityContext.privileged, daemon: true,
+                          cgroupParent: parent ?? nil)
             let pause = record.pause.flatMap(Self.reopen)
             pod.adoptSandbox(pause, cgroupPath: record.cgroup)
             if pause == nil && record.ready {

@@ -44,9 +44,14 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         network.message = "each pod gets its own network namespace with only loopback up (no CNI plugins, no outside connectivity)"
         var response = Runtime_V1_StatusResponse()
         response.status.conditions = [runtime, network]
+        // One handler, the default (""): recursive read-only mounts yes, user namespaces not yet.
+        var handler = Runtime_V1_RuntimeHandler()
+        handler.features.recursiveReadOnlyMounts = true
+        handler.features.userNamespaces = false
+        response.runtimeHandlers = [handler]
+        response.features.supplementalGroupsPolicy = true
         if request.verbose {
-            let limits = manager.hierarchy?.canEnforceLimits == true ? "enforced" : "not enforced on this host"
-            response.info["config"] = "{\"stateDir\":\"\(manager.configuration.stateDirectory)\",\"cgroupLimits\":\"\(limits)\"}"
+            response.info["config"] = manager.verboseInfo()
         }
         return response
     }
@@ -92,8 +97,14 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
             response.status = CRIStatus.sandboxStatus(sandbox)
             response.containersStatuses = sandbox.containers.map(CRIStatus.containerStatus)
             if request.verbose {
-                response.info["info"] = "{\"pid\":\(sandbox.pod.sandbox?.pid ?? 0),\"cgroup\":\"\(sandbox.record.cgroup ?? "")\","
-                    + "\"stateDirectory\":\"\(sandbox.pod.layout.stateDirectory)\"}"
+                response.info["info"] = jsonObject([
+                    "pid": sandbox.pod.sandbox?.pid ?? 0,
+                    "cgroup": sandbox.pod.cgroups?.sandbox.path ?? "",
+                    "stateDirectory": sandbox.pod.layout.stateDirectory,
+                    "hostNetwork": sandbox.pod.spec.hostNetwork,
+                    "hostPID": sandbox.pod.spec.hostPID,
+                    "hostIPC": sandbox.pod.spec.hostIPC,
+                ])
             }
         }
         response.timestamp = nowNanoseconds()
@@ -114,6 +125,12 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         }
         response.items.sort { $0.createdAt < $1.createdAt }
         return response
+    }
+
+    /// A JSON object of simple values, for the verbose `info` maps.
+    func jsonObject(_ values: [String: Any]) -> String {
+        (try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys, .withoutEscapingSlashes]))
+            .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     static func matches(_ labels: [String: String], _ selector: [String: String]) -> Bool {
@@ -185,16 +202,20 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         sandbox.lock.withLock {
             response.status = CRIStatus.containerStatus(container)
             if request.verbose {
-                let pid = container.runtime.process?.pid ?? 0
-                response.info["info"] = "{\"pid\":\(pid),\"sandboxID\":\"\(sandbox.id)\",\"cgroup\":\"\(container.runtime.cgroup?.path ?? "")\"}"
+                response.info["info"] = jsonObject([
+                    "pid": container.runtime.process?.pid ?? 0,
+                    "sandboxID": sandbox.id,
+                    "cgroup": container.runtime.cgroup?.path ?? "",
+                ])
             }
         }
         return response
     }
 
     func updateContainerResources(request: Runtime_V1_UpdateContainerResourcesRequest, context: ServerContext) async throws -> Runtime_V1_UpdateContainerResourcesResponse {
-        let (_, container) = try manager.container(request.containerID)
-        try manager.updateResources(container, request.linux)
+        let (sandbox, container) = try manager.container(request.containerID)
+        guard request.hasLinux else { throw CRIError.invalidArgument("linux", "required") }
+        try manager.updateResources(container, in: sandbox, request.linux)
         return Runtime_V1_UpdateContainerResourcesResponse()
     }
 
@@ -241,7 +262,7 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func containerStats(request: Runtime_V1_ContainerStatsRequest, context: ServerContext) async throws -> Runtime_V1_ContainerStatsResponse {
         let (sandbox, container) = try manager.container(request.containerID)
         var response = Runtime_V1_ContainerStatsResponse()
-        response.stats = sandbox.lock.withLock { CRIStatus.stats(container) }
+        response.stats = sandbox.lock.withLock { CRIStatus.stats(container, layout: sandbox.pod.layout) }
         return response
     }
 
@@ -255,7 +276,7 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
                     container.record.state == .running
                         && (!request.hasFilter || filter.id.isEmpty || container.id.hasPrefix(filter.id))
                         && (!request.hasFilter || RuntimeServiceProvider.matches(container.config.labels, filter.labelSelector))
-                }.map(CRIStatus.stats)
+                }.map { CRIStatus.stats($0, layout: sandbox.pod.layout) }
             }
             response.stats += stats
         }
@@ -293,16 +314,34 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         throw CRIError.unimplemented("StreamContainerStats")
     }
     func podSandboxStats(request: Runtime_V1_PodSandboxStatsRequest, context: ServerContext) async throws -> Runtime_V1_PodSandboxStatsResponse {
-        throw CRIError.unimplemented("PodSandboxStats")
+        let sandbox = try manager.sandbox(request.podSandboxID)
+        var response = Runtime_V1_PodSandboxStatsResponse()
+        response.stats = sandbox.lock.withLock { CRIStatus.podStats(sandbox) }
+        return response
     }
     func listPodSandboxStats(request: Runtime_V1_ListPodSandboxStatsRequest, context: ServerContext) async throws -> Runtime_V1_ListPodSandboxStatsResponse {
-        throw CRIError.unimplemented("ListPodSandboxStats")
+        var response = Runtime_V1_ListPodSandboxStatsResponse()
+        for sandbox in manager.allSandboxes {
+            let item: Runtime_V1_PodSandboxStats? = sandbox.lock.withLock {
+                guard sandbox.record.ready else { return nil }
+                if request.hasFilter {
+                    if !request.filter.id.isEmpty && !sandbox.id.hasPrefix(request.filter.id) { return nil }
+                    if !Self.matches(sandbox.config.labels, request.filter.labelSelector) { return nil }
+                }
+                return CRIStatus.podStats(sandbox)
+            }
+            if let item { response.stats.append(item) }
+        }
+        return response
     }
     func streamPodSandboxStats(request: Runtime_V1_StreamPodSandboxStatsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxStatsResponse>, context: ServerContext) async throws {
         throw CRIError.unimplemented("StreamPodSandboxStats")
     }
+    /// Keeps the node's pod CIDR (for pod networking, which podshim does not configure yet).
     func updateRuntimeConfig(request: Runtime_V1_UpdateRuntimeConfigRequest, context: ServerContext) async throws -> Runtime_V1_UpdateRuntimeConfigResponse {
-        throw CRIError.unimplemented("UpdateRuntimeConfig")
+        let cidr = request.runtimeConfig.networkConfig.podCidr
+        try manager.setPodCIDR(cidr)
+        return Runtime_V1_UpdateRuntimeConfigResponse()
     }
     func checkpointContainer(request: Runtime_V1_CheckpointContainerRequest, context: ServerContext) async throws -> Runtime_V1_CheckpointContainerResponse {
         throw CRIError.unimplemented("CheckpointContainer")
@@ -313,22 +352,28 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func restorePod(request: Runtime_V1_RestorePodRequest, context: ServerContext) async throws -> Runtime_V1_RestorePodResponse {
         throw CRIError.unimplemented("RestorePod")
     }
+    /// podshim exports no extra metrics: the kubelet's /metrics/cadvisor gets none from it.
     func listMetricDescriptors(request: Runtime_V1_ListMetricDescriptorsRequest, context: ServerContext) async throws -> Runtime_V1_ListMetricDescriptorsResponse {
-        throw CRIError.unimplemented("ListMetricDescriptors")
+        Runtime_V1_ListMetricDescriptorsResponse()
     }
     func listPodSandboxMetrics(request: Runtime_V1_ListPodSandboxMetricsRequest, context: ServerContext) async throws -> Runtime_V1_ListPodSandboxMetricsResponse {
-        throw CRIError.unimplemented("ListPodSandboxMetrics")
+        Runtime_V1_ListPodSandboxMetricsResponse()
     }
     func streamPodSandboxMetrics(request: Runtime_V1_StreamPodSandboxMetricsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxMetricsResponse>, context: ServerContext) async throws {
         throw CRIError.unimplemented("StreamPodSandboxMetrics")
     }
-    /// podshim writes cgroupfs directly (no systemd units): the kubelet must use the cgroupfs driver.
+    /// The cgroup driver podshim reads `cgroup_parent` with (`--cgroup-driver`); a kubelet ≥ 1.34
+    /// follows it. The enum's zero is SYSTEMD, so the answer is always explicit.
     func runtimeConfig(request: Runtime_V1_RuntimeConfigRequest, context: ServerContext) async throws -> Runtime_V1_RuntimeConfigResponse {
         var response = Runtime_V1_RuntimeConfigResponse()
-        response.linux.cgroupDriver = .cgroupfs
+        response.linux.cgroupDriver = manager.configuration.cgroupDriver == .systemd ? .systemd : .cgroupfs
         return response
     }
     func updatePodSandboxResources(request: Runtime_V1_UpdatePodSandboxResourcesRequest, context: ServerContext) async throws -> Runtime_V1_UpdatePodSandboxResourcesResponse {
-        throw CRIError.unimplemented("UpdatePodSandboxResources")
+        let sandbox = try manager.sandbox(request.podSandboxID)
+        guard request.hasResources else { throw CRIError.invalidArgument("resources", "required") }
+        try manager.updatePodResources(sandbox, resources: request.resources,
+                                       overhead: request.hasOverhead ? request.overhead : nil)
+        return Runtime_V1_UpdatePodSandboxResourcesResponse()
     }
 }

@@ -79,11 +79,12 @@ final class SandboxManager: @unchecked Sendable {
         defer { _ = lock.withLock { reservedNames.remove(key) } }
 
         let id = newIdentifier()
+        let parent = try cgroupParent(config, sandboxID: id)
         let layout = PodLayout(pod: spec, podID: id, configuration: configuration,
                                logDirectory: config.logDirectory.isEmpty ? nil : config.logDirectory)
         let privileged = config.linux.securityContext.privileged
         let pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: [],
-                      cgroupHierarchy: hierarchy, privileged: privileged, daemon: true)
+                      cgroupHierarchy: hierarchy, privileged: privileged, daemon: true, cgroupParent: parent)
         var record = SandboxRecord(id: id, config: (try? config.jsonString()) ?? "{}", createdAt: nowNanoseconds(),
                                    ready: false)
         do {
@@ -107,6 +108,28 @@ final class SandboxManager: @unchecked Sendable {
         startEventThread(sandbox)
         logger.info("sandbox \(id.prefix(13)) \(metadata.namespace)/\(metadata.name) ready, pause pid \(pod.sandbox?.pid ?? 0)")
         return id
+    }
+
+    /// Where the sandbox's cgroups go: under the kubelet's `cgroup_parent` (in the form of the
+    /// configured driver), with the sandbox's resources plus overhead on it; nil = podshim's own.
+    func cgroupParent(_ config: Runtime_V1_PodSandboxConfig, sandboxID: String) throws(RPCError) -> Pod.CgroupParent? {
+        let linux = config.linux
+        guard !linux.cgroupParent.isEmpty, let hierarchy else { return nil }
+        let systemd = configuration.cgroupDriver == .systemd
+        guard let relative = PodCgroups.parentPath(linux.cgroupParent, systemd: systemd) else {
+            throw CRIError.invalidArgument("config.linux.cgroup_parent", "\"\(linux.cgroupParent)\" is not "
+                + (systemd ? "a systemd slice name (kubepods-burstable-pod<uid>.slice); podshim runs with --cgroup-driver systemd"
+                           : "an absolute cgroupfs path (/kubepods/burstable/pod<uid>); podshim runs with --cgroup-driver cgroupfs"))
+        }
+        var resources: CgroupResources?
+        if linux.hasResources || linux.hasOverhead {
+            var total = try CRITranslation.cgroupResources(linux.resources, field: "config.linux.resources")
+            let overhead = try CRITranslation.cgroupResources(linux.overhead, field: "config.linux.overhead")
+            total.add(overhead)
+            resources = total
+        }
+        return Pod.CgroupParent(path: hierarchy.mountPoint + relative,
+                                naming: .kubelet(sandboxID: sandboxID, systemd: systemd), resources: resources)
     }
 
     /// Stops every container (at once, as containerd does: the kubelet has already given them their
@@ -188,14 +211,45 @@ final class SandboxManager: @unchecked Sendable {
             throw RPCError(code: .notFound, message: "config.image.image: \(error)")
         }
         let rootfs = image.rootfs
-        let defaults = image.record.map { ImageDefaults($0.config) } ?? ImageDefaults()
+        var defaults = image.record.map { ImageDefaults($0.config) } ?? ImageDefaults()
+        defaults.users = ImageUsers(passwd: Self.imageFile(rootfs, "etc/passwd"), group: Self.imageFile(rootfs, "etc/group"))
         let imageRef = image.record?.id ?? imageName
         let addition = try CRITranslation.container(config, key: id, image: defaults)
         if config.linux.securityContext.privileged && !sandbox.pod.privilegedSandbox {
             throw CRIError.invalidArgument("config.linux.security_context.privileged",
                                            "a privileged container needs a privileged sandbox")
         }
+        if case .target(let target)? = addition.container.pidNamespace {
+            let running = sandbox.lock.withLock {
+                sandbox.containers.first { $0.id == target }.map { $0.record.state == .running }
+            }
+            guard let running else {
+                throw CRIError.invalidArgument("config.linux.security_context.namespace_options.target_id",
+                                               "no container \(target) in pod sandbox \(sandbox.id)")
+            }
+            guard running else {
+                throw CRIError.failedPrecondition("target container \(target) is not running: its PID namespace cannot be joined")
+            }
+        }
+        for (index, mount) in addition.container.volumeMounts.enumerated() where mount.propagation != .none {
+            let source = config.mounts[index].hostPath
+            let field = "config.mounts[\(index)].propagation"
+            guard let propagation = MountInfo.propagation(of: source) else {
+                throw CRIError.failedPrecondition("\(field): cannot find the mount of \(source) in /proc/self/mountinfo")
+            }
+            switch (mount.propagation, propagation.shared, propagation.slave) {
+            case (.bidirectional, false, _):
+                throw CRIError.failedPrecondition("\(field): BIDIRECTIONAL needs \(source) on a shared mount, but \(propagation.mountPoint) is not shared (mount --make-rshared)")
+            case (.hostToContainer, false, false):
+                throw CRIError.failedPrecondition("\(field): HOST_TO_CONTAINER needs \(source) on a shared or slave mount, but \(propagation.mountPoint) is private (mount --make-rshared)")
+            default:
+                break
+            }
+        }
         var planning = sandbox.pod.spec
+        // A CRI container gets its user, groups and profile from its own config only (the kubelet
+        // sends them all); nothing is inherited from the sandbox's security context.
+        planning.securityContext = PodSecurityContext()
         planning.containers.removeAll { $0.name == id }
         planning.volumes += addition.volumes
         planning.containers.append(addition.container)
@@ -225,8 +279,30 @@ final class SandboxManager: @unchecked Sendable {
             throw CRIError.invalidArgument(
                 error.path.replacingOccurrences(of: "spec.containers[\(index)]", with: "config"), error.message)
         }
-        return PlannedContainer(addition: addition, plan: plan,
-                                resources: PodPlanner.cgroupResources(addition.container.resources), imageRef: imageRef)
+        let resources = try CRITranslation.cgroupResources(config.linux.resources, field: "config.linux.resources")
+        if !resources.unified.isEmpty {
+            guard let leaf = sandbox.pod.cgroups?.sandbox else {
+                throw CRIError.failedPrecondition("config.linux.resources.unified: this host has no cgroup v2 hierarchy")
+            }
+            if let problem = PodCgroups.checkUnified(Array(resources.unified.keys), against: leaf) {
+                throw CRIError.invalidArgument("config.linux.resources.unified", problem)
+            }
+        }
+        if config.linux.resources.oomScoreAdj != 0 { plan.oomScoreAdjust = Int32(config.linux.resources.oomScoreAdj) }
+        return PlannedContainer(addition: addition, plan: plan, resources: resources, imageRef: imageRef)
+    }
+
+    /// A small file of an image (/etc/passwd), read only when it resolves inside the image.
+    static func imageFile(_ rootfs: String, _ path: String) -> String {
+        guard let real = realpath(rootfs + "/" + path, nil) else { return "" }
+        defer { free(real) }
+        let resolved = String(cString: real)
+        guard resolved.hasPrefix(rootfs + "/") || (realpath(rootfs, nil).map { root in
+            defer { free(root) }
+            return resolved.hasPrefix(String(cString: root) + "/")
+        } ?? false) else { return "" }
+        guard let data = FileManager.default.contents(atPath: resolved), data.count < 4 << 20 else { return "" }
+        return String(decoding: data, as: UTF8.self)
     }
 
     func createContainer(in sandbox: ManagedSandbox, config: Runtime_V1_ContainerConfig) throws(RPCError) -> String {
@@ -351,13 +427,48 @@ final class SandboxManager: @unchecked Sendable {
         }
     }
 
-    func updateResources(_ container: ManagedContainer, _ resources: Runtime_V1_LinuxContainerResources) throws(RPCError) {
-        let requirements = try CRITranslation.resources(resources, field: "linux")
-        guard let cgroup = container.runtime.cgroup else { return }
+    /// UpdateContainerResources: the container's cgroup files rewritten live, and what is now in
+    /// force kept for ContainerStatus.resources.
+    func updateResources(_ container: ManagedContainer, in sandbox: ManagedSandbox,
+                         _ resources: Runtime_V1_LinuxContainerResources) throws(RPCError) {
+        let translated = try CRITranslation.cgroupResources(resources, field: "linux")
+        if let cgroup = container.runtime.cgroup {
+            if !translated.unified.isEmpty, let problem = PodCgroups.checkUnified(Array(translated.unified.keys), against: cgroup) {
+                throw CRIError.invalidArgument("linux.unified", problem)
+            }
+            do {
+                try PodCgroups.update(cgroup, resources: translated)
+            } catch {
+                throw CRIError.internal("update resources of \(container.id): \(error)")
+            }
+        }
+        if resources.oomScoreAdj != 0, let process = container.runtime.process {
+            let path = "/proc/\(process.pid)/oom_score_adj"
+            do {
+                try FileSystem.writeFile(path, String(resources.oomScoreAdj))
+            } catch {
+                throw CRIError.internal("update oom_score_adj of \(container.id): \(error)")
+            }
+        }
+        sandbox.lock.withLock {
+            container.resources = resources
+            container.record.resources = try? resources.jsonString()
+            try? store.save(container.record)
+        }
+    }
+
+    /// UpdatePodSandboxResources: the pod cgroup's files (best effort, as the kubelet treats it).
+    func updatePodResources(_ sandbox: ManagedSandbox, resources: Runtime_V1_LinuxContainerResources,
+                            overhead: Runtime_V1_LinuxContainerResources?) throws(RPCError) {
+        var total = try CRITranslation.cgroupResources(resources, field: "resources")
+        if let overhead { total.add(try CRITranslation.cgroupResources(overhead, field: "overhead")) }
+        guard let cgroups = sandbox.pod.cgroups else {
+            throw CRIError.failedPrecondition("pod sandbox \(sandbox.id) has no cgroup on this host")
+        }
         do {
-            try PodCgroups.update(cgroup, resources: PodPlanner.cgroupResources(requirements))
+            try cgroups.updatePod(total)
         } catch {
-            throw CRIError.internal("update resources of \(container.id): \(error)")
+            throw CRIError.internal("update resources of pod sandbox \(sandbox.id): \(error)")
         }
     }
 
@@ -441,6 +552,49 @@ final class SandboxManager: @unchecked Sendable {
         event.podSandboxStatus = CRIStatus.sandboxStatus(sandbox)
         event.containersStatuses = [CRIStatus.containerStatus(container)]
         events.publish(event)
+    }
+
+    // MARK: - Runtime configuration
+
+    /// The node's pod CIDR(s) from UpdateRuntimeConfig, kept under the state directory.
+    var podCIDR: String {
+        (try? String(contentsOfFile: store.directory + "/pod-cidr", encoding: .utf8)) ?? ""
+    }
+
+    func setPodCIDR(_ cidr: String) throws(RPCError) {
+        for (index, part) in cidr.split(separator: ",", omittingEmptySubsequences: false).enumerated() where !cidr.isEmpty {
+            let pieces = part.split(separator: "/")
+            guard pieces.count == 2, let bits = Int(pieces[1]), bits >= 0, bits <= 128,
+                  pieces[0].allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) else {
+                throw CRIError.invalidArgument("runtime_config.network_config.pod_cidr", "\"\(cidr)\": entry \(index) is not a CIDR")
+            }
+        }
+        do {
+            try FileSystem.writeAtomically(store.directory + "/pod-cidr", cidr, mode: 0o600, durable: false)
+        } catch {
+            throw CRIError.internal("store pod CIDR: \(error)")
+        }
+        logger.info("pod CIDR \(cidr.isEmpty ? "(none)" : cidr) (kept for pod networking; podshim does not configure pod IPs yet)")
+    }
+
+    /// What a hybrid or v1 host means for a kubelet, or nil on a full cgroup v2 host.
+    var cgroupNotice: String? {
+        guard hierarchy?.canEnforceLimits != true else { return nil }
+        return "this host's cgroup v2 hierarchy cannot enforce cpu/memory/pids (cgroup v1 or hybrid): run the kubelet with "
+            + "cgroupsPerQOS: false and enforceNodeAllocatable: [] (its /kubepods cgroups would be v1, which podshim does not use)"
+    }
+
+    /// Status(verbose) `config`: where things are, the cgroup driver and what it means on this host.
+    func verboseInfo() -> String {
+        var values: [String: Any] = [
+            "stateDir": configuration.stateDirectory, "rootDir": configuration.rootDirectory,
+            "imageDir": configuration.imageDirectory, "cgroupDriver": configuration.cgroupDriver.rawValue,
+            "cgroupLimits": hierarchy?.canEnforceLimits == true ? "enforced" : "not enforced on this host",
+            "podCIDR": podCIDR,
+        ]
+        if let cgroupNotice { values["cgroupNotice"] = cgroupNotice }
+        return (try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys, .withoutEscapingSlashes]))
+            .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     // MARK: - Restart

@@ -47,6 +47,8 @@ struct ContainerRecord: Codable, Equatable, Sendable {
     /// a daemon restarted during the stop runs it again with the full grace period.
     var stopGraceSeconds: Int64?
     var stopRequestedAt: Int64?
+    /// The resources of the last UpdateContainerResources (protobuf JSON); nil = the config's.
+    var resources: String?
 }
 
 /// The daemon's record files: `<state>/cri/sandboxes/<id>.json` and `<state>/cri/containers/<id>.json`.

@@ -29,7 +29,7 @@ public enum ContainerExec {
 
     /// The plan of a process that joins `container`'s namespaces: no new root, no mounts.
     public static func plan(for container: ProcessPlan, argv: [String]) -> ProcessPlan {
-        ProcessPlan(
+        var plan = ProcessPlan(
             joinedNamespaces: [.mount, .cgroup, .network, .ipc, .uts],
             joinsSandboxPIDNamespace: true,
             uid: container.uid, gid: container.gid, supplementaryGroups: container.supplementaryGroups,
@@ -37,6 +37,8 @@ public enum ContainerExec {
             seccompFilter: container.seccompFilter,
             argv: argv, environment: container.environment, searchPath: container.searchPath,
             workingDirectory: container.workingDirectory)
+        plan.oomScoreAdjust = container.oomScoreAdjust
+        return plan
     }
 
     /// Runs `argv` in `container` and waits for it; `timeoutSeconds` 0 = no timeout. Blocks the

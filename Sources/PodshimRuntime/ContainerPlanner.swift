@@ -32,9 +32,14 @@ public struct ContainerPlanner: Sendable {
 
         let context = container.securityContext
         let privileged = context.privileged == true
-        var mounts = Self.systemMounts(shmDirectory: layout.shmDirectory, privileged: privileged)
+        let shm = pod.hostIPC ? "/dev/shm" : layout.shmDirectory
+        var mounts = Self.systemMounts(shmDirectory: shm, privileged: privileged)
         if !privileged {
-            mounts += Self.maskedPaths + Self.readOnlyPaths(rootfs: layout.rootfsDirectory(name))
+            let masked = context.maskedPaths.map { $0.map(MountPlan.masked) } ?? Self.maskedPaths
+            let readOnly = context.readOnlyPaths.map { paths in
+                paths.map { Self.readOnlyPath($0, rootfs: layout.rootfsDirectory(name)) }
+            } ?? Self.readOnlyPaths(rootfs: layout.rootfsDirectory(name))
+            mounts += masked + readOnly
         }
         mounts += ["hostname", "hosts", "resolv.conf"].map {
             MountPlan.bind(layout.etcDirectory + "/" + $0, to: "/etc/" + $0, kind: .file)
@@ -63,10 +68,18 @@ public struct ContainerPlanner: Sendable {
                                 message: "the container would run as root (uid 0): set runAsUser to a non-zero uid")
         }
 
-        return ProcessPlan(
-            newNamespaces: pod.shareProcessNamespace ? [.mount, .cgroup] : [.mount, .pid, .cgroup],
-            joinedNamespaces: .pod,
-            joinsSandboxPIDNamespace: pod.shareProcessNamespace,
+        let pidMode = pod.pidNamespace(of: container)
+        var targetName: String?
+        if case .target(let name) = pidMode { targetName = name }
+        var groups: [UInt32] = []
+        for group in pod.securityContext.supplementalGroups + (context.supplementalGroups ?? [])
+            where !groups.contains(UInt32(group)) {
+            groups.append(UInt32(group))
+        }
+        var plan = ProcessPlan(
+            newNamespaces: pidMode == .container ? [.mount, .pid, .cgroup] : [.mount, .cgroup],
+            joinedNamespaces: Self.sandboxNamespaces(pod),
+            joinsSandboxPIDNamespace: pidMode == .pod,
             rootfs: layout.rootfsDirectory(name),
             rootfsMount: overlay,
             mounts: mounts,
@@ -76,13 +89,25 @@ public struct ContainerPlanner: Sendable {
             readOnlyRootfs: context.readOnlyRootFilesystem == true,
             uid: UInt32(uid),
             gid: UInt32(container.effectiveRunAsGroup(pod: pod) ?? 0),
-            supplementaryGroups: pod.securityContext.supplementalGroups.map { UInt32($0) },
+            supplementaryGroups: groups,
             capabilities: CapabilityMasks(container: capabilities.rawValue),
             noNewPrivileges: context.allowPrivilegeEscalation == false,
             argv: argv,
             environment: environment,
             searchPath: searchPath,
             workingDirectory: container.workingDir)
+        plan.pidNamespaceTarget = targetName
+        return plan
+    }
+
+    /// The namespaces the pod's pause process owns (and its containers join): network, IPC and
+    /// UTS, less those the pod takes from the host.
+    public static func sandboxNamespaces(_ pod: PodSpec) -> Namespaces {
+        var namespaces: Namespaces = []
+        if pod.sandboxNamespaces.network { namespaces.insert(.network) }
+        if pod.sandboxNamespaces.ipc { namespaces.insert(.ipc) }
+        if pod.sandboxNamespaces.uts { namespaces.insert(.uts) }
+        return namespaces
     }
 
     private func volumeMountPlan(_ mount: VolumeMount, field: String) throws(ManifestError) -> MountPlan {
@@ -101,7 +126,14 @@ public struct ContainerPlanner: Sendable {
         if let subPath = mount.subPath, !subPath.isEmpty {
             source += "/" + subPath
         }
-        return .bind(source, to: mount.mountPath, readOnly: mount.readOnly, kind: kind)
+        var plan = MountPlan.bind(source, to: mount.mountPath, readOnly: mount.readOnly, kind: kind)
+        switch mount.propagation {
+        case .none: break // private: what every mount in the container's namespace already is
+        case .hostToContainer: plan.propagation = .slave
+        case .bidirectional: plan.propagation = .shared
+        }
+        plan.recursiveReadOnly = mount.recursiveReadOnly
+        return plan
     }
 
     /// PATH (when missing), HOSTNAME and HOME, then the manifest's env in order (later wins).
@@ -159,13 +191,18 @@ public struct ContainerPlanner: Sendable {
         }
     }()
 
+    /// One read-only path (see ``readOnlyPaths(rootfs:)``).
+    static func readOnlyPath(_ path: String, rootfs: String) -> MountPlan {
+        MountPlan(source: rootfs + path, target: path, fileSystemType: nil, flags: [.bind, .recursive, .readOnly],
+                  optional: true)
+    }
+
     /// Paths a non-privileged container may read but not write (containerd's list): bound onto
     /// themselves read-only. The source is the container's own path, seen from the child before
     /// pivot_root, under the rootfs.
     static func readOnlyPaths(rootfs: String) -> [MountPlan] {
         ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"].map {
-            MountPlan(source: rootfs + $0, target: $0, fileSystemType: nil, flags: [.bind, .recursive, .readOnly],
-                      optional: true)
+            readOnlyPath($0, rootfs: rootfs)
         }
     }
 
@@ -208,15 +245,19 @@ public struct ContainerPlanner: Sendable {
 public enum SandboxPlanner {
     public static func plan(pod: PodSpec, pauseBinary: String, privileged: Bool? = nil) -> ProcessPlan {
         let privileged = privileged ?? isPrivileged(pod)
-        return ProcessPlan(
-            newNamespaces: [.network, .ipc, .uts, .pid],
-            hostname: pod.hostname,
-            loopbackUp: true,
+        var namespaces = ContainerPlanner.sandboxNamespaces(pod)
+        if !pod.hostPID { namespaces.insert(.pid) }
+        var plan = ProcessPlan(
+            newNamespaces: namespaces,
+            hostname: namespaces.contains(.uts) ? pod.hostname : nil,
+            loopbackUp: namespaces.contains(.network),
             capabilities: privileged ? nil : CapabilityMasks(container: 0),
             noNewPrivileges: !privileged,
             argv: [pauseBinary],
             environment: [],
             workingDirectory: "/")
+        plan.sysctls = pod.sysctls.map { FileWrite(path: $0.procPath, value: $0.value) }
+        return plan
     }
 
     /// A pod with a privileged container has a privileged sandbox.

@@ -45,8 +45,12 @@ public final class Pod: @unchecked Sendable {
     /// `privileged` overrides the sandbox's privilege (the CRI says it); by default the sandbox is
     /// privileged when a container of `spec` is. `daemon` marks the record as owned by `podshim serve`,
     /// which re-adopts its pods after a restart instead of letting them be cleaned up.
+    /// `cgroupParent`: a kubelet's pod cgroup (absolute path) with its leaf naming, and the
+    /// resources to write to it; nil = podshim's own `<root>/podshim/pod-<id>`.
     public init(spec: PodSpec, layout: PodLayout, configuration: RuntimeConfiguration, plans: [ProcessPlan],
-                cgroupHierarchy: CgroupHierarchy?, privileged: Bool? = nil, daemon: Bool = false) {
+                cgroupHierarchy: CgroupHierarchy?, privileged: Bool? = nil, daemon: Bool = false,
+                cgroupParent: CgroupParent? = nil) {
+        self.cgroupParent = cgroupParent
         currentSpec = spec
         self.cgroupHierarchy = cgroupHierarchy
         self.layout = layout
@@ -66,6 +70,23 @@ public final class Pod: @unchecked Sendable {
         outputFIFOs = daemon
     }
 
+    /// Where the pod's cgroups go when a kubelet names their parent.
+    public struct CgroupParent: Sendable, Equatable {
+        /// Absolute path of the parent (the pod cgroup the kubelet created).
+        public var path: String
+        public var naming: PodCgroups.Naming
+        /// The sandbox's resources and overhead, written to the parent; nil leaves it as it is.
+        public var resources: CgroupResources?
+
+        public init(path: String, naming: PodCgroups.Naming, resources: CgroupResources?) {
+            self.path = path
+            self.naming = naming
+            self.resources = resources
+        }
+    }
+
+    public let cgroupParent: CgroupParent?
+
     /// Container output goes through named pipes under the pod's state directory, which survive
     /// the daemon (`podshim serve`); `podshim run` uses plain pipes.
     private let outputFIFOs: Bool
@@ -82,14 +103,21 @@ public final class Pod: @unchecked Sendable {
             try FileSystem.createDirectory(layout.stateDirectory, mode: 0o700)
             record.privileged = privilegedSandbox
             try saveRecord()
-            try FileSystem.createDirectory(layout.shmDirectory, mode: 0o1777)
-            try Mounts.mountTmpfs(at: layout.shmDirectory, options: "mode=1777,size=65536k")
+            if !currentSpec.hostIPC {
+                try FileSystem.createDirectory(layout.shmDirectory, mode: 0o1777)
+                try Mounts.mountTmpfs(at: layout.shmDirectory, options: "mode=1777,size=65536k")
+            }
             try FileSystem.createDirectory(layout.etcDirectory)
-            // Generated files, rewritten with every pod: no fsync needed.
-            try FileSystem.writeAtomically(layout.etcDirectory + "/hostname", currentSpec.hostname + "\n", durable: false)
-            try FileSystem.writeAtomically(layout.etcDirectory + "/hosts", Self.hostsFile(hostname: currentSpec.hostname),
-                                           durable: false)
-            let resolv = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+            // Generated files, rewritten with every pod: no fsync needed. A host-network pod sees
+            // the host's name and hosts file, as with containerd.
+            let hostname = currentSpec.hostNetwork ? Self.hostHostname() : currentSpec.hostname
+            try FileSystem.writeAtomically(layout.etcDirectory + "/hostname", hostname + "\n", durable: false)
+            let hosts = currentSpec.hostNetwork
+                ? ((try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? Self.hostsFile(hostname: hostname))
+                : Self.hostsFile(hostname: hostname)
+            try FileSystem.writeAtomically(layout.etcDirectory + "/hosts", hosts, durable: false)
+            let resolv = currentSpec.dnsConfig?.resolvConf
+                ?? (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
             try FileSystem.writeAtomically(layout.etcDirectory + "/resolv.conf", resolv, durable: false)
             try FileSystem.createDirectory(layout.dataDirectory, mode: 0o711)
             try FileSystem.createDirectory(layout.logDirectory)
@@ -183,7 +211,10 @@ public final class Pod: @unchecked Sendable {
     /// Re-attaches the sandbox and the pod's cgroups after a restart of podshim.
     public func adoptSandbox(_ process: ProcessHandle?, cgroupPath: String?) {
         sandbox = process
-        if let cgroupPath {
+        if let cgroupParent, cgroupHierarchy != nil {
+            let controllers = Cgroup(path: cgroupParent.path).availableControllers()
+            cgroups = PodCgroups(pod: Cgroup(path: cgroupParent.path), controllers: controllers, naming: cgroupParent.naming)
+        } else if let cgroupPath {
             let controllers = Cgroup(path: cgroupPath).availableControllers()
             cgroups = PodCgroups(pod: Cgroup(path: cgroupPath), controllers: controllers)
         }
@@ -229,6 +260,18 @@ public final class Pod: @unchecked Sendable {
             cgroupNotice = "cgroup v2 at \(hierarchy.mountPoint) has no \(hierarchy.missingControllers.joined(separator: ", ")) "
                 + "controller (a cgroup v1 or hybrid host): limits are not enforced"
         }
+        if let cgroupParent {
+            record.cgroupParent = cgroupParent.path
+            record.limitsEnforced = hierarchy.canEnforceLimits
+            try saveRecord()
+            let created = try PodCgroups.create(hierarchy: hierarchy, parent: cgroupParent.path, naming: cgroupParent.naming,
+                                                podResources: cgroupParent.resources)
+            cgroups = created
+            for container in containers {
+                container.cgroup = try created.addContainer(container.name, resources: container.resources)
+            }
+            return
+        }
         let root = configuration.cgroupRoot ?? hierarchy.mountPoint
         record.cgroup = PodCgroups.path(root: root, podID: layout.podID)
         record.limitsEnforced = hierarchy.canEnforceLimits
@@ -254,6 +297,13 @@ public final class Pod: @unchecked Sendable {
         case .hostPath(let path, let type):
             try HostPathCheck.prepare(path: path, type: type)
         }
+    }
+
+    /// The host's name (gethostname).
+    static func hostHostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(cString: buffer)
     }
 
     static func hostsFile(hostname: String) -> String {
@@ -306,8 +356,12 @@ public final class Pod: @unchecked Sendable {
         defer { output.closeChildEnds() }
         do {
             let name = container.name
+            var holder: ProcessHandle?
+            if let target = container.plan.pidNamespaceTarget {
+                holder = self.container(named: target)?.process
+            }
             let process = try Spawner.spawn(
-                container.plan, sandbox: sandbox,
+                container.plan, sandbox: sandbox, pidNamespaceHolder: holder,
                 stdio: .init(output: output.childStdout, error: output.childStderr),
                 cgroup: container.cgroup,
                 onCloned: { process in
@@ -387,7 +441,7 @@ public final class Pod: @unchecked Sendable {
     public func removeResources() -> [PodError] {
         var problems: [PodError] = []
         do {
-            try cgroups?.remove()
+            try cgroups?.remove(containers: containers.map(\.name))
         } catch {
             problems.append(PodError("pod \(spec.name) cgroups", error))
         }

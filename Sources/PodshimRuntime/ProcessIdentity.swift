@@ -50,6 +50,8 @@ public struct PodStateRecord: Codable, Equatable, Sendable {
     public var dataDirectory: String
     /// The pod cgroup, once podshim decided where it goes.
     public var cgroup: String?
+    /// A kubelet's pod cgroup that holds the pod's leaves (never removed by podshim).
+    public var cgroupParent: String?
     /// False when the host could not enforce the pod's cpu/memory/pids limits.
     public var limitsEnforced: Bool?
     /// True when a container of the pod is privileged, and so its sandbox.

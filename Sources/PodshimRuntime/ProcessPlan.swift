@@ -7,6 +7,13 @@ public struct ProcessPlan: Equatable, Sendable {
     public var joinedNamespaces: Namespaces
     /// Born into the sandbox's PID namespace (`shareProcessNamespace: true`).
     public var joinsSandboxPIDNamespace: Bool
+    /// Born into the PID namespace of this other container of the pod (the CRI's TARGET mode).
+    public var pidNamespaceTarget: String?
+    /// Sysctls written in the new namespaces before anything else changes (the pause process:
+    /// the pod's namespaced sysctls).
+    public var sysctls: [FileWrite] = []
+    /// /proc/self/oom_score_adj (-1000…1000); nil leaves the inherited value.
+    public var oomScoreAdjust: Int32?
     /// Set in a new UTS namespace.
     public var hostname: String?
     /// Bring `lo` up in a new network namespace.
@@ -75,8 +82,25 @@ public struct ProcessPlan: Equatable, Sendable {
         self.workingDirectory = workingDirectory
     }
 
+    /// Namespaces the process shares with whatever it joins or inherits (neither new nor
+    /// joined from the sandbox): the host's, for host network / IPC / PID pods.
+    public var inheritedNamespaces: Namespaces {
+        Namespaces([.network, .ipc, .uts, .pid]).subtracting(newNamespaces).subtracting(joinedNamespaces)
+    }
+
     /// The PATH a container gets when neither the image nor the manifest sets one (as containerd).
     public static let defaultSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+/// A value written to a file (a sysctl under /proc/sys).
+public struct FileWrite: Equatable, Sendable {
+    public var path: String
+    public var value: String
+
+    public init(path: String, value: String) {
+        self.path = path
+        self.value = value
+    }
 }
 
 /// The five capability sets of a process, as bitmasks of capability numbers.
@@ -139,6 +163,18 @@ public struct MountPlan: Equatable, Sendable {
     public var targetKind: TargetKind
     /// Skipped when the target does not exist (masked paths), instead of creating it.
     public var optional: Bool
+    /// Propagation set on the mount once it is in place; nil leaves what it inherits (private).
+    public var propagation: Propagation?
+    /// Make the mount and everything below it read-only (mount_setattr AT_RECURSIVE).
+    public var recursiveReadOnly: Bool = false
+    /// A masked path: an empty read-only tmpfs over a directory, /dev/null over anything else
+    /// (decided in the child by what the target is).
+    public var mask: Bool = false
+
+    /// Mount propagation: the kernel's private, slave and shared, applied recursively.
+    public enum Propagation: Equatable, Sendable {
+        case `private`, slave, shared
+    }
 
     public init(
         source: String?, target: String, fileSystemType: String?, flags: MountFlags = [], data: String? = nil,
@@ -151,6 +187,14 @@ public struct MountPlan: Equatable, Sendable {
         self.flags = flags
         self.data = data
         self.targetKind = targetKind
+    }
+
+    /// A masked path (see ``mask``).
+    public static func masked(_ target: String) -> MountPlan {
+        var plan = MountPlan(source: "/dev/null", target: target, fileSystemType: nil, flags: [.bind, .readOnly],
+                             targetKind: .file, optional: true)
+        plan.mask = true
+        return plan
     }
 
     /// A recursive bind mount of a host path.

@@ -42,6 +42,18 @@ public enum Recovery {
                     report.append("could not remove cgroup of pod \(record.name): \(error)")
                 }
             }
+            if let parent = record.cgroupParent {
+                // A kubelet's pod cgroup: only podshim's leaves in it (named by the pod and container ids).
+                let ids = Set([record.podID] + record.containers.keys)
+                for leaf in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+                    where ids.contains(leaf) || ids.contains { leaf == "podshim-\($0).scope" } {
+                    do {
+                        try Cgroup(path: parent + "/" + leaf).remove()
+                    } catch {
+                        report.append("could not remove cgroup \(parent)/\(leaf) of pod \(record.name): \(error)")
+                    }
+                }
+            }
             for (name, identity) in record.containers.sorted(by: { $0.key < $1.key }) {
                 if kill(identity) { report.append("killed container \(name) (pid \(identity.pid)) of pod \(record.name)") }
             }

@@ -16,12 +16,16 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     public var requireCgroups: Bool
     /// `pids.max` of every pod cgroup (the kubelet's podPidsLimit); nil = no limit.
     public var podPidsLimit: Int64?
+    /// How a CRI `cgroup_parent` is written: a cgroupfs path or a systemd slice name.
+    public var cgroupDriver: CgroupDriver
 
     public init(
         stateDirectory: String = "/run/podshim", rootDirectory: String = "/var/lib/podshim",
         imageDirectory: String? = nil, logDirectory: String = "/var/log/podshim/pods",
-        pauseBinary: String, cgroupRoot: String? = nil, requireCgroups: Bool = false, podPidsLimit: Int64? = nil
+        pauseBinary: String, cgroupRoot: String? = nil, requireCgroups: Bool = false, podPidsLimit: Int64? = nil,
+        cgroupDriver: CgroupDriver = .cgroupfs
     ) {
+        self.cgroupDriver = cgroupDriver
         self.cgroupRoot = cgroupRoot
         self.requireCgroups = requireCgroups
         self.podPidsLimit = podPidsLimit
@@ -31,4 +35,12 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         self.logDirectory = logDirectory
         self.pauseBinary = pauseBinary
     }
+}
+
+/// The kubelet's `cgroupDriver`: how it names the pod cgroups it sends as `cgroup_parent`.
+public enum CgroupDriver: String, Sendable, Equatable, CaseIterable {
+    /// `/kubepods/burstable/pod<uid>`: a path under the cgroup mount.
+    case cgroupfs
+    /// `kubepods-burstable-pod<uid_>.slice`: a slice name, nested by its dashes.
+    case systemd
 }

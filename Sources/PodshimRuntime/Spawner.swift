@@ -42,16 +42,22 @@ public enum Spawner {
     /// With a `cgroup`, the child is born in it (clone3 CLONE_INTO_CGROUP); where the kernel
     /// refuses that, it is moved there right after the clone, before it can exec.
     public static func spawn(
-        _ plan: ProcessPlan, sandbox: ProcessHandle?, stdio: Stdio, cgroup: Cgroup? = nil, setupTimeout: Double = 60,
+        _ plan: ProcessPlan, sandbox: ProcessHandle?, pidNamespaceHolder: ProcessHandle? = nil, stdio: Stdio,
+        cgroup: Cgroup? = nil, setupTimeout: Double = 60,
         onCloned: (ProcessHandle) -> Void = { _ in },
         onExit: @escaping (ExitStatus) -> Void
     ) throws(SpawnError) -> ProcessHandle {
         if (!plan.joinedNamespaces.isEmpty || plan.joinsSandboxPIDNamespace) && sandbox == nil {
             throw SpawnError(stage: "setns", detail: "(no sandbox process)", errno: .invalidArgument)
         }
+        if plan.pidNamespaceTarget != nil && pidNamespaceHolder == nil {
+            throw SpawnError(stage: "setns", detail: "(pid of container \(plan.pidNamespaceTarget ?? ""): not running)",
+                             errno: .noSuchProcess)
+        }
         let arena = CArena()
         defer { arena.release() }
         var config = makeConfig(plan, sandbox: sandbox, stdio: stdio, arena: arena)
+        if let pidNamespaceHolder { config.pid_ns_pidfd = pidNamespaceHolder.pidfd }
         var cgroupFD: Int32 = -1
         if let cgroup {
             do {
@@ -114,7 +120,9 @@ public enum Spawner {
             detail = plan.rootfsMount.map { "\($0.fileSystemType ?? "bind") on \(plan.rootfs ?? "")" } ?? plan.rootfs
         case PSH_STAGE_OPEN_ROOTFS, PSH_STAGE_PIVOT_ROOT:
             detail = plan.rootfs
-        case PSH_STAGE_MOUNT_TARGET, PSH_STAGE_MOUNT, PSH_STAGE_REMOUNT:
+        case PSH_STAGE_SYSCTL:
+            if plan.sysctls.indices.contains(index) { detail = "\(plan.sysctls[index].path)=\(plan.sysctls[index].value)" }
+        case PSH_STAGE_MOUNT_TARGET, PSH_STAGE_MOUNT, PSH_STAGE_REMOUNT, PSH_STAGE_CLONE_MOUNT, PSH_STAGE_PROPAGATION:
             if plan.mounts.indices.contains(index) {
                 let mount = plan.mounts[index]
                 detail = "\(mount.source ?? mount.fileSystemType ?? "none") on \(mount.target)"
@@ -151,6 +159,14 @@ public enum Spawner {
         config.pid_ns_pidfd = plan.joinsSandboxPIDNamespace ? (sandbox?.pidfd ?? -1) : -1
         config.hostname = arena.string(plan.hostname)
         config.loopback_up = plan.loopbackUp
+        config.sysctls = UnsafePointer(arena.array(plan.sysctls.map {
+            psh_file_write(path: arena.string($0.path)!, value: arena.string($0.value)!)
+        }))
+        config.sysctl_count = plan.sysctls.count
+        if let adjust = plan.oomScoreAdjust {
+            config.set_oom_score_adj = true
+            config.oom_score_adj = adjust
+        }
         config.rootfs = arena.string(plan.rootfs)
         if let rootfsMount = plan.rootfsMount {
             config.rootfs_mount = UnsafePointer(arena.array([mountSpec(rootfsMount, arena: arena)]))
@@ -200,7 +216,10 @@ public enum Spawner {
             fstype: arena.string(mount.fileSystemType), flags: mountFlags(mount.flags),
             data: arena.string(mount.data),
             target_kind: mount.targetKind == .file ? PSH_TARGET_FILE : PSH_TARGET_DIRECTORY,
-            optional: mount.optional)
+            optional: mount.optional, mask: mount.mask,
+            propagation: Int32(mount.propagation == .shared ? PSH_PROPAGATION_SHARED
+                : mount.propagation == .slave ? PSH_PROPAGATION_SLAVE : PSH_PROPAGATION_PRIVATE),
+            recursive_readonly: mount.recursiveReadOnly)
     }
 
     static func cloneFlags(_ namespaces: Namespaces) -> Int32 {

@@ -5,7 +5,7 @@ extension ManifestParser {
         "resources", "securityContext", "lifecycle", "livenessProbe", "readinessProbe", "startupProbe",
     ]
     private static let envFields: Set<String> = ["name", "value"]
-    private static let volumeMountFields: Set<String> = ["name", "mountPath", "readOnly", "subPath"]
+    private static let volumeMountFields: Set<String> = ["name", "mountPath", "readOnly", "subPath", "mountPropagation"]
     private static let portFields: Set<String> = ["name", "containerPort", "protocol"]
     private static let imagePullPolicies = ["Always", "IfNotPresent", "Never"]
     private static let protocols = ["TCP", "UDP", "SCTP"]
@@ -112,7 +112,10 @@ extension ManifestParser {
                     throw ManifestError(path: item.path(of: "subPath"), message: "must not contain '..'")
                 }
             }
-            mounts.append(VolumeMount(name: name, mountPath: mountPath, readOnly: readOnly, subPath: subPath))
+            let propagation = try item.oneOf("mountPropagation", MountPropagation.allCases.map(\.rawValue))
+                .flatMap(MountPropagation.init(rawValue:)) ?? MountPropagation.none
+            mounts.append(VolumeMount(name: name, mountPath: mountPath, readOnly: readOnly, subPath: subPath,
+                                      propagation: propagation))
         }
         return mounts
     }

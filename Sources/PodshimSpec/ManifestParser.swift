@@ -52,6 +52,7 @@ public enum ManifestParser {
     private static let metadataFields: Set<String> = ["name", "namespace", "uid", "labels", "annotations"]
     private static let specFields: Set<String> = [
         "hostname", "restartPolicy", "terminationGracePeriodSeconds", "shareProcessNamespace",
+        "hostNetwork", "hostPID", "hostIPC",
         "securityContext", "volumes", "containers",
     ]
 
@@ -98,12 +99,26 @@ public enum ManifestParser {
         let volumes = try parseVolumes(in: spec)
         let containers = try parseContainers(in: spec, volumes: volumes, podSecurityContext: securityContext)
 
-        return PodSpec(
+        var result = PodSpec(
             name: name, namespace: namespace, uid: uid, labels: labels, annotations: annotations,
             hostname: hostname ?? NameRules.defaultHostname(forPodName: name),
             restartPolicy: restartPolicy, terminationGracePeriodSeconds: gracePeriod,
             shareProcessNamespace: shareProcessNamespace, volumes: volumes, containers: containers,
             securityContext: securityContext
         )
+        result.hostNetwork = try spec.bool("hostNetwork") ?? false
+        result.hostPID = try spec.bool("hostPID") ?? false
+        result.hostIPC = try spec.bool("hostIPC") ?? false
+        if result.hostPID && shareProcessNamespace {
+            throw ManifestError(path: "spec.shareProcessNamespace", message: "cannot be true together with hostPID")
+        }
+        for (index, container) in containers.enumerated() {
+            for (mountIndex, mount) in container.volumeMounts.enumerated()
+                where mount.propagation == .bidirectional && container.securityContext.privileged != true {
+                throw ManifestError(path: "spec.containers[\(index)].volumeMounts[\(mountIndex)].mountPropagation",
+                                    message: "Bidirectional needs a privileged container")
+            }
+        }
+        return result
     }
 }

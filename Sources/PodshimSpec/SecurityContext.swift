@@ -23,6 +23,14 @@ public struct SecurityContext: Equatable, Sendable {
     public var runAsNonRoot: Bool?
     /// `readOnlyRootFilesystem`: mount the container's root filesystem read-only.
     public var readOnlyRootFilesystem: Bool?
+    /// The container's own supplementary groups (the CRI sends the final list per container),
+    /// added to the pod's; nil when absent.
+    public var supplementalGroups: [Int64]?
+    /// Paths masked in the container, as the CRI sends them; nil = podshim's default list.
+    /// An empty list masks nothing (procMount: Unmasked).
+    public var maskedPaths: [String]?
+    /// Paths made read-only, as the CRI sends them; nil = podshim's default list.
+    public var readOnlyPaths: [String]?
 
     public init(
         privileged: Bool? = nil, capabilities: CapabilityChanges? = nil,

@@ -46,6 +46,38 @@ public enum FileSystem {
         try libcCall("fsync", path: directory) { fsync(directoryFD) }
     }
 
+    /// Bytes allocated and inodes used by the tree at `path`, on its own filesystem only (what
+    /// `du -s --one-file-system` and `find | wc -l` count). Nil when `path` cannot be read.
+    public static func usage(of path: String) -> (bytes: UInt64, inodes: UInt64)? {
+        var root = stat()
+        guard lstat(path, &root) == 0 else { return nil }
+        var bytes: UInt64 = 0, inodes: UInt64 = 0
+        var pending = [path]
+        while let directory = pending.popLast() {
+            guard let handle = opendir(directory) else { continue }
+            defer { closedir(handle) }
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if name == "." || name == ".." { continue }
+                let child = directory + "/" + name
+                var info = stat()
+                guard lstat(child, &info) == 0, info.st_dev == root.st_dev else { continue }
+                bytes += UInt64(max(0, info.st_blocks)) * 512
+                inodes += 1
+                if (info.st_mode & S_IFMT) == S_IFDIR { pending.append(child) }
+            }
+        }
+        return (bytes + UInt64(max(0, root.st_blocks)) * 512, inodes + 1)
+    }
+
+    /// Writes `contents` into an existing file in place (a /proc or /sys knob): one write call.
+    public static func writeFile(_ path: String, _ contents: String) throws(SystemError) {
+        let fd = try libcCall("open", path: path) { open(path, O_WRONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        let bytes = Array(contents.utf8)
+        _ = try libcCall("write", path: path) { bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+    }
+
     /// Removes `path` and everything below it, after unmounting anything mounted there, and never
     /// crossing into another filesystem (like `rm -rf --one-file-system`). Missing is fine.
     public static func removeTree(_ path: String) throws(SystemError) {

@@ -50,3 +50,44 @@ public enum Mounts {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+/// The propagation of the mount that holds a path, from /proc/self/mountinfo.
+public enum MountInfo {
+    public struct Propagation: Equatable, Sendable {
+        /// The mount point that holds the path.
+        public var mountPoint: String
+        /// `shared:N`: in a peer group.
+        public var shared: Bool
+        /// `master:N`: receives from a peer group.
+        public var slave: Bool
+    }
+
+    /// The mount holding `path` (symlinks resolved): the last-mounted entry whose mount point is
+    /// the longest prefix. Nil when the path does not resolve.
+    public static func propagation(of path: String) -> Propagation? {
+        guard let real = realpath(path, nil) else { return nil }
+        let resolved = String(cString: real)
+        free(real)
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        return propagation(of: resolved, mountinfo: text)
+    }
+
+    /// Pure: `resolved` is an absolute path without symlinks.
+    public static func propagation(of resolved: String, mountinfo text: String) -> Propagation? {
+        var best: Propagation?
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count > 6, let separator = fields.firstIndex(of: "-") else { continue }
+            let mountPoint = Mounts.unescapeMountPath(fields[4])
+            let prefix = mountPoint == "/" ? "/" : mountPoint + "/"
+            guard resolved == mountPoint || resolved.hasPrefix(prefix) else { continue }
+            // Later lines are mounted on top: on a tie the later one wins.
+            if let best, best.mountPoint.count > mountPoint.count { continue }
+            let optional = fields[6..<separator]
+            best = Propagation(mountPoint: mountPoint,
+                               shared: optional.contains { $0.hasPrefix("shared:") },
+                               slave: optional.contains { $0.hasPrefix("master:") })
+        }
+        return best
+    }
+}

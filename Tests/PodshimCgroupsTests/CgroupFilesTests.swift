@@ -191,3 +191,55 @@ final class CgroupFilesTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(pod.cpuLimitMillis ?? Int64.max, Int64.max, "cpu limit sum wrapped")
     }
 }
+
+final class CRIResourceFilesTests: XCTestCase {
+    private func file(_ name: String, _ resources: CgroupResources) -> String? {
+        CgroupFiles.files(for: resources).first { $0.name == name }?.value
+    }
+
+    func testQuotaPeriodAndSharesAsSent() {
+        var resources = CgroupResources(cpuLimitMillis: 500)
+        resources.cpuPeriodMicroseconds = 50_000
+        resources.cpuQuotaMicroseconds = 20_000
+        resources.cpuShares = 1024
+        XCTAssertEqual(file("cpu.max", resources), "20000 50000")
+        XCTAssertEqual(file("cpu.weight", resources), "100")
+        resources.cpuQuotaMicroseconds = -1
+        XCTAssertEqual(file("cpu.max", resources), "max 50000")
+        resources.cpuQuotaMicroseconds = nil
+        XCTAssertEqual(file("cpu.max", resources), "50000 50000", "500m over a 50 ms period")
+    }
+
+    func testSwapIsMemoryPlusSwapMinusMemory() {
+        var resources = CgroupResources(memoryLimitBytes: 100)
+        XCTAssertEqual(file("memory.swap.max", resources), "0", "a limit and no swap said: no swap")
+        resources.memorySwapLimitBytes = 300
+        XCTAssertEqual(file("memory.swap.max", resources), "200")
+        resources.memorySwapLimitBytes = -1
+        XCTAssertEqual(file("memory.swap.max", resources), "max")
+    }
+
+    func testCpusetHugepagesAndUnifiedLast() {
+        var resources = CgroupResources()
+        resources.cpusetCPUs = "0-1"
+        resources.cpusetMems = "0"
+        resources.hugepageLimits = ["2MB": 0]
+        resources.unified = ["memory.high": "1000000", "cpu.max": "5000 100000"]
+        let files = CgroupFiles.files(for: resources)
+        XCTAssertEqual(files.first?.name, "cpuset.cpus")
+        XCTAssertEqual(file("hugetlb.2MB.max", resources), "0")
+        XCTAssertEqual(files.suffix(2).map(\.name), ["cpu.max", "memory.high"], "unified is written last and wins")
+        XCTAssertEqual(files.last { $0.name == "cpu.max" }?.value, "5000 100000")
+    }
+
+    func testKubeletParentPaths() {
+        XCTAssertEqual(PodCgroups.parentPath("/kubepods/burstable/pod1234", systemd: false), "/kubepods/burstable/pod1234")
+        XCTAssertNil(PodCgroups.parentPath("/kubepods/../etc", systemd: false))
+        XCTAssertNil(PodCgroups.parentPath("kubepods.slice", systemd: false))
+        XCTAssertEqual(PodCgroups.parentPath("kubepods-burstable-pod12_34.slice", systemd: true),
+                       "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod12_34.slice")
+        XCTAssertEqual(PodCgroups.parentPath("kubepods.slice", systemd: true), "/kubepods.slice")
+        XCTAssertNil(PodCgroups.parentPath("/kubepods/pod1", systemd: true))
+        XCTAssertEqual(PodCgroups.Naming.kubelet(sandboxID: "abc", systemd: false).sandbox, "abc")
+    }
+}

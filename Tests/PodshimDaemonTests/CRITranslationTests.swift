@@ -68,13 +68,165 @@ final class CRITranslationTests: XCTestCase {
         assertInvalid("config.metadata.uid") { _ = try CRITranslation.pod(self.sandboxConfig(uid: String(repeating: "u", count: 300))) }
     }
 
-    func testHostNamespacesAreRefusedByName() {
+    func testHostNamespacesBecomeHostPods() throws {
         var config = sandboxConfig()
         config.linux.securityContext.namespaceOptions.network = .node
-        assertInvalid("config.linux.security_context.namespace_options.network") { _ = try CRITranslation.pod(config) }
-        config = sandboxConfig()
+        config.linux.securityContext.namespaceOptions.ipc = .node
         config.linux.securityContext.namespaceOptions.pid = .node
+        let pod = try CRITranslation.pod(config)
+        XCTAssertTrue(pod.hostNetwork)
+        XCTAssertTrue(pod.hostIPC)
+        XCTAssertTrue(pod.hostPID)
+        XCTAssertFalse(pod.shareProcessNamespace)
+        config = sandboxConfig()
+        config.linux.securityContext.namespaceOptions.pid = .target
         assertInvalid("config.linux.security_context.namespace_options.pid") { _ = try CRITranslation.pod(config) }
+        config = sandboxConfig()
+        config.linux.securityContext.namespaceOptions.network = .container
+        assertInvalid("config.linux.security_context.namespace_options.network") { _ = try CRITranslation.pod(config) }
+    }
+
+    func testSysctlsOnlyNamespacedOnes() throws {
+        var config = sandboxConfig()
+        config.linux.sysctls = ["kernel.shm_rmid_forced": "1", "net/ipv4/ip_unprivileged_port_start": "0"]
+        let pod = try CRITranslation.pod(config)
+        XCTAssertEqual(pod.sysctls, [Sysctl(name: "kernel.shm_rmid_forced", value: "1"),
+                                     Sysctl(name: "net.ipv4.ip_unprivileged_port_start", value: "0")])
+        XCTAssertEqual(pod.sysctls[1].procPath, "/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        config.linux.sysctls = ["kernel.pid_max": "100000"]
+        assertInvalid("config.linux.sysctls[\"kernel.pid_max\"]") { _ = try CRITranslation.pod(config) }
+        config.linux.sysctls = ["net.ipv4.../x": "1"]
+        assertInvalid("config.linux.sysctls[\"net.ipv4.../x\"]") { _ = try CRITranslation.pod(config) }
+        config = sandboxConfig()
+        config.linux.securityContext.namespaceOptions.network = .node
+        config.linux.sysctls = ["net.ipv4.ip_forward": "1"]
+        assertInvalid("config.linux.sysctls[\"net.ipv4.ip_forward\"]") { _ = try CRITranslation.pod(config) }
+    }
+
+    func testDNSConfigBecomesResolvConf() throws {
+        var config = sandboxConfig()
+        config.dnsConfig.servers = ["10.10.10.10"]
+        config.dnsConfig.searches = ["google.com", "svc.local"]
+        config.dnsConfig.options = ["ndots:8"]
+        let pod = try CRITranslation.pod(config)
+        let text = try XCTUnwrap(pod.dnsConfig?.resolvConf)
+        XCTAssertTrue(text.contains("nameserver 10.10.10.10\n"))
+        XCTAssertTrue(text.contains("search google.com svc.local\n"))
+        XCTAssertTrue(text.contains("options ndots:8\n"))
+        config.dnsConfig.servers = ["10.0.0.1\nnameserver 1.2.3.4"]
+        assertInvalid("config.dns_config.servers[0]") { _ = try CRITranslation.pod(config) }
+    }
+
+    func testRunAsGroupNeedsAUser() {
+        var config = containerConfig()
+        config.linux.securityContext.runAsGroup.value = 1002
+        assertInvalid("config.linux.security_context.run_as_group") {
+            _ = try CRITranslation.container(config, key: "abc", image: ImageDefaults())
+        }
+        var sandbox = sandboxConfig()
+        sandbox.linux.securityContext.runAsGroup.value = 5
+        assertInvalid("config.linux.security_context.run_as_group") { _ = try CRITranslation.pod(sandbox) }
+    }
+
+    func testUserNamesAndGroupPolicies() throws {
+        var image = ImageDefaults()
+        image.users = ImageUsers(passwd: "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\napp:x:1000:1000::/:/bin/sh\n",
+                                 group: "root:x:0:\nwheel:x:10:app,other\ndocker:x:50000:app\n")
+        var config = containerConfig()
+        config.linux.securityContext.runAsUsername = "nobody"
+        var spec = try CRITranslation.container(config, key: "abc", image: image).container
+        XCTAssertEqual(spec.securityContext.runAsUser, 65534)
+        XCTAssertEqual(spec.securityContext.runAsGroup, 65534)
+        config.linux.securityContext.runAsUsername = "ghost"
+        assertInvalid("config.linux.security_context.run_as_username") {
+            _ = try CRITranslation.container(config, key: "abc", image: image)
+        }
+        config = containerConfig()
+        config.linux.securityContext.runAsUser.value = 1000
+        config.linux.securityContext.supplementalGroups = [1234]
+        spec = try CRITranslation.container(config, key: "abc", image: image).container
+        XCTAssertEqual(spec.securityContext.supplementalGroups, [1234, 10, 50000], "Merge adds the image's memberships")
+        XCTAssertEqual(spec.securityContext.runAsGroup, 1000, "the uid's primary group in /etc/passwd")
+        config.linux.securityContext.supplementalGroupsPolicy = .strict
+        spec = try CRITranslation.container(config, key: "abc", image: image).container
+        XCTAssertEqual(spec.securityContext.supplementalGroups, [1234])
+        image.user = "app"
+        spec = try CRITranslation.container(containerConfig(), key: "abc", image: image).container
+        XCTAssertEqual(spec.securityContext.runAsUser, 1000, "the image's USER name, resolved")
+    }
+
+    func testMaskedAndReadonlyPathsAreUsedAsSent() throws {
+        var config = containerConfig()
+        config.linux.securityContext.maskedPaths = ["/proc/kcore", "/bin/ls"]
+        config.linux.securityContext.readonlyPaths = []
+        let spec = try CRITranslation.container(config, key: "abc", image: ImageDefaults()).container
+        XCTAssertEqual(spec.securityContext.maskedPaths, ["/proc/kcore", "/bin/ls"])
+        XCTAssertEqual(spec.securityContext.readOnlyPaths, [])
+        config.linux.securityContext.maskedPaths = ["relative"]
+        assertInvalid("config.linux.security_context.masked_paths[0]") {
+            _ = try CRITranslation.container(config, key: "abc", image: ImageDefaults())
+        }
+    }
+
+    func testMountPropagationRules() throws {
+        var config = containerConfig()
+        var mount = Runtime_V1_Mount()
+        mount.hostPath = "/tmp"
+        mount.containerPath = "/mnt"
+        mount.propagation = .propagationBidirectional
+        config.mounts = [mount]
+        assertInvalid("config.mounts[0].propagation") {
+            _ = try CRITranslation.container(config, key: "abc", image: ImageDefaults())
+        }
+        config.linux.securityContext.privileged = true
+        XCTAssertEqual(try CRITranslation.container(config, key: "abc", image: ImageDefaults()).container.volumeMounts[0].propagation,
+                       .bidirectional)
+        mount.propagation = .propagationHostToContainer
+        mount.recursiveReadOnly = true
+        mount.readonly = true
+        config.mounts = [mount]
+        assertInvalid("config.mounts[0].recursive_read_only") {
+            _ = try CRITranslation.container(config, key: "abc", image: ImageDefaults())
+        }
+    }
+
+    func testPIDTargetNamesTheContainer() throws {
+        var config = containerConfig()
+        config.linux.securityContext.namespaceOptions.pid = .target
+        assertInvalid("config.linux.security_context.namespace_options.target_id") {
+            _ = try CRITranslation.container(config, key: "abc", image: ImageDefaults())
+        }
+        config.linux.securityContext.namespaceOptions.targetID = "f00"
+        XCTAssertEqual(try CRITranslation.container(config, key: "abc", image: ImageDefaults()).container.pidNamespace, .target("f00"))
+    }
+
+    func testCgroupResourcesKeepTheCRIValues() throws {
+        var resources = Runtime_V1_LinuxContainerResources()
+        resources.cpuPeriod = 50_000
+        resources.cpuQuota = 25_000
+        resources.cpuShares = 512
+        resources.memoryLimitInBytes = 64 << 20
+        resources.memorySwapLimitInBytes = 96 << 20
+        resources.cpusetCpus = "0-1"
+        resources.unified = ["memory.high": "50000000"]
+        var limit = Runtime_V1_HugepageLimit()
+        limit.pageSize = "2MB"
+        limit.limit = 0
+        resources.hugepageLimits = [limit]
+        let translated = try CRITranslation.cgroupResources(resources, field: "r")
+        XCTAssertEqual(translated.cpuQuotaMicroseconds, 25_000)
+        XCTAssertEqual(translated.cpuShares, 512)
+        XCTAssertEqual(translated.cpusetCPUs, "0-1")
+        XCTAssertEqual(translated.hugepageLimits, ["2MB": 0])
+        XCTAssertEqual(translated.unified, ["memory.high": "50000000"])
+        resources.unified = ["../cpu.max": "1"]
+        assertInvalid("r.unified[\"../cpu.max\"]") { _ = try CRITranslation.cgroupResources(resources, field: "r") }
+        resources.unified = [:]
+        resources.memorySwapLimitInBytes = 1 << 20
+        assertInvalid("r.memory_swap_limit_in_bytes") { _ = try CRITranslation.cgroupResources(resources, field: "r") }
+        resources.memorySwapLimitInBytes = 0
+        resources.oomScoreAdj = 2000
+        assertInvalid("r.oom_score_adj") { _ = try CRITranslation.cgroupResources(resources, field: "r") }
     }
 
     func testBadHostnameAndLogDirectory() {
@@ -112,7 +264,8 @@ final class CRITranslationTests: XCTestCase {
         XCTAssertEqual(spec.securityContext.runAsGroup, 2000)
         XCTAssertEqual(spec.securityContext.readOnlyRootFilesystem, true)
         XCTAssertEqual(spec.securityContext.allowPrivilegeEscalation, false)
-        XCTAssertNil(spec.securityContext.seccompProfile, "unset: the planner's default, RuntimeDefault")
+        XCTAssertEqual(spec.securityContext.seccompProfile, SeccompProfileSpec(type: .unconfined),
+                       "unset: Unconfined, as containerd and CRI-O (the kubelet asks for RuntimeDefault explicitly)")
     }
 
     func testImageDefaultsFillTheGaps() throws {
@@ -221,7 +374,7 @@ final class CRITranslationTests: XCTestCase {
 
     func testSeccompChoices() throws {
         var context = Runtime_V1_LinuxContainerSecurityContext()
-        XCTAssertNil(try CRITranslation.seccomp(context))
+        XCTAssertEqual(try CRITranslation.seccomp(context), SeccompProfileSpec(type: .unconfined))
         context.seccomp.profileType = .unconfined
         XCTAssertEqual(try CRITranslation.seccomp(context), SeccompProfileSpec(type: .unconfined))
         context.seccomp.profileType = .localhost

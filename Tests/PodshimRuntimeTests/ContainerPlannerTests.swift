@@ -51,6 +51,72 @@ final class ContainerPlannerTests: XCTestCase {
         XCTAssertFalse(result.loopbackUp)
     }
 
+    func testHostNamespacesAreNeitherNewNorJoined() throws {
+        var spec = pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])])
+        spec.hostNetwork = true
+        spec.hostIPC = true
+        spec.hostPID = true
+        let result = try plan(spec)
+        XCTAssertEqual(result.newNamespaces, [.mount, .cgroup])
+        XCTAssertEqual(result.joinedNamespaces, [])
+        XCTAssertEqual(result.inheritedNamespaces, [.network, .ipc, .uts, .pid])
+        XCTAssertEqual(result.mounts.first { $0.target == "/dev/shm" }?.source, "/dev/shm", "host IPC: the host's /dev/shm")
+        let sandbox = SandboxPlanner.plan(pod: spec, pauseBinary: "/pause")
+        XCTAssertEqual(sandbox.newNamespaces, [])
+        XCTAssertNil(sandbox.hostname, "a host-network pod keeps the host's name")
+        XCTAssertFalse(sandbox.loopbackUp)
+
+        spec.hostPID = false
+        spec.hostIPC = false
+        XCTAssertEqual(try plan(spec).joinedNamespaces, [.ipc])
+        XCTAssertEqual(SandboxPlanner.plan(pod: spec, pauseBinary: "/pause").newNamespaces, [.ipc, .pid])
+    }
+
+    func testPIDNamespaceOfAnotherContainer() throws {
+        var container = ContainerSpec(name: "debug", image: "b", command: ["sh"])
+        container.pidNamespace = .target("app")
+        let result = try plan(pod(containers: [container]))
+        XCTAssertEqual(result.newNamespaces, [.mount, .cgroup])
+        XCTAssertEqual(result.pidNamespaceTarget, "app")
+        XCTAssertFalse(result.joinsSandboxPIDNamespace)
+    }
+
+    func testSandboxWritesThePodsSysctls() {
+        var spec = pod(containers: [])
+        spec.sysctls = [Sysctl(name: "kernel.shm_rmid_forced", value: "1")]
+        XCTAssertEqual(SandboxPlanner.plan(pod: spec, pauseBinary: "/pause").sysctls,
+                       [FileWrite(path: "/proc/sys/kernel/shm_rmid_forced", value: "1")])
+    }
+
+    func testMaskedAndReadOnlyPathsAsGiven() throws {
+        var container = ContainerSpec(name: "app", image: "b", command: ["true"])
+        container.securityContext.maskedPaths = ["/bin/ls"]
+        container.securityContext.readOnlyPaths = ["/tmp"]
+        let mounts = try plan(pod(containers: [container])).mounts
+        let masked = mounts.filter(\.mask)
+        XCTAssertEqual(masked.map(\.target), ["/bin/ls"])
+        XCTAssertFalse(mounts.contains { $0.target == "/proc/kcore" })
+        XCTAssertEqual(mounts.filter { $0.flags.contains(.readOnly) && $0.target.hasPrefix("/tmp") }.count, 1)
+        container.securityContext.maskedPaths = []
+        container.securityContext.readOnlyPaths = []
+        let unmasked = try plan(pod(containers: [container])).mounts
+        XCTAssertFalse(unmasked.contains { $0.mask || $0.target == "/proc/sys" }, "empty lists: unmasked")
+    }
+
+    func testMountPropagationAndRecursiveReadOnly() throws {
+        let container = ContainerSpec(name: "app", image: "b", command: ["true"], volumeMounts: [
+            VolumeMount(name: "h", mountPath: "/h", propagation: .hostToContainer),
+            VolumeMount(name: "b", mountPath: "/b", propagation: .bidirectional),
+            VolumeMount(name: "r", mountPath: "/r", readOnly: true, recursiveReadOnly: true),
+        ])
+        let volumes = ["h", "b", "r"].map { Volume(name: $0, source: .hostPath(path: "/srv/" + $0, type: .unset)) }
+        let mounts = try plan(pod(containers: [container], volumes: volumes)).mounts
+        XCTAssertEqual(mounts.first { $0.target == "/h" }?.propagation, .slave)
+        XCTAssertEqual(mounts.first { $0.target == "/b" }?.propagation, .shared)
+        XCTAssertEqual(mounts.first { $0.target == "/r" }?.recursiveReadOnly, true)
+        XCTAssertNil(mounts.first { $0.target == "/r" }?.propagation)
+    }
+
     func testNamespacesWithSharedProcessNamespace() throws {
         let result = try plan(pod(containers: [ContainerSpec(name: "app", image: "b", command: ["true"])],
                                   shareProcessNamespace: true))

@@ -336,3 +336,23 @@ final class SystemTypesTests: XCTestCase {
         try FileSystem.removeTree(temporary.path + "/nothing")
     }
 }
+
+final class MountInfoTests: XCTestCase {
+    let table = """
+    22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+    30 22 0:5 / /tmp rw master:4 - tmpfs tmpfs rw
+    31 22 8:1 /srv /mnt/data rw - ext4 /dev/vda rw
+    32 31 0:6 / /mnt/data/inner rw shared:9 - tmpfs tmpfs rw
+    """
+
+    func testTheLongestMountPointHoldsThePath() {
+        XCTAssertEqual(MountInfo.propagation(of: "/var/lib", mountinfo: table),
+                       MountInfo.Propagation(mountPoint: "/", shared: true, slave: false))
+        XCTAssertEqual(MountInfo.propagation(of: "/tmp/x", mountinfo: table)?.slave, true)
+        let data = MountInfo.propagation(of: "/mnt/data/x", mountinfo: table)
+        XCTAssertEqual(data?.mountPoint, "/mnt/data")
+        XCTAssertEqual(data?.shared, false)
+        XCTAssertEqual(MountInfo.propagation(of: "/mnt/data/inner", mountinfo: table)?.shared, true)
+        XCTAssertEqual(MountInfo.propagation(of: "/mnt/database", mountinfo: table)?.mountPoint, "/")
+    }
+}
