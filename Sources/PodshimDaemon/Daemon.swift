@@ -80,6 +80,7 @@ public struct Daemon {
             throw StartError(description: "state directory \(manager.store.directory): \(error)")
         }
         for line in manager.readopt() { logger.notice("\(line)") }
+        if let notice = manager.cgroupNotice { logger.warning("\(notice)") }
 
         let policy = PeerPolicy(group: group)
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
@@ -103,6 +104,7 @@ public struct Daemon {
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler { [logger] in
                 logger.notice("signal \(signo): stopping the daemon; pods keep running")
+                SystemdNotify.notify(SystemdNotify.stoppingMessage(status: "stopping; pods keep running"), logger: logger)
                 manager.events.finishAll()
                 manifestPods.events.finishAll()
                 manifestPods.stopAll()
@@ -115,6 +117,8 @@ public struct Daemon {
         signal(SIGPIPE, SIG_IGN)
 
         logger.notice("podshim \(options.version) serving CRI runtime.v1 on \(options.socketPath) (pid \(getpid()), \(manager.allSandboxes.count) sandboxes)")
+        SystemdNotify.notify(SystemdNotify.readyMessage(
+            status: "serving CRI on \(options.socketPath), \(manager.allSandboxes.count) sandboxes"), logger: logger)
         do {
             try await server.serve()
         } catch {

@@ -15,18 +15,37 @@ struct Serve: AsyncParsableCommand {
             Every sandbox and container is recorded atomically under <state-dir>/cri. SIGTERM or SIGINT stops the daemon and leaves the pods running; started again with the same --state-dir, podshim re-adopts them (PID and start time must match) and reports those that vanished meanwhile as exited with reason Unknown. This holds after SIGKILL too.
 
             Images come from the local store (--image-dir); PullImage imports a local directory or OCI image layout and never contacts a registry.
+
+            Settings can also come from a config file, by default /etc/podshim/podshim.conf (a missing default file is fine): `key = value` lines and `#` comments, the keys being the long options without the dashes (socket, socket-group, state-dir, root, image-dir, log-dir, pause-binary, cgroup-root, cgroup-driver, require-cgroups = true|false, pod-pids-limit). An option given on the command line wins over the file, the file over the built-in default.
+
+            Under systemd (Type=notify, $NOTIFY_SOCKET set) the daemon reports READY=1 once it serves and STOPPING=1 when it stops.
             """
     )
 
-    @Option(help: ArgumentHelp("The Unix socket to serve on.", valueName: "path"))
-    var socket = "/run/podshim/podshim.sock"
+    static let defaultSocket = "/run/podshim/podshim.sock"
+
+    @Option(help: ArgumentHelp("The config file. Default: \(ServeConfigFile.defaultPath), if it exists.", valueName: "path"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("The Unix socket to serve on. Default: \(Serve.defaultSocket).", valueName: "path"))
+    var socket: String?
 
     @Option(help: ArgumentHelp("A group (name or gid) whose members may use the socket besides root.", valueName: "group"))
     var socketGroup: String?
 
+    @Option(help: ArgumentHelp("How the kubelet names the cgroup_parent it sends: cgroupfs (a path such as /kubepods/burstable/pod<uid>) or systemd (a slice such as kubepods-burstable-pod<uid>.slice). Must match the kubelet's cgroupDriver; podshim reports it in the RuntimeConfig RPC. Default: cgroupfs.", valueName: "driver"))
+    var cgroupDriver: CgroupDriver?
+
     @OptionGroup var host: HostOptions
 
     func run() async throws {
+        let file: ServeConfigFile.Values
+        do {
+            file = try ServeConfigFile.load(path: config ?? ServeConfigFile.defaultPath, required: config != nil)
+        } catch {
+            FileHandle.standardError.write(Data("podshim serve: config file \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
         guard getuid() == 0 else {
             FileHandle.standardError.write(Data("podshim serve: must run as root\n".utf8))
             throw ExitCode(1)
@@ -36,9 +55,12 @@ struct Serve: AsyncParsableCommand {
             handler.logLevel = .info
             return handler
         }
+        var configuration = host.runtimeConfiguration(file: file)
+        configuration.cgroupDriver = cgroupDriver ?? file.cgroupDriver ?? .cgroupfs
+        let socket = self.socket.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
+            ?? file.socket ?? Serve.defaultSocket
         let options = Daemon.Options(
-            socketPath: socket.hasPrefix("/") ? socket : FileManager.default.currentDirectoryPath + "/" + socket,
-            socketGroup: socketGroup, configuration: host.runtimeConfiguration,
+            socketPath: socket, socketGroup: socketGroup ?? file.socketGroup, configuration: configuration,
             version: Podshim.configuration.version)
         do {
             try await Daemon(options: options).run()
@@ -48,3 +70,5 @@ struct Serve: AsyncParsableCommand {
         }
     }
 }
+
+extension CgroupDriver: ExpressibleByArgument {}
