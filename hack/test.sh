@@ -4,7 +4,8 @@
 #  2. the CRI API tests: `podshim serve` driven by an independent client, Python's grpcio with
 #     stubs generated from Proto/ (hack/test-cri.sh), a kubelet's call sequence among them;
 #  3. the cgroup v2 enforcement tests inside a VM with a full cgroup v2 hierarchy
-#     (hack/vm/run-in-vm.sh), because hosts like ours are hybrid (cgroup v1 owns cpu/memory).
+#     (hack/vm/run-in-vm.sh), because hosts like ours are hybrid (cgroup v1 owns cpu/memory):
+#     podshim run's limits, and the kubelet's cgroup tree through the CRI (hack/test-cri-vm.sh).
 # Usage: hack/test.sh [extra swift test arguments]      PODSHIM_SKIP_VM=1 skips step 3.
 # Exit status: 0 when every suite passed, 1 otherwise (the summary at the end names the failures).
 set -uo pipefail
@@ -59,6 +60,7 @@ else
   if step "VM setup" hack/vm/setup.sh; then
     step "cgroup v2 enforcement tests in a VM" hack/vm/run-in-vm.sh env PODSHIM_TEST_DIR=/run/podshim-it \
       PODSHIM_REQUIRE_CGROUP_V2=1 .build/debug/podshimPackageTests.xctest PodshimIntegrationTests.CgroupEnforcementTests
+    step "CRI cgroup tests in a VM (cgroup_parent, resources, unified, live resize)" hack/test-cri-vm.sh
   fi
 fi
 finish

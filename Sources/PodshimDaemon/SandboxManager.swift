@@ -370,7 +370,7 @@ final class SandboxManager: @unchecked Sendable {
             do {
                 try sandbox.pod.start(container.runtime, sink: nil)
             } catch {
-                // The child reported and exits; its exit is processed as StartError by the event thread.
+                // The child reported and exits; its exit is processed as ContainerCannotRun by the event thread.
                 container.record.message = error.description
                 throw CRIError.internal("start container \(container.id): \(error)")
             }

@@ -7,7 +7,7 @@ public struct ContainerTermination: Equatable, Sendable {
     public var exitCode: Int32
     /// The signal that killed the main process, if one did.
     public var signal: Signal?
-    /// `Completed`, `Error`, `StartError` (later also `OOMKilled`).
+    /// `Completed`, `Error`, `ContainerCannotRun` (later also `OOMKilled`).
     public var reason: String
     /// Why it failed to start, or nil.
     public var message: String?
@@ -63,7 +63,7 @@ public struct ContainerStateMachine: Equatable, Sendable {
             throw TransitionError(action: "exit", state: state)
         case .created:
             state = .exited(ContainerTermination(
-                exitCode: status.code, reason: "StartError", message: startError ?? "exited before it started",
+                exitCode: status.code, reason: "ContainerCannotRun", message: startError ?? "exited before it started",
                 usage: usage))
         case .running:
             var signal: Signal?

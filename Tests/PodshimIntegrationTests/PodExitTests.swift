@@ -52,7 +52,7 @@ final class PodExitTests: XCTestCase {
             """)
         XCTAssertEqual(status, 1)
         XCTAssertTrue(run.stderr.contains("container client: execve /bin/nope: ENOENT"), run.stderr)
-        XCTAssertTrue(run.stderr.contains("container client: exit code 127 (StartError: execve /bin/nope: ENOENT)"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("container client: exit code 127 (ContainerCannotRun: execve /bin/nope: ENOENT)"), run.stderr)
         XCTAssertTrue(run.stderr.contains("container sleeper: exit code 137"), "the rest of the pod is stopped: \(run.stderr)")
         XCTAssertEqual(harness.leftovers(), [])
     }
@@ -77,7 +77,7 @@ final class PodExitTests: XCTestCase {
                 """)
             XCTAssertEqual(status, 1, expected)
             XCTAssertTrue(run.stderr.contains("container c: \(expected)"), "expected \(expected) in:\n\(run.stderr)")
-            XCTAssertTrue(run.stderr.contains("container c: exit code 127 (StartError: \(expected))"),
+            XCTAssertTrue(run.stderr.contains("container c: exit code 127 (ContainerCannotRun: \(expected))"),
                           "the failed container's exit must be accounted for:\n\(run.stderr)")
         }
         XCTAssertEqual(harness.leftovers(), [])

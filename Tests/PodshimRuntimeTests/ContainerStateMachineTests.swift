@@ -65,13 +65,13 @@ final class ContainerStateMachineTests: XCTestCase {
                        ContainerTermination(exitCode: 139, signal: Signal(rawValue: SIGSEGV), reason: "Error"))
     }
 
-    func testFailedToStartThenExitIsStartError() throws {
+    func testFailedToStartThenExitIsContainerCannotRun() throws {
         var machine = ContainerStateMachine()
         try machine.failedToStart("execve nope: ENOENT")
         XCTAssertEqual(machine.state, .created, "the exit status is still to come")
         try machine.exited(.exited(code: 127))
         XCTAssertEqual(machine.termination, ContainerTermination(
-            exitCode: 127, signal: nil, reason: "StartError", message: "execve nope: ENOENT"))
+            exitCode: 127, signal: nil, reason: "ContainerCannotRun", message: "execve nope: ENOENT"))
         XCTAssertFalse(machine.isRunning)
     }
 
@@ -79,7 +79,7 @@ final class ContainerStateMachineTests: XCTestCase {
         var machine = ContainerStateMachine()
         try machine.exited(.signaled(.kill, coreDumped: false))
         XCTAssertEqual(machine.termination, ContainerTermination(
-            exitCode: 137, signal: nil, reason: "StartError", message: "exited before it started"))
+            exitCode: 137, signal: nil, reason: "ContainerCannotRun", message: "exited before it started"))
     }
 
     func testStartingTwiceThrows() throws {

@@ -438,7 +438,7 @@ class CRITestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         require_environment(cls)
-        cls.base = tempfile.mkdtemp(prefix="podshim-cri-", dir="/tmp")
+        cls.base = tempfile.mkdtemp(prefix="podshim-cri-", dir=os.environ.get("PODSHIM_CRI_TMP", "/tmp"))
         cls.keys = set()          # sandbox ids and uids of pods we created
         cls.daemons = []
         cls.clients = []

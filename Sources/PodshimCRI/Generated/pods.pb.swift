@@ -88,7 +88,7 @@ public nonisolated struct Podshim_V1_ContainerState: Sendable {
   /// Waiting, Running, Terminated
   public var state: String = String()
 
-  /// Waiting: CrashLoopBackOff or ContainerCreating; Terminated: Completed, Error, OOMKilled, StartError
+  /// Waiting: CrashLoopBackOff or ContainerCreating; Terminated: Completed, Error, OOMKilled, ContainerCannotRun
   public var reason: String = String()
 
   public var exitCode: Int32 = 0
