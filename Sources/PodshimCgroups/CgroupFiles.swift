@@ -40,6 +40,20 @@ public enum CgroupFiles {
         return files
     }
 
+    /// Only the files of the values that are set: for a cgroup someone else sized first (a
+    /// kubelet's pod cgroup), so that nothing it wrote is reset to a default.
+    public static func filesOfSetValues(for resources: CgroupResources) -> [(name: String, value: String)] {
+        let wanted: [String: Bool] = [
+            "cpuset.cpus": resources.cpusetCPUs != nil, "cpuset.mems": resources.cpusetMems != nil,
+            "cpu.max": resources.cpuQuotaMicroseconds != nil || resources.cpuLimitMillis != nil,
+            "cpu.weight": resources.cpuShares != nil || resources.cpuRequestMillis != nil,
+            "memory.max": resources.memoryLimitBytes != nil,
+            "memory.swap.max": resources.memorySwapLimitBytes != nil,
+            "pids.max": resources.pidsLimit != nil,
+        ]
+        return files(for: resources, oomGroup: false).filter { wanted[$0.name] ?? true }
+    }
+
     /// `cpu.max`: the CRI's quota and period when sent, else from the limit in millicores.
     public static func cpuMax(_ resources: CgroupResources) -> String {
         let period = resources.cpuPeriodMicroseconds.flatMap { $0 > 0 ? $0 : nil } ?? cpuPeriodMicroseconds

@@ -124,7 +124,7 @@ public struct PodCgroups: Sendable {
         let controllers = try pod.enableControllers(wanted)
         let cgroups = PodCgroups(pod: pod, controllers: controllers, naming: naming)
         if let podResources {
-            try apply(CgroupFiles.files(for: podResources, oomGroup: false), to: pod)
+            try apply(CgroupFiles.filesOfSetValues(for: podResources), to: pod)
         }
         try cgroups.sandbox.create()
         return cgroups
@@ -152,9 +152,9 @@ public struct PodCgroups: Sendable {
         try apply(CgroupFiles.files(for: resources), to: leaf)
     }
 
-    /// Rewrites the pod cgroup's files (UpdatePodSandboxResources).
+    /// Rewrites the pod cgroup's files that `resources` sets (UpdatePodSandboxResources).
     public func updatePod(_ resources: CgroupResources) throws(SystemError) {
-        try Self.apply(CgroupFiles.files(for: resources, oomGroup: false), to: pod)
+        try Self.apply(CgroupFiles.filesOfSetValues(for: resources), to: pod)
     }
 
     /// Writes `files` into `cgroup`, skipping files of controllers not enabled for it and files

@@ -301,7 +301,9 @@ enum CRITranslation {
         for (index, group) in context.supplementalGroups.enumerated() where group < 0 || group > Int64(UInt32.max) {
             throw CRIError.invalidArgument("\(contextField).supplemental_groups[\(index)]", "\(group) is not a group id")
         }
-        var groups = context.supplementalGroups
+        // The primary group first, as containerd lists it (and ContainerStatus.user reports it).
+        var groups: [Int64] = [security.runAsGroup ?? 0]
+        for group in context.supplementalGroups where !groups.contains(group) { groups.append(group) }
         switch context.supplementalGroupsPolicy {
         case .merge:
             // Merge: also the groups the image's /etc/group lists the user in.

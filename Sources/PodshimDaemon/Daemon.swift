@@ -95,7 +95,7 @@ public struct Daemon {
         let manifestPods = ManifestPods(configuration: configuration, logger: logger)
         let server = GRPCServer(transport: transport, services: [
             RuntimeServiceProvider(manager: manager, version: options.version),
-            ImageServiceProvider(store: manager.images),
+            ImageServiceProvider(store: manager.images, containerRoot: configuration.rootDirectory + "/pods"),
             PodServiceProvider(pods: manifestPods),
         ])
 

@@ -2,10 +2,13 @@ import Foundation
 import GRPCCore
 import PodshimCRI
 import PodshimRuntime
+import PodshimSystem
 
 /// `runtime.v1.ImageService` over the local image store: no registry is ever contacted.
 struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
     let store: ImageStore
+    /// Where containers' writable layers live (`<root>/pods`), reported as the container filesystem.
+    var containerRoot: String?
 
     static func image(_ record: ImageRecord) -> Runtime_V1_Image {
         var image = Runtime_V1_Image()
@@ -87,6 +90,15 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         filesystem.inodesUsed.value = usage.inodes
         var response = Runtime_V1_ImageFsInfoResponse()
         response.imageFilesystems = [filesystem]
+        if let containerRoot {
+            let layers = try await offload { FileSystem.usage(of: containerRoot) }
+            var containers = Runtime_V1_FilesystemUsage()
+            containers.timestamp = nowNanoseconds()
+            containers.fsID.mountpoint = containerRoot
+            containers.usedBytes.value = layers?.bytes ?? 0
+            containers.inodesUsed.value = layers?.inodes ?? 0
+            response.containerFilesystems = [containers]
+        }
         return response
     }
 

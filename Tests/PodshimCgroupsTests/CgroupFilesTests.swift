@@ -243,3 +243,13 @@ final class CRIResourceFilesTests: XCTestCase {
         XCTAssertEqual(PodCgroups.Naming.kubelet(sandboxID: "abc", systemd: false).sandbox, "abc")
     }
 }
+
+final class PodParentFilesTests: XCTestCase {
+    func testOnlyWhatIsSetReachesAKubeletsPodCgroup() {
+        var resources = CgroupResources(memoryLimitBytes: 1 << 30)
+        resources.cpuQuotaMicroseconds = 150_000
+        let names = CgroupFiles.filesOfSetValues(for: resources).map(\.name)
+        XCTAssertEqual(names, ["cpu.max", "memory.max"], "pids.max, cpu.weight and swap stay as the kubelet wrote them")
+        XCTAssertEqual(CgroupFiles.filesOfSetValues(for: CgroupResources()).map(\.name), [])
+    }
+}

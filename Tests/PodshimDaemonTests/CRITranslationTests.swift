@@ -145,11 +145,12 @@ final class CRITranslationTests: XCTestCase {
         config.linux.securityContext.runAsUser.value = 1000
         config.linux.securityContext.supplementalGroups = [1234]
         spec = try CRITranslation.container(config, key: "abc", image: image).container
-        XCTAssertEqual(spec.securityContext.supplementalGroups, [1234, 10, 50000], "Merge adds the image's memberships")
+        XCTAssertEqual(spec.securityContext.supplementalGroups, [1000, 1234, 10, 50000],
+                       "the primary group, the given ones, and with Merge the image's memberships")
         XCTAssertEqual(spec.securityContext.runAsGroup, 1000, "the uid's primary group in /etc/passwd")
         config.linux.securityContext.supplementalGroupsPolicy = .strict
         spec = try CRITranslation.container(config, key: "abc", image: image).container
-        XCTAssertEqual(spec.securityContext.supplementalGroups, [1234])
+        XCTAssertEqual(spec.securityContext.supplementalGroups, [1000, 1234])
         image.user = "app"
         spec = try CRITranslation.container(containerConfig(), key: "abc", image: image).container
         XCTAssertEqual(spec.securityContext.runAsUser, 1000, "the image's USER name, resolved")

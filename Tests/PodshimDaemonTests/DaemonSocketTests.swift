@@ -34,7 +34,9 @@ final class DaemonSocketTests: XCTestCase {
 
     func testSymlinkedDirectoryIsRefused() throws {
         try FileManager.default.createSymbolicLink(atPath: directory + "/link", withDestinationPath: directory)
-        XCTAssertThrowsError(try DaemonSocket.prepareDirectory(directory + "/link"))
+        XCTAssertThrowsError(try DaemonSocket.prepareDirectory(directory + "/link")) { error in
+            XCTAssertTrue("\(error)".contains("is not a directory (or is a symlink)"), "\(error)")
+        }
     }
 
     func testSocketIsCreated0660AndAStaleOneIsReplaced() throws {
@@ -48,7 +50,9 @@ final class DaemonSocketTests: XCTestCase {
 
         // A second daemon while the first listens (and holds the lock): refused.
         var second = DaemonSocket(path: path, group: nil)
-        XCTAssertThrowsError(try second.bindAndListen())
+        XCTAssertThrowsError(try second.bindAndListen()) { error in
+            XCTAssertTrue("\(error)".contains("another podshim serve holds \(path).lock"), "\(error)")
+        }
 
         // The first "crashes": its listening socket and lock go, the socket file stays.
         close(first.descriptor)
@@ -78,7 +82,9 @@ final class DaemonSocketTests: XCTestCase {
         let path = directory + "/file.sock"
         FileManager.default.createFile(atPath: path, contents: Data("keep".utf8))
         var socket = DaemonSocket(path: path, group: nil)
-        XCTAssertThrowsError(try socket.bindAndListen())
+        XCTAssertThrowsError(try socket.bindAndListen()) { error in
+            XCTAssertTrue("\(error)".contains("exists and is not a socket"), "\(error)")
+        }
         XCTAssertEqual(FileManager.default.contents(atPath: path), Data("keep".utf8))
     }
 

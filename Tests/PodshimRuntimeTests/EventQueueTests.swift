@@ -125,7 +125,9 @@ final class EventQueueTests: XCTestCase {
 
     func testOrdering() {
         XCTAssertLessThan(MonotonicInstant(nanoseconds: 1), MonotonicInstant(nanoseconds: 2))
-        XCTAssertEqual(MonotonicInstant(nanoseconds: 5), MonotonicInstant(nanoseconds: 5))
+        XCTAssertFalse(MonotonicInstant(nanoseconds: 2) < MonotonicInstant(nanoseconds: 1))
+        XCTAssertNotEqual(MonotonicInstant(nanoseconds: 5), MonotonicInstant(nanoseconds: 6))
+        XCTAssertEqual(MonotonicInstant(nanoseconds: 5).nanoseconds, 5)
         let now = MonotonicInstant.now()
         XCTAssertGreaterThanOrEqual(MonotonicInstant.now(), now, "the monotonic clock never goes back")
     }

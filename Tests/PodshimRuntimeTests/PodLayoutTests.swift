@@ -45,8 +45,10 @@ final class PodLayoutTests: XCTestCase {
     }
 
     func testLayoutsDifferByPodID() {
-        XCTAssertEqual(Fixture.layout(pod, podID: "a"), Fixture.layout(pod, podID: "a"))
-        XCTAssertNotEqual(Fixture.layout(pod, podID: "a"), Fixture.layout(pod, podID: "b"))
+        let a = Fixture.layout(pod, podID: "a"), b = Fixture.layout(pod, podID: "b")
+        XCTAssertNotEqual(a, b)
+        XCTAssertNotEqual(a.stateDirectory, b.stateDirectory, "two pods never share state")
+        XCTAssertNotEqual(a.dataDirectory, b.dataDirectory, "two pods never share layers or volumes")
     }
 
     func testConfigurationDefaults() {

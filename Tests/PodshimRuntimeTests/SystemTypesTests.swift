@@ -332,8 +332,11 @@ final class SystemTypesTests: XCTestCase {
     }
 
     func testRemoveTreeOfAMissingPathIsFine() throws {
-        try FileSystem.removeTree(temporary.path + "/does/not/exist")
-        try FileSystem.removeTree(temporary.path + "/nothing")
+        let sibling = try temporary.makeFile("kept")
+        XCTAssertNoThrow(try FileSystem.removeTree(temporary.path + "/does/not/exist"))
+        XCTAssertNoThrow(try FileSystem.removeTree(temporary.path + "/nothing"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: sibling), "nothing else is touched")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: temporary.path + "/does"), "nothing is created")
     }
 }
 

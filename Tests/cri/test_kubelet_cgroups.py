@@ -127,3 +127,16 @@ class KubeletCgroupTreeTest(CRITestCase):
         self.assertTrue(os.path.isdir(pod_dir), "the kubelet's pod cgroup stays: the kubelet removes it")
         self.assertFalse(os.path.exists(leaf))
         self.assertFalse(os.path.exists(pod_dir + "/" + pod_id))
+
+    def test_memory_limit_ends_in_oomkilled(self):
+        c = self.client
+        pod_id, cfg = self.run_pod(c, "oom")
+        # dd touches its whole 128 MiB buffer at once: far past the 32 MiB limit, killed at once
+        # (a slowly growing hog would thrash for a minute under the VM's emulation).
+        ccfg = container_config("hog", ["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"],
+                                resources=pb.LinuxContainerResources(memory_limit_in_bytes=32 << 20))
+        cid = c.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=ccfg, sandbox_config=cfg),
+                                   timeout=60).container_id
+        self.start_container(c, cid)
+        st = self.wait_container_state(c, cid, pb.CONTAINER_EXITED, timeout=120)
+        self.assertEqual((st.reason, st.exit_code), ("OOMKilled", 137), st.message)
