@@ -5,19 +5,27 @@ import Foundation
 final class ExitSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var fired = false
-    private var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+    /// Each waiter and the timer that ends its wait; firing cancels the timers, so none is left
+    /// pending once the process has exited.
+    private var waiters: [UInt64: (continuation: CheckedContinuation<Bool, Never>, timeout: DispatchWorkItem)] = [:]
     private var nextWaiter: UInt64 = 0
 
     var hasFired: Bool { lock.withLock { fired } }
 
+    /// Timers still pending (for tests: zero once fired).
+    var pendingTimeouts: Int { lock.withLock { waiters.count } }
+
     /// Wakes every waiter; later waits return at once.
     func fire() {
-        let resumed: [CheckedContinuation<Bool, Never>] = lock.withLock {
+        let resumed = lock.withLock {
             fired = true
             defer { waiters.removeAll() }
             return Array(waiters.values)
         }
-        for waiter in resumed { waiter.resume(returning: true) }
+        for waiter in resumed {
+            waiter.timeout.cancel()
+            waiter.continuation.resume(returning: true)
+        }
     }
 
     /// True once fired, false when `seconds` passed first.
@@ -26,17 +34,26 @@ final class ExitSignal: @unchecked Sendable {
             let token: UInt64? = lock.withLock {
                 if fired { return nil }
                 nextWaiter += 1
-                waiters[nextWaiter] = continuation
                 return nextWaiter
             }
             guard let token else {
                 continuation.resume(returning: true)
                 return
             }
-            DispatchQueue.global().asyncAfter(deadline: .now() + max(0, seconds)) { [self] in
+            let expire = DispatchWorkItem { [self] in
                 let waiter = lock.withLock { waiters.removeValue(forKey: token) }
-                waiter?.resume(returning: false)
+                waiter?.continuation.resume(returning: false)
             }
+            let waiting: Bool = lock.withLock {
+                if fired { return false }
+                waiters[token] = (continuation, expire)
+                return true
+            }
+            guard waiting else {
+                continuation.resume(returning: true)
+                return
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + max(0, seconds), execute: expire)
         }
     }
 }

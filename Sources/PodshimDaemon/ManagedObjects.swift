@@ -56,13 +56,17 @@ final class ManagedSandbox: @unchecked Sendable {
     var lastCPUSample: (time: Int64, usage: UInt64)?
     /// Graceful stops of its containers: one deadline each, SIGKILL from the deadline thread.
     let termination: Termination
+    /// Where the termination's events go (the manager sets the handler once the sandbox exists).
+    let terminationEvents: TerminationEvents
 
     init(record: SandboxRecord, config: Runtime_V1_PodSandboxConfig, pod: Pod) {
         id = record.id
         self.config = config
         self.pod = pod
         self.record = record
-        termination = Termination(sandbox: { [pod] in pod.sandbox })
+        let events = TerminationEvents()
+        terminationEvents = events
+        termination = Termination(sandbox: { [pod] in pod.sandbox }, onEvent: { events.deliver($0) })
     }
 
     var name: String { config.metadata.name }
@@ -79,4 +83,18 @@ func nowNanoseconds() -> Int64 { WallClock.nanoseconds() }
 func newIdentifier() -> String {
     var generator = SystemRandomNumberGenerator()
     return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+}
+
+/// Forwards a ``Termination``'s events to a handler set after the sandbox is built.
+final class TerminationEvents: @unchecked Sendable { // the handler is guarded by the lock
+    private let lock = NSLock()
+    private var handler: (@Sendable (Termination.Event) -> Void)?
+
+    func set(_ handler: @escaping @Sendable (Termination.Event) -> Void) {
+        lock.withLock { self.handler = handler }
+    }
+
+    func deliver(_ event: Termination.Event) {
+        lock.withLock { handler }?(event)
+    }
 }

@@ -36,7 +36,7 @@ extension SandboxManager {
             pod.adoptSandbox(pause, cgroupPath: record.cgroup)
             if pause == nil && record.ready {
                 record.ready = false
-                try? store.save(record)
+                save(record)
                 report.append("sandbox \(record.id.prefix(13)): pause process is gone, sandbox not ready")
             }
             let sandbox = ManagedSandbox(record: record, config: config, pod: pod)
@@ -56,7 +56,7 @@ extension SandboxManager {
                         containerRecord.exitCode = 255
                         containerRecord.reason = "Unknown"
                         containerRecord.message = "the container exited while podshim was not running"
-                        try? store.save(containerRecord)
+                        save(containerRecord)
                         report.append("container \(containerRecord.id.prefix(13)): exited while podshim was down (Unknown)")
                     }
                 }
@@ -73,6 +73,7 @@ extension SandboxManager {
                     report.append("container \(containerRecord.id.prefix(13)): re-adopted, pid \(process.pid)")
                 }
             }
+            watchTermination(of: sandbox)
             register(sandbox)
             startEventThread(sandbox)
             resumeStops(in: sandbox, report: &report)

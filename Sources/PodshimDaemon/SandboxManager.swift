@@ -102,8 +102,9 @@ final class SandboxManager: @unchecked Sendable {
         record.pause = pod.sandbox.flatMap { ProcessIdentity.of(pid: $0.pid) }
         record.cgroup = pod.cgroups?.pod.path
         record.ready = true
-        try? store.save(record)
+        save(record)
         let sandbox = ManagedSandbox(record: record, config: config, pod: pod)
+        watchTermination(of: sandbox)
         lock.withLock { sandboxes[id] = sandbox }
         startEventThread(sandbox)
         logger.info("sandbox \(id.prefix(13)) \(metadata.namespace)/\(metadata.name) ready, pause pid \(pod.sandbox?.pid ?? 0)")
@@ -140,7 +141,7 @@ final class SandboxManager: @unchecked Sendable {
                 // Terminating: out of readiness at once, and recorded so a restart finishes it.
                 sandbox.record.stopping = true
                 sandbox.record.ready = false
-                try? store.save(sandbox.record)
+                save(sandbox.record)
             }
             return sandbox.containers
         }
@@ -159,7 +160,7 @@ final class SandboxManager: @unchecked Sendable {
         sandbox.lock.withLock {
             if sandbox.record.ready {
                 sandbox.record.ready = false
-                try? store.save(sandbox.record)
+                save(sandbox.record)
             }
         }
     }
@@ -377,7 +378,7 @@ final class SandboxManager: @unchecked Sendable {
             container.record.state = .running
             container.record.startedAt = nowNanoseconds()
             container.record.process = container.runtime.process.flatMap { ProcessIdentity.of(pid: $0.pid) }
-            try? store.save(container.record)
+            save(container.record)
             publish(.containerStartedEvent, container, sandbox)
         }
     }
@@ -392,7 +393,7 @@ final class SandboxManager: @unchecked Sendable {
                 container.record.stopGraceSeconds = max(0, timeoutSeconds)
                 container.record.stopRequestedAt = nowNanoseconds()
                 container.record.message = "Terminating: \(container.runtime.stopSignal.name), SIGKILL after \(max(0, timeoutSeconds)) s"
-                try? store.save(container.record)
+                save(container.record)
             }
             container.signalSent = timeoutSeconds > 0 ? container.runtime.stopSignal : .kill
             return true
@@ -453,7 +454,7 @@ final class SandboxManager: @unchecked Sendable {
         sandbox.lock.withLock {
             container.resources = resources
             container.record.resources = try? resources.jsonString()
-            try? store.save(container.record)
+            save(container.record)
         }
     }
 
@@ -495,6 +496,20 @@ final class SandboxManager: @unchecked Sendable {
         thread.start()
     }
 
+    /// A signal the kernel refused is logged and shown in the container's status message (never
+    /// taken as sent).
+    func watchTermination(of sandbox: ManagedSandbox) {
+        sandbox.terminationEvents.set { [weak self, weak sandbox] event in
+            guard let self, let sandbox, case .signalFailed(let name, let signal, let problem) = event else { return }
+            self.logger.error("container \(name.prefix(13)): \(signal.name) could not be sent: \(problem)")
+            sandbox.lock.withLock {
+                guard let container = sandbox.container(name), container.record.state == .running else { return }
+                container.record.message = "\(signal.name) could not be sent: \(problem)"
+                self.save(container.record)
+            }
+        }
+    }
+
     /// `status` nil: the process ended while podshim was not its parent and the kernel could not
     /// say how; the CRI reason is then `Unknown`.
     func containerExited(_ id: String, status: ExitStatus?, in sandbox: ManagedSandbox, message: String? = nil) {
@@ -523,7 +538,7 @@ final class SandboxManager: @unchecked Sendable {
                 container.record.reason = termination?.reason ?? "Error"
                 if let text = termination?.message { container.record.message = text }
             }
-            try? store.save(container.record)
+            save(container.record)
             container.exited.fire()
             publish(.containerStoppedEvent, container, sandbox)
         }
@@ -532,7 +547,7 @@ final class SandboxManager: @unchecked Sendable {
     func pauseExited(_ sandbox: ManagedSandbox, status: ExitStatus?) {
         let containers = sandbox.lock.withLock { () -> [ManagedContainer] in
             sandbox.record.ready = false
-            try? store.save(sandbox.record)
+            save(sandbox.record)
             return sandbox.containers
         }
         sandbox.pauseExited.fire()
@@ -552,6 +567,19 @@ final class SandboxManager: @unchecked Sendable {
         event.podSandboxStatus = CRIStatus.sandboxStatus(sandbox)
         event.containersStatuses = [CRIStatus.containerStatus(container)]
         events.publish(event)
+    }
+
+    // MARK: - Records
+
+    /// Writes a sandbox record. A failure is logged, not thrown: the live state is right, and a
+    /// restarted daemon finds the previous record (and reconciles it against the processes).
+    func save(_ record: SandboxRecord) {
+        do { try store.save(record) } catch { logger.error("save sandbox record \(record.id.prefix(13)): \(error)") }
+    }
+
+    /// Writes a container record; a failure is logged (see the sandbox's).
+    func save(_ record: ContainerRecord) {
+        do { try store.save(record) } catch { logger.error("save container record \(record.id.prefix(13)): \(error)") }
     }
 
     // MARK: - Runtime configuration

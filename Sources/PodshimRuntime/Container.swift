@@ -117,11 +117,12 @@ public final class Container: @unchecked Sendable {
         releaseMountNamespace()
     }
 
-    /// Sends `signal` to the main process. False when it is not running (or already gone).
+    /// Sends `signal` to the main process through its pidfd. False when it is not running (or
+    /// already gone); a signal the kernel refused is thrown, never taken as sent.
     @discardableResult
-    public func send(_ signal: Signal) -> Bool {
+    public func send(_ signal: Signal) throws(SystemError) -> Bool {
         guard let process else { return false }
-        return (try? process.send(signal)) ?? false
+        return try process.send(signal)
     }
 
     /// How many times it was restarted (the attempt number of its current run).
@@ -156,7 +157,8 @@ public final class Container: @unchecked Sendable {
 
     /// SIGKILL to the main process and, through `cgroup.kill`, to every process of the container.
     public func kill() {
-        send(.kill)
+        // A SIGKILL the kernel refuses is covered by the cgroup.kill right after.
+        _ = try? send(.kill)
         _ = try? cgroup?.killAll()
     }
 }

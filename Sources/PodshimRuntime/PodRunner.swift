@@ -77,6 +77,8 @@ public final class PodRunner {
                 printer.message("container \(name): preStop still running at the end of the grace period: \(Int(seconds)) s more")
             case .killed(let name, let lateness):
                 printer.message("container \(name): SIGKILL (\(String(format: "%.0f", lateness)) µs after its deadline)")
+            case .signalFailed(let name, let signal, let problem):
+                printer.message("container \(name): \(signal.name) could not be sent: \(problem)")
             }
         })
         self.termination = termination

@@ -17,6 +17,8 @@ public final class Termination: @unchecked Sendable {
         case preStopFinished(container: String, problem: String?)
         case extended(container: String, by: Double)
         case stopSignalSent(container: String, signal: Signal)
+        /// The kernel refused a signal (not "already exited"): `problem` says why.
+        case signalFailed(container: String, signal: Signal, problem: String)
         case killed(container: String, latenessMicroseconds: Double)
     }
 
@@ -171,8 +173,12 @@ public final class Termination: @unchecked Sendable {
             return true
         }
         guard send else { return }
-        entry.container.send(signal)
-        onEvent(.stopSignalSent(container: entry.container.name, signal: signal))
+        do {
+            try entry.container.send(signal)
+            onEvent(.stopSignalSent(container: entry.container.name, signal: signal))
+        } catch {
+            onEvent(.signalFailed(container: entry.container.name, signal: signal, problem: error.description))
+        }
     }
 
     /// SIGKILL through the pidfd now; `cgroup.kill` for anything else in the container right after,
@@ -184,17 +190,24 @@ public final class Termination: @unchecked Sendable {
             return true
         }
         guard proceed else { return }
-        entry.container.send(.kill)
+        var refused: SystemError?
+        do { try entry.container.send(.kill) } catch { refused = error }
         let sent = MonotonicInstant.now()
-        let record = KillRecord(container: entry.container.name, plannedNanoseconds: planned.nanoseconds,
+        let container = entry.container
+        let onEvent = self.onEvent
+        guard refused == nil else {
+            // Not recorded as sent: reported, and cgroup.kill takes the container down instead.
+            onEvent(.signalFailed(container: container.name, signal: .kill, problem: refused?.description ?? ""))
+            DispatchQueue.global().async { _ = try? container.cgroup?.killAll() } // a failure here leaves the exit unseen: the caller's wait times out and says so
+            return
+        }
+        let record = KillRecord(container: container.name, plannedNanoseconds: planned.nanoseconds,
                                 sentNanoseconds: sent.nanoseconds, exitObservedNanoseconds: nil,
                                 extended: lock.withLock { entry.schedule.extended })
         lock.withLock { killRecords.append(record) }
         // Everything else leaves the timer thread: the next container's SIGKILL may be due too.
-        let container = entry.container
-        let onEvent = self.onEvent
         DispatchQueue.global().async {
-            _ = try? container.cgroup?.killAll()
+            _ = try? container.cgroup?.killAll() // stragglers only: the main process has its SIGKILL
             onEvent(.killed(container: container.name, latenessMicroseconds: record.sendLatenessMicroseconds))
         }
     }
