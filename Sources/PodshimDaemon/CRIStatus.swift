@@ -4,7 +4,8 @@ import PodshimCRI
 import PodshimRuntime
 import PodshimSystem
 
-/// The CRI's views of sandboxes and containers. Every function expects the sandbox's lock held.
+/// The CRI's views of sandboxes and containers. Every function expects the sandbox's lock held,
+/// except ``measureWritableLayer(_:)``.
 enum CRIStatus {
     static func sandboxStatus(_ sandbox: ManagedSandbox) -> Runtime_V1_PodSandboxStatus {
         var status = Runtime_V1_PodSandboxStatus()
@@ -89,6 +90,7 @@ enum CRIStatus {
         return item
     }
 
+    /// Without the writable layer's figures: see ``measureWritableLayer(_:)``.
     static func stats(_ container: ManagedContainer, layout: PodLayout) -> Runtime_V1_ContainerStats {
         var stats = Runtime_V1_ContainerStats()
         stats.attributes.id = container.id
@@ -105,13 +107,16 @@ enum CRIStatus {
             stats.memory.timestamp = now
         }
         stats.writableLayer.timestamp = now
-        let upper = layout.upperDirectory(container.runtime.name)
-        stats.writableLayer.fsID.mountpoint = upper
-        if let usage = FileSystem.usage(of: upper) {
-            stats.writableLayer.usedBytes.value = usage.bytes
-            stats.writableLayer.inodesUsed.value = usage.inodes
-        }
+        stats.writableLayer.fsID.mountpoint = layout.upperDirectory(container.runtime.name)
         return stats
+    }
+
+    /// Fills in the writable layer's bytes and inodes by walking it: call it without the
+    /// sandbox's lock held (a large layer takes a while, and exits must not wait for it).
+    static func measureWritableLayer(_ stats: inout Runtime_V1_ContainerStats) {
+        guard let usage = FileSystem.usage(of: stats.writableLayer.fsID.mountpoint) else { return }
+        stats.writableLayer.usedBytes.value = usage.bytes
+        stats.writableLayer.inodesUsed.value = usage.inodes
     }
 
     /// CPU from cpu.stat usage_usec; usage_nano_cores from the change since the previous sample.

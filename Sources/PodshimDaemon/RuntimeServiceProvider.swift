@@ -263,6 +263,7 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         let (sandbox, container) = try manager.container(request.containerID)
         var response = Runtime_V1_ContainerStatsResponse()
         response.stats = sandbox.lock.withLock { CRIStatus.stats(container, layout: sandbox.pod.layout) }
+        CRIStatus.measureWritableLayer(&response.stats)
         return response
     }
 
@@ -271,13 +272,14 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         var response = Runtime_V1_ListContainerStatsResponse()
         for sandbox in manager.allSandboxes {
             if request.hasFilter && !filter.podSandboxID.isEmpty && !sandbox.id.hasPrefix(filter.podSandboxID) { continue }
-            let stats = sandbox.lock.withLock { () -> [Runtime_V1_ContainerStats] in
+            var stats = sandbox.lock.withLock { () -> [Runtime_V1_ContainerStats] in
                 sandbox.containers.filter { container in
                     container.record.state == .running
                         && (!request.hasFilter || filter.id.isEmpty || container.id.hasPrefix(filter.id))
                         && (!request.hasFilter || RuntimeServiceProvider.matches(container.config.labels, filter.labelSelector))
                 }.map { CRIStatus.stats($0, layout: sandbox.pod.layout) }
             }
+            for index in stats.indices { CRIStatus.measureWritableLayer(&stats[index]) }
             response.stats += stats
         }
         return response
@@ -317,6 +319,9 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         let sandbox = try manager.sandbox(request.podSandboxID)
         var response = Runtime_V1_PodSandboxStatsResponse()
         response.stats = sandbox.lock.withLock { CRIStatus.podStats(sandbox) }
+        for index in response.stats.linux.containers.indices {
+            CRIStatus.measureWritableLayer(&response.stats.linux.containers[index])
+        }
         return response
     }
     func listPodSandboxStats(request: Runtime_V1_ListPodSandboxStatsRequest, context: ServerContext) async throws -> Runtime_V1_ListPodSandboxStatsResponse {
@@ -330,7 +335,10 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
                 }
                 return CRIStatus.podStats(sandbox)
             }
-            if let item { response.stats.append(item) }
+            if var item {
+                for index in item.linux.containers.indices { CRIStatus.measureWritableLayer(&item.linux.containers[index]) }
+                response.stats.append(item)
+            }
         }
         return response
     }

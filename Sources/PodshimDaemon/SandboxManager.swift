@@ -293,16 +293,11 @@ final class SandboxManager: @unchecked Sendable {
         return PlannedContainer(addition: addition, plan: plan, resources: resources, imageRef: imageRef)
     }
 
-    /// A small file of an image (/etc/passwd), read only when it resolves inside the image.
+    /// A small file of an image (/etc/passwd), read only when it resolves inside the image (an
+    /// image's symlink must not make podshim read a host file).
     static func imageFile(_ rootfs: String, _ path: String) -> String {
-        guard let real = realpath(rootfs + "/" + path, nil) else { return "" }
-        defer { free(real) }
-        let resolved = String(cString: real)
-        guard resolved.hasPrefix(rootfs + "/") || (realpath(rootfs, nil).map { root in
-            defer { free(root) }
-            return resolved.hasPrefix(String(cString: root) + "/")
-        } ?? false) else { return "" }
-        guard let data = FileManager.default.contents(atPath: resolved), data.count < 4 << 20 else { return "" }
+        guard let resolved = FileSystem.resolved(rootfs + "/" + path, inside: rootfs),
+              let data = FileManager.default.contents(atPath: resolved), data.count < 4 << 20 else { return "" }
         return String(decoding: data, as: UTF8.self)
     }
 

@@ -418,12 +418,10 @@ public final class Pod: @unchecked Sendable {
             if !FileManager.default.fileExists(atPath: source) {
                 try? FileSystem.createDirectory(source) // Kubernetes creates a missing subPath
             }
-            guard let real = realpath(source, nil), let realRoot = realpath(root, nil) else {
+            guard let resolved = FileSystem.resolved(source), FileSystem.resolved(root) != nil else {
                 throw PodError("container \(container.name)", message: "subPath \(source) cannot be resolved")
             }
-            defer { free(real); free(realRoot) }
-            let resolved = String(cString: real), resolvedRoot = String(cString: realRoot)
-            if resolved != resolvedRoot && !resolved.hasPrefix(resolvedRoot + "/") {
+            if FileSystem.resolved(source, inside: root) == nil {
                 throw PodError("container \(container.name)", message: "subPath \(source) escapes its volume (resolves to \(resolved))")
             }
         }

@@ -46,6 +46,20 @@ public enum FileSystem {
         try libcCall("fsync", path: directory) { fsync(directoryFD) }
     }
 
+    /// `path` with every symlink resolved, or nil when it does not resolve.
+    public static func resolved(_ path: String) -> String? {
+        guard let real = realpath(path, nil) else { return nil }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
+    /// Where `path` really is when that is `root` itself or below it (symlinks resolved in both);
+    /// nil when either does not resolve or `path` leads out of `root`.
+    public static func resolved(_ path: String, inside root: String) -> String? {
+        guard let resolvedRoot = resolved(root), let resolvedPath = resolved(path) else { return nil }
+        return resolvedPath == resolvedRoot || resolvedPath.hasPrefix(resolvedRoot + "/") ? resolvedPath : nil
+    }
+
     /// Bytes allocated and inodes used by the tree at `path`, on its own filesystem only (what
     /// `du -s --one-file-system` and `find | wc -l` count). Nil when `path` cannot be read.
     public static func usage(of path: String) -> (bytes: UInt64, inodes: UInt64)? {

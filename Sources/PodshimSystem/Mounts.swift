@@ -65,9 +65,7 @@ public enum MountInfo {
     /// The mount holding `path` (symlinks resolved): the last-mounted entry whose mount point is
     /// the longest prefix. Nil when the path does not resolve.
     public static func propagation(of path: String) -> Propagation? {
-        guard let real = realpath(path, nil) else { return nil }
-        let resolved = String(cString: real)
-        free(real)
+        guard let resolved = FileSystem.resolved(path) else { return nil }
         guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
         return propagation(of: resolved, mountinfo: text)
     }

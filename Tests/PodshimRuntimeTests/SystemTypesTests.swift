@@ -331,6 +331,21 @@ final class SystemTypesTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: file))
     }
 
+    func testResolvedInsideARootRefusesSymlinksThatLeaveIt() throws {
+        let root = try temporary.makeDirectory("image")
+        let inside = try temporary.makeFile("image/etc/passwd", contents: "root:x:0:0::/:/bin/sh\n")
+        let outside = try temporary.makeFile("host-secret")
+        try FileManager.default.createSymbolicLink(atPath: root + "/etc/group", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: root + "/etc/relative", withDestinationPath: "passwd")
+        XCTAssertEqual(FileSystem.resolved(root + "/etc/passwd", inside: root), FileSystem.resolved(inside))
+        XCTAssertEqual(FileSystem.resolved(root + "/etc/relative", inside: root), FileSystem.resolved(inside))
+        XCTAssertNil(FileSystem.resolved(root + "/etc/group", inside: root), "a symlink out of the root")
+        XCTAssertNil(FileSystem.resolved(root + "/etc/missing", inside: root))
+        XCTAssertEqual(FileSystem.resolved(root, inside: root), FileSystem.resolved(root), "the root itself")
+        let sibling = try temporary.makeDirectory("imagex")
+        XCTAssertNil(FileSystem.resolved(sibling, inside: root), "a sibling sharing the prefix is not inside")
+    }
+
     func testRemoveTreeOfAMissingPathIsFine() throws {
         let sibling = try temporary.makeFile("kept")
         XCTAssertNoThrow(try FileSystem.removeTree(temporary.path + "/does/not/exist"))
