@@ -80,6 +80,8 @@ let package = Package(
             name: "PodshimDaemon",
             dependencies: [
                 "PodshimRuntime", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
+                // Imported directly: the seccomp cache (CapabilitySet) and pidfd exit status on re-adoption.
+                "PodshimSecurity", "CShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
