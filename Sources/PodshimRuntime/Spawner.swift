@@ -35,9 +35,14 @@ public enum Spawner {
     /// namespaces the plan joins. `onExit` runs on the reaper thread — also after a failed start,
     /// whose child exits 127 after reporting.
     ///
-    /// `onCloned` runs as soon as the child exists, before its setup is done, so the caller can
-    /// record it (a podshim that dies during setup must not leave an unrecorded process).
-    /// A child that neither execs nor reports within `setupTimeout` seconds is killed.
+    /// `onCloned` runs as soon as the clone has returned, so the caller can record the process.
+    ///
+    /// The child normally runs with CLONE_VM | CLONE_VFORK: the calling thread is suspended until
+    /// the child has exec'd or failed (its setup is a few milliseconds of syscalls that do not
+    /// wait on anything podshim controls), so by the time the clone returns the report is already
+    /// there. `setupTimeout` bounds only the fork-like fallback (no clone3 trampoline for this
+    /// architecture), where the parent runs on: a child that neither execs nor reports in time is
+    /// killed. No lock is held during the child's setup (see ``Reaper``).
     ///
     /// With a `cgroup`, the child is born in it (clone3 CLONE_INTO_CGROUP); where the kernel
     /// refuses that, it is moved there right after the clone, before it can exec.

@@ -8,9 +8,12 @@ import Glibc
 /// only for known pids would leave those as zombies, and two waiters would steal each other's
 /// exits. One thread blocks in `waitid(P_ALL)` and hands each exit to whoever registered the pid.
 ///
-/// No exit can be lost: ``spawn(_:onExit:)`` holds the lock from before the clone until the pid is
-/// registered, and the reaper takes the same lock before looking a pid up.
-public final class Reaper: @unchecked Sendable {
+/// No exit can be lost, and no lock is held while a child sets up: ``spawn(_:onExit:)`` counts
+/// itself in flight around the clone; an exit the reaper sees for a pid nobody registered while a
+/// spawn is in flight is kept, and the spawn that then registers that pid takes it, after checking
+/// with `waitid(WNOWAIT)` that its own child is really gone (a kept exit of a recycled pid is
+/// never handed to a live child). With no spawn in flight an unregistered pid is an orphan.
+public final class Reaper: @unchecked Sendable { // all state below is guarded by `condition`
     /// The process-wide reaper. Starting it makes this process a child subreaper.
     public static let shared = Reaper()
 
@@ -18,24 +21,56 @@ public final class Reaper: @unchecked Sendable {
     private var handlers: [pid_t: (ExitStatus) -> Void] = [:]
     private var spawnGeneration: UInt64 = 0
     private var started = false
+    /// Spawns between their clone and the registration of the pid.
+    private var inFlight = 0
+    /// Exits reaped while a spawn was in flight, for pids nobody had registered yet.
+    private var unclaimed: [pid_t: ExitStatus] = [:]
 
     private init() {}
 
     /// Runs `start` (which must create at most one child and return its pid, or 0 when it created
-    /// none) with the lock held, and registers `onExit` for that pid. `onExit` runs on the reaper
-    /// thread.
+    /// none) and registers `onExit` for that pid. `onExit` runs on the reaper thread, or on the
+    /// calling thread when the child was already reaped by the time `start` returned.
     public func spawn<T>(
         _ start: () throws -> (pid: pid_t, value: T), onExit: @escaping (ExitStatus) -> Void
     ) rethrows -> T {
         condition.lock()
-        defer { condition.unlock() }
         startIfNeeded()
-        let (pid, value) = try start()
-        guard pid > 0 else { return value }
-        handlers[pid] = onExit
-        spawnGeneration &+= 1
-        condition.broadcast()
-        return value
+        inFlight += 1
+        condition.unlock()
+        let outcome: (pid: pid_t, value: T)
+        do {
+            outcome = try start()
+        } catch {
+            register(pid: 0, onExit: onExit)
+            throw error
+        }
+        register(pid: outcome.pid, onExit: onExit)
+        return outcome.value
+    }
+
+    private func register(pid: pid_t, onExit: @escaping (ExitStatus) -> Void) {
+        var early: ExitStatus?
+        condition.lock()
+        inFlight -= 1
+        if pid > 0 {
+            if let status = unclaimed.removeValue(forKey: pid), !Self.isUnreapedChild(pid) {
+                early = status
+            } else {
+                handlers[pid] = onExit
+            }
+            spawnGeneration &+= 1
+            condition.broadcast()
+        }
+        if inFlight == 0 { unclaimed.removeAll() } // what no spawn claimed were orphans
+        condition.unlock()
+        if let early { onExit(early) }
+    }
+
+    /// Whether `pid` is a child of this process not reaped yet (running or a zombie).
+    private static func isUnreapedChild(_ pid: pid_t) -> Bool {
+        var info = siginfo_t()
+        return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0
     }
 
     private func startIfNeeded() {
@@ -68,8 +103,9 @@ public final class Reaper: @unchecked Sendable {
                 : .exited(code: exit.code)
             condition.lock()
             let handler = handlers.removeValue(forKey: exit.pid)
+            if handler == nil && inFlight > 0 { unclaimed[exit.pid] = status }
             condition.unlock()
-            // An unregistered pid is an orphan re-parented to us: reaping it was the point.
+            // Otherwise an unregistered pid is an orphan re-parented to us: reaping it was the point.
             handler?(status)
         }
     }
