@@ -3,6 +3,7 @@ import Glibc
 import GRPCCore
 import PodshimCgroups
 import PodshimCRI
+import PodshimRuntime
 import PodshimSpec
 import PodshimSystem
 
@@ -69,6 +70,7 @@ enum CRITranslation {
             shareProcessNamespace: options.pid == .pod,
             containers: [], securityContext: security)
         spec.hostNetwork = hostNetwork
+        if hostNetwork { spec.hostname = Pod.hostHostname() } // the host's UTS namespace, and its name
         spec.hostIPC = options.ipc == .node
         spec.hostPID = options.pid == .node
         spec.sysctls = try sysctls(config.linux.sysctls, pod: spec)

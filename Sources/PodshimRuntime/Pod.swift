@@ -299,8 +299,8 @@ public final class Pod: @unchecked Sendable {
         }
     }
 
-    /// The host's name (gethostname).
-    static func hostHostname() -> String {
+    /// The host's name (gethostname): a host-network pod's hostname.
+    public static func hostHostname() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
         return String(cString: buffer)

@@ -10,6 +10,7 @@ public enum PodPlanner {
     ) throws(ManifestError) -> [ProcessPlan] {
         let images = ImageStore(directory: configuration.imageDirectory)
         var pod = pod
+        if pod.hostNetwork { pod.hostname = Pod.hostHostname() } // its HOSTNAME is the host's name
         var rootfsByContainer: [String] = []
         for index in pod.containers.indices {
             do {

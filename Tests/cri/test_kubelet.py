@@ -297,6 +297,8 @@ class KubeletSequenceTest(CRITestCase):
         self.assertIn("127.0.0.1:%d" % port, netstat)
         self.assertEqual(exec_ok(self, c, cid, ["hostname"]).strip(), socket.gethostname(),
                          "a host-network pod keeps the host's name")
+        self.assertEqual(exec_ok(self, c, cid, ["sh", "-c", 'echo "$HOSTNAME"; cat /etc/hostname']).split(),
+                         [socket.gethostname()] * 2)
         with open("/proc/self/ns/net") as _:
             pass
         self.assertEqual(os.readlink("/proc/self/ns/net"),
