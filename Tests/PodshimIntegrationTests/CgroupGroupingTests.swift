@@ -29,7 +29,7 @@ final class CgroupGroupingTests: XCTestCase {
             """)
         try harness.eventually("the container to run") { run.lines(of: "a").first == "up" }
         let pod = PodCgroups.path(root: hierarchy.mountPoint, podID: uid)
-        let pids = harness.recordedPIDs(uid: uid)
+        let pids = try harness.recordedPIDs(uid: uid, waitingFor: 1)
         // The shell's short-lived children (cat, sleep) share the leaf, and cgroup.procs has no
         // order: under load a child can be listed first. The container's init must be among them.
         let procs = try String(contentsOfFile: pod + "/container-a/cgroup.procs", encoding: .utf8)

@@ -41,7 +41,7 @@ final class PodNamespaceTests: XCTestCase {
         try harness.eventually("both containers to report") {
             run.lines(of: "a").contains { $0.hasPrefix("sys=") } && run.lines(of: "b").contains { $0.hasPrefix("sys=") }
         }
-        let pids = harness.recordedPIDs(uid: uid)
+        let pids = try harness.recordedPIDs(uid: uid, waitingFor: 2)
         let pause = try XCTUnwrap(pids.sandbox)
         let pauseNamespaces = ["net", "ipc", "uts"].map { namespaceLink(pid: pause, $0) }
         let containerNamespaces = pids.containers.values.flatMap { pid in ["mnt", "pid"].compactMap { namespaceLink(pid: pid, $0) } }

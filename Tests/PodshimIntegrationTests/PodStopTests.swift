@@ -67,7 +67,7 @@ final class PodStopTests: XCTestCase {
               - { name: a, image: busybox, command: [sh, -c, "echo ready; exec sleep 300"], volumeMounts: [{ name: v, mountPath: /v }] }
             """)
         try harness.eventually("the container to run") { run.lines(of: "a") == ["ready"] }
-        let pids = harness.recordedPIDs(uid: uid)
+        let pids = try harness.recordedPIDs(uid: uid, waitingFor: 1)
         let recorded = [pids.sandbox].compactMap { $0 } + pids.containers.values
         XCTAssertEqual(recorded.count, 2)
         let namespaces = ["net", "ipc", "uts"].compactMap { namespaceLink(pid: pids.sandbox ?? 0, $0) }

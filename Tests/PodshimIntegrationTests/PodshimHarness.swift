@@ -166,6 +166,17 @@ final class PodshimHarness {
         return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
     }
 
+    /// PIDs in a record once it holds the sandbox and `containers` containers. podshim records a
+    /// process right after its clone returns, which (CLONE_VFORK) is after it exec'd: a container
+    /// can print before its pid is on disk.
+    func recordedPIDs(uid: String, waitingFor containers: Int) throws -> (sandbox: Int32?, containers: [String: Int32]) {
+        try eventually("the pod record to hold the sandbox and \(containers) container(s)") {
+            let pids = recordedPIDs(uid: uid)
+            return pids.sandbox != nil && pids.containers.count >= containers
+        }
+        return recordedPIDs(uid: uid)
+    }
+
     /// PIDs in a record: sandbox first, then containers.
     func recordedPIDs(uid: String) -> (sandbox: Int32?, containers: [String: Int32]) {
         guard let record = record(uid: uid) else { return (nil, [:]) }
