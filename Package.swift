@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
@@ -64,7 +65,10 @@ let package = Package(
         /// Pods and containers: spawn plans, the reaper, logs, the foreground pod runner.
         .target(
             name: "PodshimRuntime",
-            dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "CShims"]
+            dependencies: [
+                "PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "CShims",
+                .product(name: "Crypto", package: "swift-crypto"),  // SHA-256 of image ids and blobs
+            ]
         ),
         /// The Kubernetes CRI runtime.v1 messages and gRPC stubs, generated from Proto/ by hack/gen-proto.sh.
         .target(
