@@ -104,9 +104,8 @@ public struct ContainerPlanner: Sendable {
     /// UTS, less those the pod takes from the host.
     public static func sandboxNamespaces(_ pod: PodSpec) -> Namespaces {
         var namespaces: Namespaces = []
-        if pod.sandboxNamespaces.network { namespaces.insert(.network) }
-        if pod.sandboxNamespaces.ipc { namespaces.insert(.ipc) }
-        if pod.sandboxNamespaces.uts { namespaces.insert(.uts) }
+        if !pod.hostNetwork { namespaces.formUnion([.network, .uts]) } // host network keeps the host's UTS too
+        if !pod.hostIPC { namespaces.insert(.ipc) }
         return namespaces
     }
 

@@ -42,11 +42,6 @@ public struct PodSpec: Equatable, Sendable {
     /// The pod's resolv.conf (`spec.dnsConfig`, CRI DnsConfig); nil = the host's.
     public var dnsConfig: DNSConfig?
 
-    /// The namespaces the pause process creates and every container joins.
-    public var sandboxNamespaces: (network: Bool, ipc: Bool, uts: Bool) {
-        (!hostNetwork, !hostIPC, !hostNetwork)
-    }
-
     public init(
         name: String, namespace: String = "default", uid: String? = nil,
         labels: [String: String] = [:], annotations: [String: String] = [:],
