@@ -12,7 +12,8 @@ Measured (median and p90 over N runs, peers in the same run, ratio podshim/peer)
      run -d of a busybox `sleep` bundle (what containerd does for a sandbox) and the bare floor
      `unshare … ip link set lo up`;
   3. 100 pods of 2 containers started, then stopped and removed, concurrently;
-  4. footprint: pause RSS; daemon RSS idle, with 10 and 100 pods; open fds per pod;
+  4. footprint: pause RSS; daemon RSS idle, with 10 and 100 pods; open fds per pod; daemon threads
+     idle, with 110 pods and with BENCH_DENSITY pods (default 500, one container each past 110);
   6. API: ContainerStatus round trip p50/p99 (Python grpcio client).
 (5, SIGKILL lateness, is hack/bench-termination.sh.)
 """
@@ -62,6 +63,14 @@ def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def thread_count(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Threads:"):
                 return int(line.split()[1])
     return 0
 
@@ -246,7 +255,7 @@ def main():
 
         # --- 4. footprint, and 3. 100 pods × 2 containers ---
         pid = daemon.proc.pid
-        idle_rss, idle_fds = rss_kb(pid), fd_count(pid)
+        idle_rss, idle_fds, idle_threads = rss_kb(pid), fd_count(pid), thread_count(pid)
 
         def full_pod(index):
             config = sandbox_config("bench-f%d" % index)
@@ -265,7 +274,7 @@ def main():
             hundred = list(pool.map(full_pod, range(10, 110)))
         started = time.perf_counter() - begin
         time.sleep(0.5)
-        all_rss, all_fds = rss_kb(pid), fd_count(pid)
+        all_rss, all_fds, all_threads = rss_kb(pid), fd_count(pid), thread_count(pid)
         pause_rss = []
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -279,6 +288,27 @@ def main():
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda p: rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p), timeout=120), hundred))
         removed = time.perf_counter() - begin
+
+        # Density: thread count with many running pods (one container each past the first 110).
+        density = int(os.environ.get("BENCH_DENSITY", "500"))
+
+        def small_pod(index):
+            pod = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=sandbox_config("bench-d%d" % index)), timeout=120).pod_sandbox_id
+            cid = rt.CreateContainer(pb.CreateContainerRequest(
+                pod_sandbox_id=pod, config=container_config("a", ["sleep", "3600"])), timeout=120).container_id
+            rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+            return pod
+
+        many = []
+        try:
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                many = list(pool.map(small_pod, range(len(ten) + 1, density)))
+            time.sleep(1)
+            dense_threads, dense_rss = thread_count(pid), rss_kb(pid)
+            dense_pods = len(many) + len(ten) + 1
+        finally:
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                list(pool.map(lambda p: rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p), timeout=300), many))
         for pod in ten:
             rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
         results["hundred_pods"] = {"start_seconds": started, "pods_per_second_start": 100 / started,
@@ -288,6 +318,8 @@ def main():
             "daemon_rss_kb_idle": idle_rss, "daemon_rss_kb_10_pods": ten_rss, "daemon_rss_kb_110_pods": all_rss,
             "daemon_rss_kb_per_pod": (all_rss - idle_rss) / 110,
             "daemon_fds_idle": idle_fds, "daemon_fds_per_pod": (all_fds - idle_fds) / 110,
+            "daemon_threads_idle": idle_threads, "daemon_threads_111_pods": all_threads,
+            "density_pods": dense_pods, "daemon_threads_density": dense_threads, "daemon_rss_kb_density": dense_rss,
         }
         rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox), timeout=60)
     finally:
@@ -318,6 +350,8 @@ def goals(results):
                          "met": foot["pause_rss_kb_median"] is not None and foot["pause_rss_kb_median"] <= 100},
         "daemon_rss_kb_per_pod": {"goal": "<= 200", "value": foot["daemon_rss_kb_per_pod"],
                                   "met": foot["daemon_rss_kb_per_pod"] <= 200},
+        "daemon_threads_at_density": {"goal": "<= 64", "value": foot["daemon_threads_density"],
+                                      "met": foot["daemon_threads_density"] <= 64},
     }
 
 
@@ -336,6 +370,9 @@ def report(results):
     print("footprint: pause RSS %s KB; daemon RSS idle %d KB, 10 pods %d KB, 110 pods %d KB (%.0f KB/pod); %.1f fds/pod" % (
         foot["pause_rss_kb_median"], foot["daemon_rss_kb_idle"], foot["daemon_rss_kb_10_pods"], foot["daemon_rss_kb_110_pods"],
         foot["daemon_rss_kb_per_pod"], foot["daemon_fds_per_pod"]))
+    print("daemon threads: idle %d, 111 pods %d, %d pods %d (RSS %d KB)" % (
+        foot["daemon_threads_idle"], foot["daemon_threads_111_pods"], foot["density_pods"], foot["daemon_threads_density"],
+        foot["daemon_rss_kb_density"]))
     api = results["api"]
     print("ContainerStatus round trip: p50 %.0f µs, p99 %.0f µs" % (api["container_status_p50_us"], api["container_status_p99_us"]))
     for key, value in results["goals"].items():

@@ -394,9 +394,8 @@ final class SandboxManager: @unchecked Sendable {
             return true
         }
         guard running else { return }
-        let grace = Double(max(0, min(timeoutSeconds, 10 * 365 * 86400)))
-        sandbox.termination.begin([container.runtime], graceSeconds: grace, runPreStop: false)
-        if await container.exited.wait(seconds: grace + 10) { return }
+        sandbox.termination.begin([container.runtime], graceSeconds: timeoutSeconds, runPreStop: false)
+        if await container.exited.wait(seconds: TerminationSchedule.clampedGrace(timeoutSeconds) + 10) { return }
         logger.warning("container \(container.id.prefix(13)) did not exit 10 s after its SIGKILL deadline")
         sandbox.lock.withLock { container.signalSent = .kill }
         container.runtime.kill()

@@ -7,7 +7,7 @@ import PodshimSystem
 ///
 /// State transitions are made by the pod's controlling thread only (start, then the exit event it
 /// reads from the pod's queue), so they always happen in order; the lock protects readers.
-public final class Container: @unchecked Sendable {
+public final class Container: TerminationTarget, @unchecked Sendable { // mutable state under `lock`; set-up fields are written before it is shared
     public let index: Int
     public let name: String
     public let plan: ProcessPlan
@@ -153,6 +153,11 @@ public final class Container: @unchecked Sendable {
         preStop = spec.lifecycle.preStop
         ports = spec.ports
         probes = spec.probes
+    }
+
+    /// `cgroup.kill` on the container's leaf cgroup (nothing when it has none).
+    public func killStragglers() throws(SystemError) {
+        try cgroup?.killAll()
     }
 
     /// SIGKILL to the main process and, through `cgroup.kill`, to every process of the container.

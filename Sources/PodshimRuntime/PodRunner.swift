@@ -262,7 +262,7 @@ public final class PodRunner {
             return
         }
         printer.message("\(reason): pod terminating (preStop hooks, stop signal, SIGKILL after \(grace)s; interrupt again to kill now)")
-        termination.begin(pod.containers, graceSeconds: Double(grace))
+        termination.begin(pod.containers, graceSeconds: grace)
     }
 
     private func killAll() {

@@ -46,7 +46,7 @@ public enum Recovery {
                 // A kubelet's pod cgroup: only podshim's leaves in it (named by the pod and container ids).
                 let ids = Set([record.podID] + record.containers.keys)
                 for leaf in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
-                    where ids.contains(leaf) || ids.contains { leaf == "podshim-\($0).scope" } {
+                    where ids.contains(leaf) || ids.contains(where: { leaf == "podshim-\($0).scope" }) {
                     do {
                         try Cgroup(path: parent + "/" + leaf).remove()
                     } catch {

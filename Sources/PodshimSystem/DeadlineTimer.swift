@@ -13,18 +13,15 @@ import Glibc
 ///
 /// Actions run on the timer thread and must be short (a pidfd_send_signal); anything slower
 /// belongs on another queue.
-public final class DeadlineTimer: @unchecked Sendable {
+public final class DeadlineTimer: Timekeeper, @unchecked Sendable { // its state is under `lock`; the timerfd is a kernel handle
     public static let shared = DeadlineTimer()
 
-    /// Names one scheduled action, to cancel it.
-    public struct Token: Hashable, Sendable {
-        fileprivate let value: UInt64
-    }
+    public typealias Token = TimerToken
 
     private struct Entry {
         var deadline: MonotonicInstant
         var token: Token
-        var action: (MonotonicInstant) -> Void
+        var action: @Sendable (MonotonicInstant) -> Void
     }
 
     private let lock = NSLock()
@@ -52,9 +49,12 @@ public final class DeadlineTimer: @unchecked Sendable {
         }
     }
 
+    /// CLOCK_MONOTONIC.
+    public func now() -> MonotonicInstant { MonotonicInstant.now() }
+
     /// Runs `action` at `deadline` (at once if it has passed), with the instant it actually ran.
     @discardableResult
-    public func schedule(at deadline: MonotonicInstant, _ action: @escaping (_ firedAt: MonotonicInstant) -> Void) -> Token {
+    public func schedule(at deadline: MonotonicInstant, _ action: @escaping @Sendable (_ firedAt: MonotonicInstant) -> Void) -> Token {
         lock.lock()
         defer { lock.unlock() }
         startIfNeeded()

@@ -321,7 +321,7 @@ final class CRITranslationTests: XCTestCase {
         let directory = NSTemporaryDirectory() + "podshim-translation-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        FileManager.default.createFile(atPath: directory + "/file", contents: Data())
+        _ = FileManager.default.createFile(atPath: directory + "/file", contents: Data())
         var config = containerConfig()
         for (host, readonly) in [(directory, false), (directory + "/file", true), (directory + "/missing", false)] {
             var mount = Runtime_V1_Mount()

@@ -1,3 +1,4 @@
+import Synchronization
 import PodshimRuntime
 import PodshimSystem
 import XCTest
@@ -61,35 +62,32 @@ final class DeadlineTimerTests: XCTestCase {
     func testActionsRunInDeadlineOrderAndNotEarly() {
         let timer = DeadlineTimer()
         let now = MonotonicInstant.now()
-        let lock = NSLock()
-        var fired: [(Int, MonotonicInstant, MonotonicInstant)] = []
+        let fired = Mutex<[(Int, MonotonicInstant, MonotonicInstant)]>([])
         let done = expectation(description: "all fired")
         done.expectedFulfillmentCount = 3
         for (label, offset) in [(3, 0.06), (1, 0.02), (2, 0.04)] {
             let deadline = now.advanced(bySeconds: offset)
             timer.schedule(at: deadline) { firedAt in
-                lock.withLock { fired.append((label, deadline, firedAt)) }
+                fired.withLock { $0.append((label, deadline, firedAt)) }
                 done.fulfill()
             }
         }
         wait(for: [done], timeout: 10)
-        lock.withLock {
-            XCTAssertEqual(fired.map(\.0), [1, 2, 3])
-            for (_, deadline, firedAt) in fired { XCTAssertGreaterThanOrEqual(firedAt, deadline) }
-        }
+        let all = fired.withLock { $0 }
+        XCTAssertEqual(all.map(\.0), [1, 2, 3])
+        for (_, deadline, firedAt) in all { XCTAssertGreaterThanOrEqual(firedAt, deadline) }
     }
 
     func testAnEarlierDeadlineScheduledLaterStillComesFirst() {
         let timer = DeadlineTimer()
         let now = MonotonicInstant.now()
-        let lock = NSLock()
-        var order: [String] = []
+        let order = Mutex<[String]>([])
         let done = expectation(description: "both fired")
         done.expectedFulfillmentCount = 2
-        timer.schedule(at: now.advanced(bySeconds: 0.5)) { _ in lock.withLock { order.append("late") }; done.fulfill() }
-        timer.schedule(at: now.advanced(bySeconds: 0.01)) { _ in lock.withLock { order.append("early") }; done.fulfill() }
+        timer.schedule(at: now.advanced(bySeconds: 0.5)) { _ in order.withLock { $0.append("late") }; done.fulfill() }
+        timer.schedule(at: now.advanced(bySeconds: 0.01)) { _ in order.withLock { $0.append("early") }; done.fulfill() }
         wait(for: [done], timeout: 10)
-        XCTAssertEqual(lock.withLock { order }, ["early", "late"])
+        XCTAssertEqual(order.withLock { $0 }, ["early", "late"])
     }
 
     func testCancelledActionsNeverRun() {

@@ -151,7 +151,7 @@ final class Supervisor {
             printer.message("container \(container.name): \(kind.rawValue) probe failed \(tracker.probe.failureThreshold) times: stopping it (restartPolicy \(pod.spec.restartPolicy.rawValue))")
             setReady(container, false, reason: "\(kind.rawValue) probe failed")
             let grace = tracker.probe.terminationGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds
-            termination.begin([container], graceSeconds: Double(grace))
+            termination.begin([container], graceSeconds: grace)
         case (.readiness, .success?):
             setReady(container, true, reason: nil)
         case (.readiness, .failure?):

@@ -8,9 +8,32 @@ import PodshimSystem
 /// ``DeadlineTimer`` thread (the pidfd first, `cgroup.kill` for stragglers right after). The same
 /// code stops a `podshim run` pod, a CRI StopContainer and a CRI StopPodSandbox.
 ///
-/// Thread-safe: the deadline fires on the timer thread, hooks run on their own threads, exits
-/// are reported from whichever thread processes them.
-public final class Termination: @unchecked Sendable {
+/// What termination needs of a container: its name, its stop signal and preStop hook, signals
+/// through its pidfd and `cgroup.kill` for stragglers. ``Container`` is the real one; unit tests
+/// give fakes that record what was sent and when.
+public protocol TerminationTarget: AnyObject, Sendable {
+    var name: String { get }
+    var isRunning: Bool { get }
+    var stopSignal: Signal { get }
+    var preStop: LifecycleHandler? { get }
+    /// When the exit of its main process was seen, if it was.
+    var exitObservedAt: MonotonicInstant? { get }
+    /// Sends `signal` to the main process. False when it has already exited; a refusal throws.
+    @discardableResult
+    func send(_ signal: Signal) throws(SystemError) -> Bool
+    /// SIGKILL to every other process of the container (`cgroup.kill`).
+    func killStragglers() throws(SystemError)
+}
+
+/// Runs a preStop `exec` or `httpGet` hook with a budget in seconds and reports its problem (nil
+/// when it succeeded) through the completion, from any thread. (A `sleep` hook is timed on the
+/// termination's clock and never reaches the runner.)
+public typealias PreStopRunner = @Sendable (_ hook: LifecycleHandler, _ target: any TerminationTarget, _ budgetSeconds: Double,
+                                            _ done: @escaping @Sendable (String?) -> Void) -> Void
+
+/// Thread-safe: deadlines fire on the clock's thread (the timer thread in production), hooks run
+/// on other threads, exits are reported from whichever thread processes them.
+public final class Termination: @unchecked Sendable { // mutable state under `lock`
     /// What happened, in order, for the caller's output and events.
     public enum Event: Sendable {
         case started(container: String, graceSeconds: Double)
@@ -40,15 +63,15 @@ public final class Termination: @unchecked Sendable {
     }
 
     private final class Entry {
-        let container: Container
+        let container: any TerminationTarget
         var schedule: TerminationSchedule
-        var token: DeadlineTimer.Token?
+        var token: TimerToken?
         var preStopRunning = false
         var signalled = false
         var killed = false
         var exited = false
 
-        init(container: Container, schedule: TerminationSchedule) {
+        init(container: any TerminationTarget, schedule: TerminationSchedule) {
             self.container = container
             self.schedule = schedule
         }
@@ -57,15 +80,18 @@ public final class Termination: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [String: Entry] = [:]
     private var killRecords: [KillRecord] = []
-    private let timer: DeadlineTimer
-    private let sandbox: @Sendable () -> ProcessHandle?
+    /// The clock every deadline of this termination runs on.
+    public let clock: any Timekeeper
+    private let preStopRunner: PreStopRunner
     private let onEvent: @Sendable (Event) -> Void
 
-    /// `sandbox` gives the pause process (for a preStop httpGet in the pod's network).
-    public init(timer: DeadlineTimer = .shared, sandbox: @escaping @Sendable () -> ProcessHandle? = { nil },
+    /// `clock` keeps the deadlines; `preStopRunner` runs exec and httpGet hooks (by default in the
+    /// container, ``Termination/hostPreStopRunner(sandbox:)``).
+    public init(clock: any Timekeeper = DeadlineTimer.shared, preStopRunner: PreStopRunner? = nil,
+                sandbox: @escaping @Sendable () -> ProcessHandle? = { nil },
                 onEvent: @escaping @Sendable (Event) -> Void = { _ in }) {
-        self.timer = timer
-        self.sandbox = sandbox
+        self.clock = clock
+        self.preStopRunner = preStopRunner ?? Self.hostPreStopRunner(sandbox: sandbox)
         self.onEvent = onEvent
     }
 
@@ -75,17 +101,22 @@ public final class Termination: @unchecked Sendable {
     /// Whether `name` is being terminated.
     public func isTerminating(_ name: String) -> Bool { lock.withLock { entries[name] != nil } }
 
-    /// Starts terminating `containers` with `graceSeconds` (0 = kill now). A container already
-    /// terminating keeps its earlier, shorter deadline unless the new one is earlier.
-    public func begin(_ containers: [Container], graceSeconds: Double, runPreStop: Bool = true) {
-        let start = MonotonicInstant.now()
+    /// Starts terminating `containers` with `graceSeconds` (0 = kill now; clamped by
+    /// ``TerminationSchedule/clampedGrace(_:)``, the one rule for every path). A container already
+    /// terminating keeps its earlier deadline unless the new one is earlier.
+    public func begin(_ containers: [any TerminationTarget], graceSeconds: Int64, runPreStop: Bool = true) {
+        begin(containers, graceSeconds: TerminationSchedule.clampedGrace(graceSeconds), runPreStop: runPreStop)
+    }
+
+    private func begin(_ containers: [any TerminationTarget], graceSeconds: Double, runPreStop: Bool) {
+        let start = clock.now()
         for container in containers where container.isRunning {
             let schedule = TerminationSchedule(start: start, graceSeconds: graceSeconds)
             let entry: Entry? = lock.withLock {
                 if let existing = entries[container.name] {
                     // A second, shorter request (a force, or a kubelet lowering the grace) wins.
                     guard schedule.deadline < existing.schedule.deadline, !existing.killed else { return nil }
-                    if let token = existing.token { timer.cancel(token) }
+                    if let token = existing.token { clock.cancel(token) }
                     existing.schedule = schedule
                     return existing
                 }
@@ -99,15 +130,12 @@ public final class Termination: @unchecked Sendable {
                 kill(entry, planned: start)
                 continue
             }
-            lock.withLock {
-                entry.token = timer.schedule(at: schedule.deadline) { [weak self] now in self?.deadlineReached(entry, at: now) }
-            }
+            arm(entry, at: schedule.deadline)
             if lock.withLock({ entry.preStopRunning }) { continue } // its hook's end sends the signal
             if runPreStop, let hook = container.preStop, !lock.withLock({ entry.signalled }) {
                 lock.withLock { entry.preStopRunning = true }
                 let budget = schedule.preStopBudget(at: start)
-                DispatchQueue.global().async { [self] in
-                    let problem = runHook(hook, in: container, budgetSeconds: budget)
+                let finished: @Sendable (String?) -> Void = { [self] problem in
                     onEvent(.preStopFinished(container: container.name, problem: problem))
                     let signal: Bool = lock.withLock {
                         entry.preStopRunning = false
@@ -115,16 +143,30 @@ public final class Termination: @unchecked Sendable {
                     }
                     if signal { sendStopSignal(entry) }
                 }
+                if case .sleep(let seconds) = hook {
+                    // Timed on the clock: no thread sleeps through it.
+                    clock.schedule(at: start.advanced(bySeconds: min(Double(seconds), budget))) { _ in finished(nil) }
+                } else {
+                    preStopRunner(hook, container, budget, finished)
+                }
             } else {
                 sendStopSignal(entry)
             }
         }
     }
 
+    /// Schedules `entry`'s deadline (replacing any earlier one).
+    private func arm(_ entry: Entry, at deadline: MonotonicInstant) {
+        lock.withLock {
+            if let token = entry.token { clock.cancel(token) }
+            entry.token = clock.schedule(at: deadline) { [weak self] now in self?.deadlineReached(entry, at: now) }
+        }
+    }
+
     /// Forgets a container's finished termination (it is being restarted).
     public func forget(_ name: String) {
         lock.withLock {
-            if let token = entries[name]?.token { timer.cancel(token) }
+            if let token = entries[name]?.token { clock.cancel(token) }
             entries[name] = nil
         }
     }
@@ -134,8 +176,8 @@ public final class Termination: @unchecked Sendable {
         lock.withLock {
             guard let entry = entries[name] else { return }
             entry.exited = true
-            if let token = entry.token { timer.cancel(token) }
-            let seen = instant ?? entry.container.exitObservedAt ?? MonotonicInstant.now()
+            if let token = entry.token { clock.cancel(token) }
+            let seen = instant ?? entry.container.exitObservedAt ?? clock.now()
             if let index = killRecords.lastIndex(where: { $0.container == name }), killRecords[index].exitObservedNanoseconds == nil {
                 killRecords[index].exitObservedNanoseconds = seen.nanoseconds
             }
@@ -158,9 +200,7 @@ public final class Termination: @unchecked Sendable {
             kill(entry, planned: lock.withLock { entry.schedule.deadline })
         case .signalAndKill(let deadline):
             onEvent(.extended(container: entry.container.name, by: TerminationSchedule.preStopExtensionSeconds))
-            lock.withLock {
-                entry.token = timer.schedule(at: deadline) { [weak self] now in self?.deadlineReached(entry, at: now) }
-            }
+            arm(entry, at: deadline)
             sendStopSignal(entry)
         }
     }
@@ -192,13 +232,13 @@ public final class Termination: @unchecked Sendable {
         guard proceed else { return }
         var refused: SystemError?
         do { try entry.container.send(.kill) } catch { refused = error }
-        let sent = MonotonicInstant.now()
+        let sent = clock.now()
         let container = entry.container
         let onEvent = self.onEvent
         guard refused == nil else {
             // Not recorded as sent: reported, and cgroup.kill takes the container down instead.
             onEvent(.signalFailed(container: container.name, signal: .kill, problem: refused?.description ?? ""))
-            DispatchQueue.global().async { _ = try? container.cgroup?.killAll() } // a failure here leaves the exit unseen: the caller's wait times out and says so
+            DispatchQueue.global().async { _ = try? container.killStragglers() } // a failure here leaves the exit unseen: the caller's wait times out and says so
             return
         }
         let record = KillRecord(container: container.name, plannedNanoseconds: planned.nanoseconds,
@@ -207,13 +247,27 @@ public final class Termination: @unchecked Sendable {
         lock.withLock { killRecords.append(record) }
         // Everything else leaves the timer thread: the next container's SIGKILL may be due too.
         DispatchQueue.global().async {
-            _ = try? container.cgroup?.killAll() // stragglers only: the main process has its SIGKILL
+            _ = try? container.killStragglers() // stragglers only: the main process has its SIGKILL
             onEvent(.killed(container: container.name, latenessMicroseconds: record.sendLatenessMicroseconds))
         }
     }
 
-    /// Runs a preStop hook to its end or its budget. Returns a problem, or nil when it succeeded.
-    private func runHook(_ hook: LifecycleHandler, in container: Container, budgetSeconds: Double) -> String? {
+    /// The production preStop runner: `exec` in the container's namespaces, `httpGet` from the
+    /// pod's network namespace (`sandbox` is its pause), each bounded by the budget, on a
+    /// Dispatch worker.
+    public static func hostPreStopRunner(sandbox: @escaping @Sendable () -> ProcessHandle?) -> PreStopRunner {
+        { hook, target, budget, done in
+            DispatchQueue.global().async {
+                guard let container = target as? Container else { return done("preStop: not a podshim container") }
+                done(runHook(hook, in: container, sandbox: sandbox(), budgetSeconds: budget))
+            }
+        }
+    }
+
+    /// Runs an exec or httpGet preStop hook to its end or its budget. Returns a problem, or nil
+    /// when it succeeded.
+    private static func runHook(_ hook: LifecycleHandler, in container: Container, sandbox: ProcessHandle?,
+                                budgetSeconds: Double) -> String? {
         switch hook {
         case .exec(let command):
             do {
@@ -223,12 +277,11 @@ public final class Termination: @unchecked Sendable {
             } catch {
                 return "preStop exec: \(error)"
             }
-        case .sleep(let seconds):
-            Thread.sleep(forTimeInterval: min(Double(seconds), budgetSeconds))
-            return nil
+        case .sleep:
+            return nil // timed on the termination's clock, never run here
         case .httpGet(let action):
             guard let port = action.port.resolve(in: container.ports) else { return "preStop httpGet: unknown port" }
-            guard let sandbox = sandbox() else { return "preStop httpGet: the pod has no sandbox" }
+            guard let sandbox else { return "preStop httpGet: the pod has no sandbox" }
             switch PodNetwork.httpGet(sandbox: sandbox, host: action.host ?? "127.0.0.1", port: port, path: action.path,
                                       headers: action.headers, timeoutSeconds: max(0.001, budgetSeconds)) {
             case .success(let status):

@@ -21,6 +21,17 @@ public struct TerminationSchedule: Equatable, Sendable {
     /// The 2-second extension was granted.
     public private(set) var extended = false
 
+    /// The longest grace period honoured (ten years): longer ones are this (a kubelet sends
+    /// int64 seconds; a deadline must stay representable).
+    public static let maximumGraceSeconds: Int64 = 10 * 365 * 86_400
+
+    /// The one rule that turns a requested grace period into seconds, for every path (CRI
+    /// StopContainer and StopPodSandbox, a manifest's `terminationGracePeriodSeconds`, a force
+    /// delete): negative means 0 (kill now), longer than ``maximumGraceSeconds`` is clamped to it.
+    public static func clampedGrace(_ seconds: Int64) -> Double {
+        Double(min(max(0, seconds), maximumGraceSeconds))
+    }
+
     public init(start: MonotonicInstant, graceSeconds: Double) {
         self.start = start
         self.graceSeconds = max(0, graceSeconds)
