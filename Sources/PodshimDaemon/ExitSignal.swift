@@ -57,12 +57,3 @@ final class ExitSignal: @unchecked Sendable {
         }
     }
 }
-
-/// Runs blocking work (spawning, waiting on the kernel, removing trees) off the async executor.
-func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result { try work() })
-        }
-    }
-}

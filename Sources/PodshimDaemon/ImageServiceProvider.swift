@@ -30,7 +30,7 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         let store = self.store
         let wanted = request.hasFilter ? request.filter.image.image : ""
         var response = Runtime_V1_ListImagesResponse()
-        response.images = try await offload {
+        response.images = await offload {
             if !wanted.isEmpty { return store.status(wanted).map { [ImageServiceProvider.image($0)] } ?? [] }
             return store.list().map(ImageServiceProvider.image)
         }
@@ -43,7 +43,7 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         let store = self.store
         var response = Runtime_V1_ImageStatusResponse()
         // An unknown image is not an error: the response simply has no image (the kubelet then pulls).
-        if let record = try await offload({ store.status(reference) }) {
+        if let record = await offload({ store.status(reference) }) {
             response.image = Self.image(record)
             if request.verbose { response.info["rootfs"] = record.rootfs }
         }
@@ -82,7 +82,7 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
 
     func imageFsInfo(request: Runtime_V1_ImageFsInfoRequest, context: ServerContext) async throws -> Runtime_V1_ImageFsInfoResponse {
         let store = self.store
-        let usage = try await offload { store.usage() }
+        let usage = await offload { store.usage() }
         var filesystem = Runtime_V1_FilesystemUsage()
         filesystem.timestamp = nowNanoseconds()
         filesystem.fsID.mountpoint = usage.mountpoint
@@ -91,7 +91,7 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         var response = Runtime_V1_ImageFsInfoResponse()
         response.imageFilesystems = [filesystem]
         if let containerRoot {
-            let layers = try await offload { FileSystem.usage(of: containerRoot) }
+            let layers = await offload { FileSystem.usage(of: containerRoot) }
             var containers = Runtime_V1_FilesystemUsage()
             containers.timestamp = nowNanoseconds()
             containers.fsID.mountpoint = containerRoot

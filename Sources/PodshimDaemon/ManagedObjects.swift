@@ -50,8 +50,10 @@ final class ManagedSandbox: @unchecked Sendable {
     var record: SandboxRecord
     /// Guarded by ``lock``, in creation order.
     var containers: [ManagedContainer] = []
-    /// Set once RemovePodSandbox took it apart; its event thread then ends.
+    /// Set once RemovePodSandbox took it apart; its event task is then cancelled.
     var removed = false
+    /// The task consuming the pod's events (guarded by ``lock``).
+    var eventTask: Task<Void, Never>?
     /// The previous CPU sample of the pod cgroup (guarded by ``lock``).
     var lastCPUSample: (time: Int64, usage: UInt64)?
     /// Graceful stops of its containers: one deadline each, SIGKILL from the deadline thread.

@@ -1,4 +1,5 @@
 import Foundation
+import PodshimSystem
 import GRPCCore
 import Logging
 import PodshimCRI
@@ -7,7 +8,7 @@ import PodshimSpec
 
 /// Pods run from a manifest by the daemon (the PodService): each is a ``PodRunner`` — the same
 /// supervision as `podshim run`: probes, restarts with back-off, graceful termination — on a
-/// thread of its own, its messages turned into events and log lines.
+/// task of its own (no thread), its messages turned into events and log lines.
 ///
 /// These pods are not re-adopted after a restart of the daemon (the CRI's are).
 final class ManifestPods: @unchecked Sendable {
@@ -80,15 +81,13 @@ final class ManifestPods: @unchecked Sendable {
             return true
         }
         guard inserted else { throw CRIError.alreadyExists("pod with uid \(id) is already running") }
-        let thread = Thread {
-            let result = runner.run(stopSignals: [])
+        Task.detached {
+            let result = await runner.run(stopSignals: [])
             if !result.problems.isEmpty {
                 logger.warning("pod \(id.prefix(13)): \(result.problems.map(\.description).joined(separator: "; "))")
             }
             entry.done.fire()
         }
-        thread.name = "podshim-pod"
-        thread.start()
         return id
     }
 

@@ -75,7 +75,7 @@ extension SandboxManager {
             }
             watchTermination(of: sandbox)
             register(sandbox)
-            startEventThread(sandbox)
+            startEventTask(sandbox)
             resumeStops(in: sandbox, report: &report)
             if let pause {
                 watchAdoptedPause(pause, sandbox: sandbox)

@@ -94,7 +94,7 @@ final class SandboxManager: @unchecked Sendable {
         } catch {
             logger.error("RunPodSandbox \(metadata.namespace)/\(metadata.name) failed: \(error)")
             pod.killSandbox()
-            _ = pod.events.next(until: MonotonicInstant.now().advanced(bySeconds: 5))
+            _ = pod.events.nextBlocking(until: pod.events.clock.now().advanced(bySeconds: 5)) // on a Dispatch worker (offloaded)
             for problem in pod.removeResources() { logger.warning("cleanup of failed sandbox \(id): \(problem)") }
             store.deleteSandbox(id)
             throw CRIError.internal("run pod sandbox \(metadata.namespace)/\(metadata.name): \(error)")
@@ -106,7 +106,7 @@ final class SandboxManager: @unchecked Sendable {
         let sandbox = ManagedSandbox(record: record, config: config, pod: pod)
         watchTermination(of: sandbox)
         lock.withLock { sandboxes[id] = sandbox }
-        startEventThread(sandbox)
+        startEventTask(sandbox)
         logger.info("sandbox \(id.prefix(13)) \(metadata.namespace)/\(metadata.name) ready, pause pid \(pod.sandbox?.pid ?? 0)")
         return id
     }
@@ -183,8 +183,11 @@ final class SandboxManager: @unchecked Sendable {
             logger.error("remove sandbox \(sandbox.id.prefix(13)): \(text)")
             throw CRIError.internal("remove pod sandbox \(sandbox.id): \(text)")
         }
-        sandbox.lock.withLock { sandbox.removed = true }
-        sandbox.pod.events.post(.stopRequested) // ends its event thread
+        let eventTask = sandbox.lock.withLock {
+            sandbox.removed = true
+            return sandbox.eventTask
+        }
+        eventTask?.cancel() // ends its event task
         store.deleteSandbox(sandbox.id)
         _ = lock.withLock { sandboxes.removeValue(forKey: sandbox.id) }
         logger.info("sandbox \(sandbox.id.prefix(13)) removed")
@@ -469,11 +472,11 @@ final class SandboxManager: @unchecked Sendable {
 
     // MARK: - Exits
 
-    /// One thread per sandbox consumes its pod's events: exits of its containers and of its pause.
-    func startEventThread(_ sandbox: ManagedSandbox) {
-        let thread = Thread { [weak self] in
-            while true {
-                guard let event = sandbox.pod.events.next(until: nil) else { continue }
+    /// One task per sandbox (no thread) consumes its pod's events: exits of its containers and of
+    /// its pause. It ends when the sandbox is removed (its task is cancelled).
+    func startEventTask(_ sandbox: ManagedSandbox) {
+        let task = Task.detached { [weak self] in
+            while let event = await sandbox.pod.events.next(until: nil) {
                 if sandbox.lock.withLock({ sandbox.removed }) { return }
                 switch event {
                 case .containerExited(let name, let status):
@@ -485,9 +488,7 @@ final class SandboxManager: @unchecked Sendable {
                 }
             }
         }
-        thread.name = "podshim-sandbox"
-        thread.stackSize = 256 << 10
-        thread.start()
+        sandbox.lock.withLock { sandbox.eventTask = task }
     }
 
     /// A signal the kernel refused is logged and shown in the container's status message (never

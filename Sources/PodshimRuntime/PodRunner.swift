@@ -10,7 +10,10 @@ import PodshimSystem
 ///
 /// A stop request (SIGINT/SIGTERM to podshim) sends SIGTERM to every container and SIGKILL when
 /// the pod's grace period ends; a second request kills at once.
-public final class PodRunner {
+///
+/// ``run(stopSignals:)`` is one task: it awaits the pod's events (no thread waits for a pod) and
+/// hands blocking kernel work to ``offload(_:)``.
+public final class PodRunner: @unchecked Sendable { // loop state is touched only by the one run task; `status` and stop requests go through `snapshotLock`
     public let pod: Pod
     private let printer: TerminalPrinter
     private var stopRequests = 0
@@ -86,7 +89,7 @@ public final class PodRunner {
     }
 
     /// Runs the pod to completion. `stopSignals` are turned into stop requests while it runs.
-    public func run(stopSignals: [Int32] = [SIGINT, SIGTERM]) -> Result {
+    public func run(stopSignals: [Int32] = [SIGINT, SIGTERM]) async -> Result {
         let signalSources = stopSignals.map { signo -> DispatchSourceSignal in
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
@@ -100,14 +103,44 @@ public final class PodRunner {
         }
 
         var problems: [PodError] = []
-        var sandboxMilliseconds = 0.0
-        for line in Recovery.cleanUpAbandonedPods(configuration: pod.configuration, hierarchy: pod.cgroupHierarchy) {
+        let refused: PodError? = await offload { [self] in
+            for line in Recovery.cleanUpAbandonedPods(configuration: pod.configuration, hierarchy: pod.cgroupHierarchy) {
+                printer.message(line)
+            }
+            guard let owner = runningOwner() else { return nil }
+            return PodError("pod \(pod.spec.name)", message: "uid \(pod.layout.podID) is already running (podshim pid \(owner))")
+        }
+        if let refused { return Result(terminations: [], problems: [refused]) }
+        if let problem = await offload({ [self] in setUp() }) {
+            printer.message(problem.description)
+            problems.append(problem)
+            requestStop(reason: "setup failed")
+        }
+
+        await waitForContainers()
+        await offload { [self] in
+            for container in pod.containers {
+                container.output?.waitDrained(timeoutSeconds: 2)
+            }
+        }
+        problems += await tearDown()
+        let terminations = pod.containers.map { (name: $0.name, termination: $0.termination) }
+        for (name, termination) in terminations {
+            guard let termination else { continue }
+            var line = "container \(name): exit code \(termination.exitCode) (\(termination.reason)"
+            if let signal = termination.signal { line += ", \(signal.name)" }
+            if let message = termination.message { line += ": \(message)" }
+            line += ")"
+            if let usage = termination.usage?.summary, !usage.isEmpty { line += ", " + usage }
             printer.message(line)
         }
-        if let owner = runningOwner() {
-            problems.append(PodError("pod \(pod.spec.name)", message: "uid \(pod.layout.podID) is already running (podshim pid \(owner))"))
-            return Result(terminations: [], problems: problems)
-        }
+        takeSnapshot(finished: true)
+        return Result(terminations: terminations, problems: problems, kills: termination.records)
+    }
+
+    /// Prepares the pod, starts its sandbox and containers (blocking: on a Dispatch worker).
+    private func setUp() -> PodError? {
+        var sandboxMilliseconds = 0.0
         do {
             try pod.prepare()
             let begin = MonotonicInstant.now()
@@ -132,28 +165,9 @@ public final class PodRunner {
                     + "setup to execve \(String(format: "%.1f", milliseconds)) ms")
             }
         } catch {
-            printer.message(error.description)
-            problems.append(error)
-            requestStop(reason: "setup failed")
+            return error
         }
-
-        waitForContainers()
-        for container in pod.containers {
-            container.output?.waitDrained(timeoutSeconds: 2)
-        }
-        problems += tearDown()
-        let terminations = pod.containers.map { (name: $0.name, termination: $0.termination) }
-        for (name, termination) in terminations {
-            guard let termination else { continue }
-            var line = "container \(name): exit code \(termination.exitCode) (\(termination.reason)"
-            if let signal = termination.signal { line += ", \(signal.name)" }
-            if let message = termination.message { line += ": \(message)" }
-            line += ")"
-            if let usage = termination.usage?.summary, !usage.isEmpty { line += ", " + usage }
-            printer.message(line)
-        }
-        takeSnapshot(finished: true)
-        return Result(terminations: terminations, problems: problems, kills: termination.records)
+        return nil
     }
 
     private func runningOwner() -> Int32? {
@@ -166,13 +180,13 @@ public final class PodRunner {
     /// The pod's event loop: exits, probe results, restarts and stop requests, until every
     /// container has exited for good. Kill deadlines are kept by the ``Termination``'s timer
     /// thread; probe and restart times are the loop's own wake-ups.
-    private func waitForContainers() {
+    private func waitForContainers() async {
         let sink: LineSink = { [printer] in printer.containerLine($0, $1, $2) }
         var phase = currentPhase()
         printer.message("pod phase: \(phase.rawValue)")
         takeSnapshot(finished: false)
         while pod.containers.contains(where: \.isAwaitingExit) || supervisor.hasPendingRestarts {
-            let event = pod.events.next(until: supervisor.nextWakeUp)
+            let event = await pod.events.next(until: supervisor.nextWakeUp)
             switch event {
             case nil:
                 break
@@ -196,8 +210,8 @@ public final class PodRunner {
                 supervisor.terminating()
                 requestStop(reason: "stop requested")
             }
-            if stopRequests == 0 {
-                supervisor.runDue(sink: sink)
+            if stopRequests == 0 && supervisor.hasWorkDue {
+                await offload { [self] in supervisor.runDue(sink: sink) } // restarts spawn
             }
             let now = currentPhase()
             if now != phase {
@@ -271,14 +285,14 @@ public final class PodRunner {
     }
 
     /// Kills the sandbox, waits for it, removes every mount and directory of the pod.
-    private func tearDown() -> [PodError] {
+    private func tearDown() async -> [PodError] {
         if pod.sandbox != nil {
             pod.killSandbox()
-            let deadline = MonotonicInstant.now().advanced(bySeconds: 10)
-            waitLoop: while let event = pod.events.next(until: deadline) {
+            let deadline = pod.events.clock.now().advanced(bySeconds: 10)
+            waitLoop: while let event = await pod.events.next(until: deadline) {
                 if case .sandboxExited = event { break waitLoop }
             }
         }
-        return pod.removeResources()
+        return await offload { [self] in pod.removeResources() }
     }
 }

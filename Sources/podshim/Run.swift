@@ -4,7 +4,7 @@ import PodshimRuntime
 import PodshimSpec
 
 /// `podshim run pod.yaml`: run one pod in the foreground.
-struct Run: ParsableCommand {
+struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a Pod manifest in the foreground until every container has exited.",
         discussion: """
@@ -24,7 +24,7 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Write each SIGKILL's planned deadline, send time and observed exit (CLOCK_MONOTONIC ns) to this JSON file when the pod ends.", valueName: "file"))
     var terminationReport: String?
 
-    func run() throws {
+    func run() async throws {
         let runner: PodRunner
         do throws(ManifestError) {
             let spec = try ManifestParser.parse(contentsOf: manifest)
@@ -36,7 +36,7 @@ struct Run: ParsableCommand {
             FileHandle.standardError.write(Data("podshim: run needs root (it creates namespaces and mounts)\n".utf8))
             throw ExitCode(1)
         }
-        let result = runner.run()
+        let result = await runner.run()
         if let terminationReport {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

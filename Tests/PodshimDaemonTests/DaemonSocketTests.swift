@@ -80,7 +80,7 @@ final class DaemonSocketTests: XCTestCase {
 
     func testARegularFileIsNotReplaced() throws {
         let path = directory + "/file.sock"
-        FileManager.default.createFile(atPath: path, contents: Data("keep".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("keep".utf8))
         var socket = DaemonSocket(path: path, group: nil)
         XCTAssertThrowsError(try socket.bindAndListen()) { error in
             XCTAssertTrue("\(error)".contains("exists and is not a socket"), "\(error)")

@@ -9,91 +9,110 @@ final class EventQueueTests: XCTestCase {
     /// A deadline that will not pass while the test runs (one hour from now).
     private var farFuture: MonotonicInstant { MonotonicInstant.now().advanced(bySeconds: 3600) }
 
-    func testFIFOOrder() {
+    func testFIFOOrder() async {
         let queue = EventQueue<Int>()
         for value in [3, 1, 2] { queue.post(value) }
-        XCTAssertEqual(queue.next(until: nil), 3)
-        XCTAssertEqual(queue.next(until: farFuture), 1)
-        XCTAssertEqual(queue.next(until: nil), 2)
-        XCTAssertNil(queue.next(until: MonotonicInstant(nanoseconds: 0)))
+        let first = await queue.next(until: nil)
+        let second = await queue.next(until: farFuture)
+        let third = await queue.next(until: nil)
+        let none = await queue.next(until: MonotonicInstant(nanoseconds: 0))
+        XCTAssertEqual([first, second, third], [3, 1, 2])
+        XCTAssertNil(none)
     }
 
-    func testPastDeadlineReturnsNilWhenEmpty() {
+    func testPastDeadlineReturnsNilWhenEmpty() async {
         let queue = EventQueue<String>()
-        XCTAssertNil(queue.next(until: MonotonicInstant(nanoseconds: 0)))
-        XCTAssertNil(queue.next(until: MonotonicInstant.now()))
+        let atZero = await queue.next(until: MonotonicInstant(nanoseconds: 0))
+        let atNow = await queue.next(until: MonotonicInstant.now())
+        XCTAssertNil(atZero)
+        XCTAssertNil(atNow)
     }
 
-    func testPastDeadlineStillReturnsAPendingEvent() {
+    func testPastDeadlineStillReturnsAPendingEvent() async {
         let queue = EventQueue<String>()
         queue.post("ready")
-        XCTAssertEqual(queue.next(until: MonotonicInstant(nanoseconds: 0)), "ready")
-        XCTAssertNil(queue.next(until: MonotonicInstant(nanoseconds: 0)))
+        let pending = await queue.next(until: MonotonicInstant(nanoseconds: 0))
+        let none = await queue.next(until: MonotonicInstant(nanoseconds: 0))
+        XCTAssertEqual(pending, "ready")
+        XCTAssertNil(none)
     }
 
-    func testInterleavedPostAndNext() {
-        let queue = EventQueue<Int>()
-        queue.post(1)
-        queue.post(2)
-        XCTAssertEqual(queue.next(until: nil), 1)
-        queue.post(3)
-        XCTAssertEqual(queue.next(until: nil), 2)
-        XCTAssertEqual(queue.next(until: nil), 3)
+    func testADeadlineOnTheQueuesClockEndsTheWaitAndLeavesNoTimer() async {
+        let clock = ManualClock()
+        let queue = EventQueue<Int>(clock: clock)
+        let deadline = clock.now().advanced(bySeconds: 5)
+        let waiter = Task { await queue.next(until: deadline) }
+        while clock.pendingCount == 0 { await Task.yield() }
+        clock.advance(to: MonotonicInstant(nanoseconds: deadline.nanoseconds - 1))
+        XCTAssertEqual(clock.pendingCount, 1, "still waiting just before the deadline")
+        clock.advance(to: deadline)
+        let result = await waiter.value
+        XCTAssertNil(result)
+        XCTAssertEqual(clock.pendingCount, 0)
     }
 
-    func testEventFromAnotherThreadWakesAWaiter() {
-        let queue = EventQueue<String>()
-        let waiting = DispatchSemaphore(value: 0)
-        let received = expectation(description: "the waiter received the event")
-        let result = Box<String?>(nil)
-        let deadline = farFuture
-        let waiter = Thread {
-            waiting.signal()
-            result.value = queue.next(until: deadline)
-            received.fulfill()
-        }
-        waiter.start()
-        waiting.wait()
-        usleep(20_000) // let the waiter block in pthread_cond_timedwait (the result does not depend on it)
+    func testAnEventBeforeTheDeadlineWakesTheWaiterAndCancelsItsTimer() async {
+        let clock = ManualClock()
+        let queue = EventQueue<String>(clock: clock)
+        let waiter = Task { await queue.next(until: clock.now().advanced(bySeconds: 60)) }
+        while clock.pendingCount == 0 { await Task.yield() }
         queue.post("wake up")
-        // A liveness guard against a hang, not a timing assertion.
-        wait(for: [received], timeout: 60)
-        XCTAssertEqual(result.value, "wake up")
+        let result = await waiter.value
+        XCTAssertEqual(result, "wake up")
+        XCTAssertEqual(clock.pendingCount, 0, "no timer is left pending once the event came")
     }
 
-    func testWaiterWithoutDeadlineIsWoken() {
+    func testAWaiterWithoutDeadlineIsWokenFromAnotherThread() async {
         let queue = EventQueue<Int>()
-        let received = expectation(description: "received")
-        let result = Box<Int?>(nil)
-        Thread {
-            result.value = queue.next(until: nil)
-            received.fulfill()
-        }.start()
-        queue.post(99)
-        wait(for: [received], timeout: 60)
-        XCTAssertEqual(result.value, 99)
+        let waiter = Task { await queue.next(until: nil) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { queue.post(99) }
+        let result = await waiter.value
+        XCTAssertEqual(result, 99)
     }
 
-    func testManyProducersKeepPerProducerOrder() {
-        let queue = EventQueue<(producer: Int, sequence: Int)>()
+    func testCancellingTheWaitingTaskEndsItsWait() async {
+        let clock = ManualClock()
+        let queue = EventQueue<Int>(clock: clock)
+        let waiter = Task { await queue.next(until: clock.now().advanced(bySeconds: 60)) }
+        while clock.pendingCount == 0 { await Task.yield() }
+        waiter.cancel()
+        let result = await waiter.value
+        XCTAssertNil(result)
+        XCTAssertEqual(clock.pendingCount, 0)
+        queue.post(1) // a later event is kept for the next consumer
+        let kept = await queue.next(until: nil)
+        XCTAssertEqual(kept, 1)
+    }
+
+    func testBlockingWaitFromADispatchWorker() {
+        let queue = EventQueue<Int>()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { queue.post(7) }
+        XCTAssertEqual(queue.nextBlocking(until: farFuture), 7)
+        XCTAssertNil(queue.nextBlocking(until: MonotonicInstant(nanoseconds: 0)))
+    }
+
+    func testManyProducersKeepPerProducerOrder() async {
+        let queue = EventQueue<Pair>()
         let producers = 4, perProducer = 250
-        let group = DispatchGroup()
         for producer in 0..<producers {
-            group.enter()
-            Thread {
-                for sequence in 0..<perProducer { queue.post((producer, sequence)) }
-                group.leave()
-            }.start()
+            DispatchQueue.global().async {
+                for sequence in 0..<perProducer { queue.post(Pair(producer: producer, sequence: sequence)) }
+            }
         }
         var next = [Int](repeating: 0, count: producers)
         for _ in 0..<(producers * perProducer) {
-            guard let event = queue.next(until: farFuture) else { return XCTFail("queue ran dry") }
+            guard let event = await queue.next(until: farFuture) else { return XCTFail("queue ran dry") }
             XCTAssertEqual(event.sequence, next[event.producer], "producer \(event.producer) out of order")
             next[event.producer] = event.sequence + 1
         }
-        group.wait()
         XCTAssertEqual(next, [Int](repeating: perProducer, count: producers))
-        XCTAssertNil(queue.next(until: MonotonicInstant(nanoseconds: 0)))
+        let none = await queue.next(until: MonotonicInstant(nanoseconds: 0))
+        XCTAssertNil(none)
+    }
+
+    private struct Pair: Sendable {
+        var producer: Int
+        var sequence: Int
     }
 
     // MARK: MonotonicInstant
@@ -131,10 +150,4 @@ final class EventQueueTests: XCTestCase {
         let now = MonotonicInstant.now()
         XCTAssertGreaterThanOrEqual(MonotonicInstant.now(), now, "the monotonic clock never goes back")
     }
-}
-
-/// A mutable cell shared with a thread; the expectation orders the write before the read.
-private final class Box<Value>: @unchecked Sendable {
-    var value: Value
-    init(_ value: Value) { self.value = value }
 }

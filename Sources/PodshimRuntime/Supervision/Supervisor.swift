@@ -17,7 +17,7 @@ final class Supervisor {
     private struct State {
         var trackers: [ProbeKind: ProbeTracker] = [:]
         var inFlight: Set<ProbeKind> = []
-        var startedAt = MonotonicInstant.now()
+        var startedAt = MonotonicInstant(nanoseconds: 0)
         var startupPassed = true
         var ready = false
         var backoff = RestartBackoff()
@@ -29,6 +29,8 @@ final class Supervisor {
     private let printer: TerminalPrinter
     private var states: [String: State] = [:]
     private var podReady = false
+    /// Probe periods and back-off run on the termination's clock.
+    private var clock: any Timekeeper { termination.clock }
 
     init(pod: Pod, termination: Termination, printer: TerminalPrinter) {
         self.pod = pod
@@ -39,7 +41,7 @@ final class Supervisor {
     /// `container` has just started (first run or restart): its probes start over.
     func started(_ container: Container) {
         var state = states[container.name] ?? State()
-        let now = MonotonicInstant.now()
+        let now = clock.now()
         state.startedAt = now
         state.inFlight = []
         state.restartAt = nil
@@ -86,9 +88,12 @@ final class Supervisor {
         state.startupPassed ? [.liveness, .readiness] : [.startup]
     }
 
+    /// A restart or a probe run is due now.
+    var hasWorkDue: Bool { nextWakeUp.map { $0 <= clock.now() } ?? false }
+
     /// Restarts and probe runs that are due.
     func runDue(sink: @escaping LineSink) {
-        let now = MonotonicInstant.now()
+        let now = clock.now()
         for container in pod.containers {
             guard var state = states[container.name] else { continue }
             if let restartAt = state.restartAt, restartAt <= now {
@@ -129,7 +134,7 @@ final class Supervisor {
             states[container.name] = state
             return
         }
-        let change = tracker.record(success: success, at: MonotonicInstant.now())
+        let change = tracker.record(success: success, at: clock.now())
         state.trackers[kind] = tracker
         if !success {
             printer.message("container \(container.name): \(kind.rawValue) probe failed (\(tracker.consecutiveFailures)/\(tracker.probe.failureThreshold)): \(detail)")
@@ -137,7 +142,7 @@ final class Supervisor {
         if kind == .startup && change == .success {
             printer.message("container \(container.name): started (startup probe succeeded)")
             state.startupPassed = true
-            let now = MonotonicInstant.now()
+            let now = clock.now()
             for other in [ProbeKind.liveness, .readiness] {
                 state.trackers[other]?.reset(containerStarted: now)
             }
@@ -170,7 +175,7 @@ final class Supervisor {
         setReady(container, false, reason: nil)
         guard PodPhase.restarts(pod.spec.restartPolicy, exitCode: exit.exitCode) else { return }
         state = states[container.name] ?? state
-        let now = MonotonicInstant.now()
+        let now = clock.now()
         let ran = Double(now.nanoseconds &- state.startedAt.nanoseconds) / 1e9
         let delay = state.backoff.delay(afterRunning: ran)
         state.restartAt = now.advanced(bySeconds: delay)
