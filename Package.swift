@@ -4,6 +4,7 @@
 // Dependencies point one way:
 //   CShims ← PodshimSystem ← PodshimCgroups  ← PodshimRuntime ← PodshimDaemon ← podshim (executable)
 //                          ← PodshimSecurity ↗                  PodshimCRI ↗
+//                          ← PodshimImages   ↗
 //                                PodshimSpec ↗
 import PackageDescription
 
@@ -62,13 +63,19 @@ let package = Package(
             name: "PodshimSpec",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
-        /// Pods and containers: spawn plans, the reaper, logs, the foreground pod runner.
+        /// Images: the store (content-addressed layers, unpacked root filesystems), OCI and directory
+        /// formats, references; later the registry client.
         .target(
-            name: "PodshimRuntime",
+            name: "PodshimImages",
             dependencies: [
-                "PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "CShims",
+                "PodshimSystem",
                 .product(name: "Crypto", package: "swift-crypto"),  // SHA-256 of image ids and blobs
             ]
+        ),
+        /// Pods and containers: spawn plans, termination, supervision, logs, the foreground pod runner.
+        .target(
+            name: "PodshimRuntime",
+            dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "PodshimImages", "CShims"]
         ),
         /// The Kubernetes CRI runtime.v1 messages and gRPC stubs, generated from Proto/ by hack/gen-proto.sh.
         .target(
@@ -83,7 +90,7 @@ let package = Package(
         .target(
             name: "PodshimDaemon",
             dependencies: [
-                "PodshimRuntime", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
+                "PodshimRuntime", "PodshimImages", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
                 // Imported directly: the seccomp cache (CapabilitySet) and pidfd exit status on re-adoption.
                 "PodshimSecurity", "CShims",
                 .product(name: "Logging", package: "swift-log"),
@@ -96,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "podshim",
             dependencies: [
-                "PodshimRuntime", "PodshimSpec", "PodshimDaemon", "PodshimCRI",
+                "PodshimRuntime", "PodshimImages", "PodshimSpec", "PodshimDaemon", "PodshimCRI",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -107,9 +114,9 @@ let package = Package(
         .testTarget(name: "PodshimSpecTests", dependencies: ["PodshimSpec"]),
         .testTarget(name: "PodshimSecurityTests", dependencies: ["PodshimSecurity", "PodshimSystem"]),
         .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
-        .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimSystem"]),
+        .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimImages", "PodshimSystem"]),
         .testTarget(name: "PodshimCtlTests", dependencies: ["podshim"]),
-        .testTarget(name: "PodshimDaemonTests", dependencies: ["PodshimDaemon", "PodshimCRI", "PodshimSpec", "PodshimRuntime"]),
+        .testTarget(name: "PodshimDaemonTests", dependencies: ["PodshimDaemon", "PodshimCRI", "PodshimSpec", "PodshimRuntime", "PodshimImages"]),
         /// Root integration tests: drive the podshim binary on the real kernel.
         .testTarget(
             name: "PodshimIntegrationTests",
@@ -117,5 +124,5 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

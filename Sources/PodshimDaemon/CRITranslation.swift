@@ -3,6 +3,7 @@ import Glibc
 import GRPCCore
 import PodshimCgroups
 import PodshimCRI
+import PodshimImages
 import PodshimRuntime
 import PodshimSpec
 import PodshimSystem

@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import PodshimCRI
+import PodshimImages
 import PodshimRuntime
 import PodshimSystem
 

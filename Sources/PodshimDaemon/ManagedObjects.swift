@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import PodshimCRI
 import PodshimRuntime
@@ -88,15 +89,14 @@ func newIdentifier() -> String {
 }
 
 /// Forwards a ``Termination``'s events to a handler set after the sandbox is built.
-final class TerminationEvents: @unchecked Sendable { // the handler is guarded by the lock
-    private let lock = NSLock()
-    private var handler: (@Sendable (Termination.Event) -> Void)?
+final class TerminationEvents: Sendable {
+    private let handler = Mutex<(@Sendable (Termination.Event) -> Void)?>(nil)
 
     func set(_ handler: @escaping @Sendable (Termination.Event) -> Void) {
-        lock.withLock { self.handler = handler }
+        self.handler.withLock { $0 = handler }
     }
 
     func deliver(_ event: Termination.Event) {
-        lock.withLock { handler }?(event)
+        handler.withLock { $0 }?(event)
     }
 }

@@ -3,6 +3,7 @@ import GRPCCore
 import Logging
 import PodshimCgroups
 import PodshimCRI
+import PodshimImages
 import PodshimRuntime
 import PodshimSecurity
 import PodshimSpec

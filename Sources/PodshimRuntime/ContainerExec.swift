@@ -1,3 +1,4 @@
+import Synchronization
 import CShims
 import Foundation
 import Glibc
@@ -137,24 +138,19 @@ struct OutputCollector {
 }
 
 /// One exit status, set on the reaper thread and awaited by another.
-final class ExitLatch: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var status: ExitStatus?
+final class ExitLatch: Sendable {
+    private let status = Mutex<ExitStatus?>(nil)
+    private let done = DispatchSemaphore(value: 0)
 
     func set(_ value: ExitStatus) {
-        condition.lock()
-        status = value
-        condition.broadcast()
-        condition.unlock()
+        status.withLock { $0 = value }
+        done.signal()
     }
 
+    /// One waiter: the exit status, or nil when `timeoutSeconds` (monotonic) passed first.
     func wait(timeoutSeconds: Double) -> ExitStatus? {
-        let limit = Date().addingTimeInterval(timeoutSeconds)
-        condition.lock()
-        defer { condition.unlock() }
-        while status == nil {
-            if !condition.wait(until: limit) { break }
-        }
-        return status
+        if let status = status.withLock({ $0 }) { return status }
+        _ = done.wait(timeout: .now() + max(0, timeoutSeconds))
+        return status.withLock { $0 }
     }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import CShims
 import Foundation
 import Glibc
@@ -108,7 +109,7 @@ public enum PodNetwork {
 
     /// A non-blocking, close-on-exec TCP socket created by a thread inside the namespace.
     static func socketInNamespace(of sandbox: ProcessHandle, family: Int32) -> Result<Int32, Failure> {
-        final class Box: @unchecked Sendable { var result: Result<Int32, Failure> = .failure(Failure(description: "no result")) }
+        final class Box: Sendable { let result = Mutex<Result<Int32, Failure>>(.failure(Failure(description: "no result"))) }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
         let pidfd = sandbox.pidfd
@@ -116,16 +117,17 @@ public enum PodNetwork {
             defer { done.signal() }
             let joined = psh_setns(pidfd, psh_clone_newnet)
             guard joined == 0 else {
-                box.result = .failure(Failure(description: "setns(net) of the pod: \(Errno(rawValue: -joined))"))
+                box.result.withLock { $0 = .failure(Failure(description: "setns(net) of the pod: \(Errno(rawValue: -joined))")) }
                 return
             }
             let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            box.result = fd >= 0 ? .success(fd) : .failure(Failure(description: "socket: \(Errno.last)"))
+            let result: Result<Int32, Failure> = fd >= 0 ? .success(fd) : .failure(Failure(description: "socket: \(Errno.last)"))
+            box.result.withLock { $0 = result }
         }
         thread.stackSize = 128 << 10
         thread.start()
         done.wait()
-        return box.result
+        return box.result.withLock { $0 }
     }
 
     private static func wait(_ fd: Int32, for events: Int16, until deadline: MonotonicInstant) -> Bool {

@@ -1,4 +1,5 @@
 import PodshimCgroups
+import PodshimImages
 import PodshimSecurity
 import PodshimSpec
 

@@ -3,7 +3,7 @@ import CShims
 import Glibc
 
 /// A process we started, addressed through a pidfd so a signal can never reach a recycled PID.
-public final class ProcessHandle: @unchecked Sendable {
+public final class ProcessHandle: Sendable {
     /// The PID in podshim's PID namespace (for display and /proc; never for signals).
     public let pid: pid_t
     /// The pidfd; closed when the handle is released.

@@ -1,6 +1,7 @@
 import GRPCCore
 import PodshimCRI
 @testable import PodshimDaemon
+import PodshimImages
 import PodshimSpec
 import XCTest
 

@@ -1,6 +1,8 @@
+import Synchronization
 import Foundation
 import Glibc
 import XCTest
+@testable import PodshimImages
 @testable import PodshimRuntime
 import PodshimSpec
 import PodshimSystem
@@ -633,8 +635,7 @@ extension ImageStoreTests {
 
     func testConcurrentPullsOfOneReference() throws {
         let fixture = try makeLayout()
-        let lock = NSLock()
-        var results: [Result<ImageRecord, ImagePullError>] = []
+        let results = Mutex<[Result<ImageRecord, ImagePullError>]>([])
         let store = images
         DispatchQueue.concurrentPerform(iterations: 3) { _ in
             let result: Result<ImageRecord, ImagePullError>
@@ -643,11 +644,9 @@ extension ImageStoreTests {
             } catch {
                 result = .failure(error)
             }
-            lock.lock()
-            results.append(result)
-            lock.unlock()
+            results.withLock { $0.append(result) }
         }
-        let records = try results.map { try $0.get() }
+        let records = try results.withLock { $0 }.map { try $0.get() }
         XCTAssertEqual(records.count, 3)
         XCTAssertEqual(Set(records.map(\.id)), [fixture.configDigest])
         XCTAssertEqual(images.list(), [records[0]])

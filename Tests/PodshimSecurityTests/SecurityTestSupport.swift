@@ -12,7 +12,7 @@ final class ScratchDirectory {
         var template = Array("/tmp/podshim-sec-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else { throw SystemError("mkdtemp", path: "/tmp", errno: .last) }
-        path = String(cString: template)
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     func remove() { try? FileManager.default.removeItem(atPath: path) }

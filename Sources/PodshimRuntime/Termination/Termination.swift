@@ -62,7 +62,7 @@ public final class Termination: @unchecked Sendable { // mutable state under `lo
         }
     }
 
-    private final class Entry {
+    private final class Entry: @unchecked Sendable { // every var is read and written under Termination.lock
         let container: any TerminationTarget
         var schedule: TerminationSchedule
         var token: TimerToken?

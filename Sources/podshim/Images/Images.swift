@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PodshimImages
 import PodshimRuntime
 
 /// `podshim images`: the local image store, used directly (no daemon needed; safe beside one).

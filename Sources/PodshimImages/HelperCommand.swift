@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Glibc
 import PodshimSystem
@@ -110,22 +111,19 @@ struct HelperCommand {
     }
 
     /// The exit status, handed from the reaper thread to the waiting one.
-    private final class ExitBox: @unchecked Sendable {
-        private let condition = NSCondition()
-        private var status: ExitStatus?
+    private final class ExitBox: Sendable {
+        private let status = Mutex<ExitStatus?>(nil)
+        private let done = DispatchSemaphore(value: 0)
 
         func set(_ status: ExitStatus) {
-            condition.lock()
-            self.status = status
-            condition.broadcast()
-            condition.unlock()
+            self.status.withLock { $0 = status }
+            done.signal()
         }
 
+        /// One waiter.
         func wait() -> ExitStatus {
-            condition.lock()
-            defer { condition.unlock() }
-            while status == nil { condition.wait() }
-            return status!
+            done.wait()
+            return status.withLock { $0! }
         }
     }
 }
