@@ -27,15 +27,17 @@ final class Supervisor {
     private let pod: Pod
     private let termination: Termination
     private let printer: TerminalPrinter
+    private let launcher: any Launcher
     private var states: [String: State] = [:]
     private var podReady = false
     /// Probe periods and back-off run on the termination's clock.
     private var clock: any Timekeeper { termination.clock }
 
-    init(pod: Pod, termination: Termination, printer: TerminalPrinter) {
+    init(pod: Pod, termination: Termination, printer: TerminalPrinter, launcher: any Launcher = PodLauncher()) {
         self.pod = pod
         self.termination = termination
         self.printer = printer
+        self.launcher = launcher
     }
 
     /// `container` has just started (first run or restart): its probes start over.
@@ -101,7 +103,7 @@ final class Supervisor {
                 states[container.name] = state
                 termination.forget(container.name)
                 do {
-                    try pod.restart(container, sink: sink)
+                    try launcher.restart(container, in: pod, sink: sink)
                     printer.message("container \(container.name) restarted (restart \(container.restartCount)): pid \(container.process?.pid ?? 0)")
                     started(container)
                 } catch {
@@ -117,8 +119,9 @@ final class Supervisor {
                 let events = pod.events
                 let sandbox = pod.sandbox
                 let name = container.name
+                let launcher = self.launcher
                 DispatchQueue.global().async {
-                    let (success, detail) = ProbeRunner.run(probe, in: container, sandbox: sandbox)
+                    let (success, detail) = launcher.probe(probe, in: container, sandbox: sandbox)
                     events.post(.probeFinished(name: name, kind: kind, success: success, detail: detail))
                 }
             }
