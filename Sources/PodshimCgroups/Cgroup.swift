@@ -49,6 +49,7 @@ public struct Cgroup: Equatable, Sendable {
 
     /// `cgroup.controllers`: what this cgroup may enable for its children.
     public func availableControllers() -> Set<String> {
+        // A missing cgroup (or one already gone) has no controllers; an existing one always has this file.
         Set(((try? read("cgroup.controllers")) ?? "").split(whereSeparator: \.isWhitespace).map(String.init))
     }
 
@@ -58,6 +59,7 @@ public struct Cgroup: Equatable, Sendable {
     public func enableControllers(_ controllers: [String]) throws(SystemError) -> Set<String> {
         let available = availableControllers()
         let wanted = controllers.filter(available.contains)
+        // Unreadable: every wanted controller is written again, which is harmless; a refusal is thrown.
         let enabled = Set(((try? read("cgroup.subtree_control")) ?? "").split(whereSeparator: \.isWhitespace).map(String.init))
         for controller in wanted where !enabled.contains(controller) {
             try write("cgroup.subtree_control", "+" + controller)
@@ -68,7 +70,7 @@ public struct Cgroup: Equatable, Sendable {
     /// A `key value` file (cpu.stat, memory.events, cgroup.events) as a dictionary.
     public func keyedValues(_ file: String) -> [String: Int64] {
         var values: [String: Int64] = [:]
-        for line in ((try? read(file)) ?? "").split(separator: "\n") {
+        for line in ((try? read(file)) ?? "").split(separator: "\n") { // a controller not enabled here, or a cgroup already gone: no values
             let fields = line.split(separator: " ")
             if fields.count == 2, let value = Int64(fields[1]) { values[String(fields[0])] = value }
         }
@@ -77,6 +79,7 @@ public struct Cgroup: Equatable, Sendable {
 
     /// A file holding one number (memory.current, memory.peak), or nil.
     public func number(_ file: String) -> Int64? {
+        // Missing (controller not enabled, cgroup gone): nil, as documented.
         (try? read(file)).flatMap { Int64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
@@ -106,6 +109,7 @@ public struct Cgroup: Equatable, Sendable {
     /// (up to `timeoutSeconds`) for it to be gone. Missing is fine.
     public func remove(timeoutSeconds: Double = 5) throws(SystemError) {
         guard exists else { return }
+        // Children left unlisted make the rmdir below fail (EBUSY), which is thrown at the deadline.
         let children = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { name in
             var info = stat()
             return stat(path + "/" + name, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
@@ -117,7 +121,7 @@ public struct Cgroup: Equatable, Sendable {
             if rmdir(path) == 0 || errno == ENOENT { return }
             let error = Errno.last
             guard error == .resourceBusy else { throw SystemError("rmdir", path: path, errno: error) }
-            if !killed { _ = try? killAll(); killed = true }
+            if !killed { _ = try? killAll(); killed = true } // a refused cgroup.kill keeps it busy: the rmdir error is thrown at the deadline
             if MonotonicInstant.now() > deadline { throw SystemError("rmdir", path: path, errno: error) }
             usleep(5_000)
         }

@@ -31,6 +31,7 @@ public struct CgroupHierarchy: Equatable, Sendable {
     /// Finds the cgroup2 mount of this mount namespace (/sys/fs/cgroup first), or nil when cgroup v2
     /// is not mounted at all.
     public static func detect(mountInfo: String? = nil) -> CgroupHierarchy? {
+        // Unreadable mountinfo reads as no cgroup2 mount: callers warn, or refuse with --require-cgroups.
         let text = mountInfo ?? ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "")
         var mounts: [String] = []
         for line in text.split(separator: "\n") {

@@ -205,12 +205,12 @@ public struct PodCgroups: Sendable {
     /// parent, only podshim's leaves (the sandbox's and `containers`').
     public func remove(containers: [String] = []) throws(SystemError) {
         if naming.ownsPod {
-            _ = try? pod.killAll()
+            _ = try? pod.killAll() // remove() kills again when busy and throws what it cannot remove
             try pod.remove()
             return
         }
         for leaf in [sandbox] + containers.map(container) where access(leaf.path, F_OK) == 0 {
-            _ = try? leaf.killAll()
+            _ = try? leaf.killAll() // remove() kills again when busy and throws what it cannot remove
             try leaf.remove()
         }
     }

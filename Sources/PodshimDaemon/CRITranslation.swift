@@ -132,6 +132,7 @@ enum CRITranslation {
         let unconfined = (profile.map { $0.profileType == .unconfined } ?? true)
             && (legacy.isEmpty || legacy == "unconfined")
         if unconfined { return }
+        // Only picks the wording of the refusal below: unreadable means no AppArmor.
         let enabled = (try? String(contentsOfFile: "/sys/module/apparmor/parameters/enabled", encoding: .utf8))?
             .hasPrefix("Y") == true
         let what = profile.map { "\($0.profileType)" + ($0.localhostRef.isEmpty ? "" : " \($0.localhostRef)") } ?? legacy

@@ -23,6 +23,7 @@ final class ManagedContainer: @unchecked Sendable {
     var lastCPUSample: (time: Int64, usage: UInt64)?
 
     init(record: ContainerRecord, config: Runtime_V1_ContainerConfig, runtime: Container) {
+        // Written by jsonString() of this very message; a torn record fails to load as a whole (reported).
         resources = record.resources.flatMap { try? Runtime_V1_LinuxContainerResources(jsonString: $0) }
             ?? config.linux.resources
         id = record.id

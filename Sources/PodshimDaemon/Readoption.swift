@@ -21,17 +21,25 @@ extension SandboxManager {
         for record in containerRecords { containersBySandbox[record.sandboxID, default: []].append(record) }
 
         for var record in sandboxRecords {
-            guard let config = try? Runtime_V1_PodSandboxConfig(jsonString: record.config),
-                  let spec = try? CRITranslation.pod(config) else {
+            guard let config = try? Runtime_V1_PodSandboxConfig(jsonString: record.config), // reported just below
+                  let spec = try? CRITranslation.pod(config) else { // reported just below
                 report.append("sandbox \(record.id): unreadable config, record left in place")
                 continue
             }
             let layout = PodLayout(pod: spec, podID: record.id, configuration: configuration,
                                    logDirectory: config.logDirectory.isEmpty ? nil : config.logDirectory)
-            let parent = try? cgroupParent(config, sandboxID: record.id)
+            let parent: Pod.CgroupParent?
+            do {
+                parent = try cgroupParent(config, sandboxID: record.id)
+            } catch {
+                // E.g. restarted with another --cgroup-driver: the pod's cgroups are then taken as podshim's own.
+                parent = nil
+                report.append("sandbox \(record.id.prefix(13)): cgroup parent \"\(config.linux.cgroupParent)\" no longer valid (\(error)), "
+                    + "its cgroups are handled as podshim's own")
+            }
             let pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: [],
                           cgroupHierarchy: hierarchy, privileged: config.linux.securityContext.privileged, daemon: true,
-                          cgroupParent: parent ?? nil)
+                          cgroupParent: parent)
             let pause = record.pause.flatMap(Self.reopen)
             pod.adoptSandbox(pause, cgroupPath: record.cgroup)
             if pause == nil && record.ready {
@@ -43,7 +51,7 @@ extension SandboxManager {
             if pause == nil { sandbox.pauseExited.fire() }
 
             for var containerRecord in (containersBySandbox[record.id] ?? []).sorted(by: { $0.createdAt < $1.createdAt }) {
-                guard let containerConfig = try? Runtime_V1_ContainerConfig(jsonString: containerRecord.config) else {
+                guard let containerConfig = try? Runtime_V1_ContainerConfig(jsonString: containerRecord.config) else { // reported just below
                     report.append("container \(containerRecord.id): unreadable config, record left in place")
                     continue
                 }
@@ -60,7 +68,14 @@ extension SandboxManager {
                         report.append("container \(containerRecord.id.prefix(13)): exited while podshim was down (Unknown)")
                     }
                 }
-                let planned = try? planContainer(containerConfig, id: containerRecord.id, in: sandbox)
+                let planned: PlannedContainer?
+                do {
+                    planned = try planContainer(containerConfig, id: containerRecord.id, in: sandbox)
+                } catch {
+                    planned = nil
+                    report.append("container \(containerRecord.id.prefix(13)): cannot be planned again (\(error)), "
+                        + "kept with a placeholder spec (enough to stop and remove it)")
+                }
                 let plan = planned?.plan ?? ProcessPlan(argv: containerConfig.command.isEmpty ? ["/bin/true"] : containerConfig.command)
                 let spec = planned?.addition.container
                     ?? PodshimSpecContainer.placeholder(name: containerRecord.id, image: containerRecord.image)
@@ -71,6 +86,10 @@ extension SandboxManager {
                 if let process {
                     watchAdopted(process, container: container, in: sandbox)
                     report.append("container \(containerRecord.id.prefix(13)): re-adopted, pid \(process.pid)")
+                    if runtime.outputLog == nil {
+                        report.append("container \(containerRecord.id.prefix(13)): its output pipes could not be reopened, "
+                            + "its output is no longer logged")
+                    }
                 }
             }
             watchTermination(of: sandbox)
@@ -111,6 +130,7 @@ extension SandboxManager {
     /// A pidfd for `identity` if that very process still runs: identity checked, pidfd opened,
     /// identity checked again (now pinned by the pidfd).
     static func reopen(_ identity: ProcessIdentity) -> ProcessHandle? {
+        // The process may have exited meanwhile (ESRCH is expected): nil, and the caller reports it gone.
         guard identity.isAlive, let handle = try? ProcessHandle(opening: identity.pid), identity.isAlive else { return nil }
         return handle
     }

@@ -129,6 +129,7 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
 
     /// A JSON object of simple values, for the verbose `info` maps.
     func jsonObject(_ values: [String: Any]) -> String {
+        // Cannot fail for the strings, numbers and booleans callers pass; "{}" is only a fallback.
         (try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys, .withoutEscapingSlashes]))
             .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }

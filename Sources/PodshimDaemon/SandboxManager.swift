@@ -86,6 +86,7 @@ final class SandboxManager: @unchecked Sendable {
         let privileged = config.linux.securityContext.privileged
         let pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: [],
                       cgroupHierarchy: hierarchy, privileged: privileged, daemon: true, cgroupParent: parent)
+        // jsonString() cannot throw here: the CRI messages hold no Any, Timestamp, Duration or Value fields.
         var record = SandboxRecord(id: id, config: (try? config.jsonString()) ?? "{}", createdAt: nowNanoseconds(),
                                    ready: false)
         do {
@@ -324,6 +325,7 @@ final class SandboxManager: @unchecked Sendable {
                     + "already exists in pod sandbox \(sandbox.id) as \(existing.id)")
             }
             var record = ContainerRecord(
+                // jsonString() cannot throw here: the CRI messages hold no Any, Timestamp, Duration or Value fields.
                 id: id, sandboxID: sandbox.id, config: (try? config.jsonString()) ?? "{}", image: config.image.image,
                 imageRef: planned.imageRef, logPath: logPath, state: .created, createdAt: nowNanoseconds())
             do {
@@ -451,7 +453,7 @@ final class SandboxManager: @unchecked Sendable {
         }
         sandbox.lock.withLock {
             container.resources = resources
-            container.record.resources = try? resources.jsonString()
+            container.record.resources = try? resources.jsonString() // cannot throw: no Any/Timestamp/Duration/Value in the CRI messages
             save(container.record)
         }
     }
@@ -582,6 +584,7 @@ final class SandboxManager: @unchecked Sendable {
 
     /// The node's pod CIDR(s) from UpdateRuntimeConfig, kept under the state directory.
     var podCIDR: String {
+        // Missing until UpdateRuntimeConfig sets one: empty means none.
         (try? String(contentsOfFile: store.directory + "/pod-cidr", encoding: .utf8)) ?? ""
     }
 
@@ -617,6 +620,7 @@ final class SandboxManager: @unchecked Sendable {
             "podCIDR": podCIDR,
         ]
         if let cgroupNotice { values["cgroupNotice"] = cgroupNotice }
+        // Cannot fail for these strings; "{}" is only a fallback.
         return (try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys, .withoutEscapingSlashes]))
             .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }

@@ -109,7 +109,13 @@ struct StateStore: Sendable {
     private func load<Record: Decodable>(_ directory: String) -> (records: [Record], problems: [String]) {
         var records: [Record] = []
         var problems: [String] = []
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            problems.append("cannot list records in \(directory): \(error)")
+            names = []
+        }
         for name in names.sorted() where name.hasSuffix(".json") {
             let path = directory + "/" + name
             do {

@@ -68,6 +68,6 @@ struct ImageStaging {
 
     /// Deletes the staging directory and everything in it (best effort: it is invisible anyway).
     func discard() {
-        try? FileSystem.removeTree(path)
+        try? FileSystem.removeTree(path) // best effort: a leftover .staging- directory is skipped by every listing
     }
 }

@@ -63,7 +63,7 @@ extension ImageStore {
             if ids.count > 1 { return .ambiguous(ids.sorted()) }
             if let id = ids.first { return .found(records.filter { $0.id == id }) }
         }
-        if let name = try? storeName(ImageReference.withoutDefaultRegistry(reference)),
+        if let name = try? storeName(ImageReference.withoutDefaultRegistry(reference)), // not a valid store name: no image by that name
            let record = records.first(where: { $0.rootfs == imageDirectory(name) + "/rootfs" }) {
             return .found([record])
         }
@@ -79,6 +79,7 @@ extension ImageStore {
             return nil
         }
         if let data = FileManager.default.contents(atPath: imageDirectory(name) + "/" + Self.metadataFile),
+           // Unreadable: a record made up from the name, as documented.
            var record = try? ImageRecord.makeDecoder().decode(ImageRecord.self, from: data) {
             record.rootfs = rootfs  // where it is now, even if the store was moved
             return record
@@ -87,7 +88,8 @@ extension ImageStore {
                                  rootfs: rootfs)
         // Remember it, so the tree is walked once rather than on every lookup (best effort: a
         // read-only store just walks again).
-        if let data = try? ImageRecord.makeEncoder().encode(record) {
+        if let data = try? ImageRecord.makeEncoder().encode(record) { // cannot fail: strings and integers only
+            // Best effort (see above): a read-only store just walks again.
             try? FileSystem.writeAtomically(imageDirectory(name) + "/" + Self.metadataFile, String(decoding: data, as: UTF8.self))
         }
         return record

@@ -43,6 +43,7 @@ extension ImageStore {
     static func directoryID(_ path: String, config: ImageConfig) -> String {
         var hasher = SHA256()
         hasher.update("podshim-directory-v2\n")
+        // Cannot fail: ImageConfig holds only strings and string arrays.
         if let settings = try? ImageRecord.makeEncoder().encode(config) { hasher.update(Array(settings)) }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var linked: [String: String] = [:]  // "dev:ino" of files with several links → first path

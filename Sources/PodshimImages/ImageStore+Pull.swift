@@ -58,7 +58,7 @@ extension ImageStore {
         let repoTag = repository + ":" + tag
         // A registry and path components become part of one directory name (`/` → `_`).
         guard !repository.isEmpty, !tag.isEmpty,
-              let directoryName = try? storeName(repoTag.replacingOccurrences(of: "/", with: "_")) else {
+              let directoryName = try? storeName(repoTag.replacingOccurrences(of: "/", with: "_")) else { // thrown as .invalidName just below
             throw .invalidName(tagAs ?? repoTag)
         }
         return StoredName(repository: repository, tag: tag, directoryName: directoryName)

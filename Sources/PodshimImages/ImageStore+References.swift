@@ -102,7 +102,7 @@ extension ImageStore {
     /// `podshim images rm`: a tag is removed from its image, and the image with it when it was the
     /// last one; an id (or unique id prefix) removes the image and all its references.
     public func untag(_ reference: String) throws(ImageRemoveError) -> UntagResult {
-        if let tag = try? Self.canonicalTag(reference) {
+        if let tag = try? Self.canonicalTag(reference) { // not a tag (an id or id prefix): looked up below
             do throws(ImagePullError) {
                 let result: UntagResult? = try withReferenceLock { () throws(ImagePullError) -> UntagResult? in
                     guard var record = image(taggedAs: tag) else { return nil }

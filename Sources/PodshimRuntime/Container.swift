@@ -96,21 +96,21 @@ public final class Container: TerminationTarget, @unchecked Sendable { // mutabl
             startedWall = WallClock.nanoseconds()
             finishedWall = nil
             processHandle = process
-            try? machine.started(pid: process.pid)
+            try? machine.started(pid: process.pid) // an exit recorded first (a fast exit) stands
         }
     }
 
     func markFailedToStart(_ message: String) {
-        lock.withLock { try? machine.failedToStart(message) }
+        lock.withLock { try? machine.failedToStart(message) } // only a container not yet started can fail to start; a later state stands
     }
 
     /// The main process ended: read the cgroup's usage (and OOM kills), then take down whatever
     /// else still runs in the container's cgroup (processes that escaped its init).
     public func markExited(_ status: ExitStatus) {
         let usage = cgroup.map(CgroupUsage.read)
-        _ = try? cgroup?.killAll()
+        _ = try? cgroup?.killAll() // best effort: stragglers die with the cgroup's removal, which reports failures
         lock.withLock {
-            try? machine.exited(status, usage: usage)
+            try? machine.exited(status, usage: usage) // already exited: the first exit recorded stands
             processHandle = nil
             finishedWall = WallClock.nanoseconds()
         }
@@ -164,6 +164,6 @@ public final class Container: TerminationTarget, @unchecked Sendable { // mutabl
     public func kill() {
         // A SIGKILL the kernel refuses is covered by the cgroup.kill right after.
         _ = try? send(.kill)
-        _ = try? cgroup?.killAll()
+        _ = try? cgroup?.killAll() // best effort: the cgroup's removal kills again and reports failures
     }
 }

@@ -105,13 +105,13 @@ public enum ContainerExec {
             }
         }
         if timedOut {
-            _ = try? child.send(.kill)
+            _ = try? child.send(.kill) // it may have exited already; the bounded wait below ends either way
         }
         // Output pipes may stay open in a daemonised grandchild; the exit of the command is what counts.
         let status = exited.wait(timeoutSeconds: timedOut ? 10 : (deadline == nil ? 3600 : max(1, timeoutSeconds)))
         if status == nil && !timedOut {
             timedOut = true
-            _ = try? child.send(.kill)
+            _ = try? child.send(.kill) // it may have exited already; the bounded wait below ends either way
             _ = exited.wait(timeoutSeconds: 10)
         }
         return Result(exitCode: status?.code ?? 137, stdout: collector.stdout, stderr: collector.stderr,

@@ -113,10 +113,12 @@ public final class Pod: @unchecked Sendable {
             let hostname = currentSpec.hostNetwork ? Self.hostHostname() : currentSpec.hostname
             try FileSystem.writeAtomically(layout.etcDirectory + "/hostname", hostname + "\n", durable: false)
             let hosts = currentSpec.hostNetwork
+                // A host without /etc/hosts: the generated file.
                 ? ((try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? Self.hostsFile(hostname: hostname))
                 : Self.hostsFile(hostname: hostname)
             try FileSystem.writeAtomically(layout.etcDirectory + "/hosts", hosts, durable: false)
             let resolv = currentSpec.dnsConfig?.resolvConf
+                // A host without resolv.conf has no DNS servers to pass on.
                 ?? (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
             try FileSystem.writeAtomically(layout.etcDirectory + "/resolv.conf", resolv, durable: false)
             try FileSystem.createDirectory(layout.dataDirectory, mode: 0o711)
@@ -196,6 +198,7 @@ public final class Pod: @unchecked Sendable {
             container.markCloned()
             container.markStarted(process)
             if outputFIFOs {
+                // A failure leaves outputLog nil, which re-adoption reports.
                 container.output = try? ContainerOutput.reattach(
                     container: container.name,
                     logPath: logPath ?? layout.logFile(container: container.name, attempt: 0), fifoDirectory: outputDirectory)
@@ -240,7 +243,7 @@ public final class Pod: @unchecked Sendable {
             currentSpec.containers.removeAll { $0.name == container.name }
             record.containers[container.name] = nil
         }
-        try? saveRecord()
+        do { try saveRecord() } catch { problems.append(PodError("pod \(spec.name) record", error)) }
         return problems
     }
 
@@ -327,7 +330,7 @@ public final class Pod: @unchecked Sendable {
         do {
             let process = try Spawner.spawn(plan, sandbox: nil, stdio: .init(), cgroup: cgroups?.sandbox, onCloned: { process in
                 record.sandbox = ProcessIdentity.of(pid: process.pid)
-                try? saveRecord()
+                try? saveRecord() // best effort: prepare() wrote the record; recovery also kills through the pod's cgroup
             }) { [events] status in
                 events.post(.sandboxExited(status))
             }
@@ -369,7 +372,7 @@ public final class Pod: @unchecked Sendable {
                     container.markCloned()
                     container.holdMountNamespace(of: process.pid)
                     stateLock.withLock { record.containers[container.name] = ProcessIdentity.of(pid: process.pid) }
-                    try? saveRecord()
+                    try? saveRecord() // best effort: prepare() wrote the record; recovery also kills through the pod's cgroup
                 }
             ) { [events] status in
                 container.markExitObserved(at: MonotonicInstant.now())
@@ -417,7 +420,7 @@ public final class Pod: @unchecked Sendable {
             guard let source = mount.source,
                   let root = volumeRoots.first(where: { source.hasPrefix($0 + "/") }) else { continue }
             if !FileManager.default.fileExists(atPath: source) {
-                try? FileSystem.createDirectory(source) // Kubernetes creates a missing subPath
+                try? FileSystem.createDirectory(source) // Kubernetes creates a missing subPath; failing that, "cannot be resolved" is thrown below
             }
             guard let resolved = FileSystem.resolved(source), FileSystem.resolved(root) != nil else {
                 throw PodError("container \(container.name)", message: "subPath \(source) cannot be resolved")
@@ -432,7 +435,7 @@ public final class Pod: @unchecked Sendable {
 
     /// Sends SIGKILL to the pause process (its PID namespace ends with it).
     public func killSandbox() {
-        _ = try? sandbox?.send(.kill)
+        _ = try? sandbox?.send(.kill) // a refused SIGKILL shows: every caller waits for the exit and says so; cgroup removal kills it too
     }
 
     /// Removes the pod's cgroups (killing anything left in them), mounts and directories, all but
@@ -456,6 +459,7 @@ public final class Pod: @unchecked Sendable {
 
     private func saveRecord() throws(SystemError) {
         let snapshot = stateLock.withLock { record }
+        // Cannot fail: strings, integers and booleans only.
         let data = (try? JSONEncoder().encode(snapshot)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
         // The daemon's own records (fsync'd) are what a restart reads; for its pods this file is
         // only the marker that keeps `podshim run`'s recovery away, so it needs no fsync.

@@ -19,10 +19,10 @@ public enum Recovery {
         let statePods = configuration.stateDirectory + "/pods"
         let dataPods = configuration.rootDirectory + "/pods"
         var live: Set<String> = []
-        for id in (try? FileManager.default.contentsOfDirectory(atPath: statePods)) ?? [] {
+        for id in (try? FileManager.default.contentsOfDirectory(atPath: statePods)) ?? [] { // no pods directory yet: nothing to clean up
             let directory = statePods + "/" + id
             guard let data = FileManager.default.contents(atPath: directory + "/pod.json"),
-                  let record = try? JSONDecoder().decode(PodStateRecord.self, from: data)
+                  let record = try? JSONDecoder().decode(PodStateRecord.self, from: data) // unreadable: handled below as an incomplete pod (reported)
             else {
                 if isOld(directory) {
                     report += remove([directory, dataPods + "/" + id], what: "incomplete pod \(id)")
@@ -45,6 +45,7 @@ public enum Recovery {
             if let parent = record.cgroupParent {
                 // A kubelet's pod cgroup: only podshim's leaves in it (named by the pod and container ids).
                 let ids = Set([record.podID] + record.containers.keys)
+                // The kubelet may have removed its parent: nothing of ours left.
                 for leaf in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
                     where ids.contains(leaf) || ids.contains(where: { leaf == "podshim-\($0).scope" }) {
                     do {
@@ -67,6 +68,7 @@ public enum Recovery {
         // `podshim serve`), and killing it would kill pods that are not ours.
         if let hierarchy {
             let podshim = (configuration.cgroupRoot ?? hierarchy.mountPoint) + "/podshim"
+            // No podshim cgroup directory: nothing to clean up.
             for name in (try? FileManager.default.contentsOfDirectory(atPath: podshim)) ?? [] where name.hasPrefix("pod-") {
                 let id = String(name.dropFirst(4))
                 guard !live.contains(id), !FileManager.default.fileExists(atPath: statePods + "/" + id) else { continue }
@@ -81,6 +83,7 @@ public enum Recovery {
             }
         }
         // Data left without state (e.g. /run was wiped by a reboot).
+        // No data directory: nothing to clean up.
         for id in (try? FileManager.default.contentsOfDirectory(atPath: dataPods)) ?? [] where !live.contains(id) {
             let directory = dataPods + "/" + id
             if !FileManager.default.fileExists(atPath: statePods + "/" + id) && isOld(directory) {
@@ -92,8 +95,10 @@ public enum Recovery {
 
     /// Whether `identity` was alive and has been killed. Waits (bounded) until it is gone.
     static func kill(_ identity: ProcessIdentity) -> Bool {
+        // The process may have exited already: ESRCH is expected.
         guard identity.isAlive, let handle = try? ProcessHandle(opening: identity.pid) else { return false }
         // The pidfd now pins the process: check again that it is the one we recorded.
+        // Refused: not counted as killed; the cgroup removal above kills it.
         guard identity.isAlive, (try? handle.send(.kill)) == true else { return false }
         _ = psh_poll_readable(handle.pidfd, 5000)
         return true

@@ -106,7 +106,7 @@ public enum Spawner {
         case 1:
             throw describe(report, plan: plan, sandbox: sandbox)
         default:
-            _ = try? process.send(.kill)
+            _ = try? process.send(.kill) // cleanup after a failure that is thrown just below
             throw SpawnError(stage: "setup", detail: "(no execve within \(Int(setupTimeout))s)", errno: .timedOut)
         }
     }

@@ -46,6 +46,7 @@ public enum Capabilities {
     /// The permitted set of this process (`CapPrm` in /proc/self/status): a child can be given
     /// no capability outside it (capset fails with EPERM), so "privileged" means all of these.
     public static var held: CapabilitySet {
+        // Unreadable: all, and a capset beyond what is held then fails loudly (EPERM).
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         for line in status.split(separator: "\n") where line.hasPrefix("CapPrm:") {
             let hex = line.dropFirst("CapPrm:".count).trimmingCharacters(in: .whitespaces)

@@ -77,7 +77,7 @@ extension ManifestParser {
 
     /// A port number (1–65535) or the name of one of the container's ports.
     static func parsePortReference(_ node: ManifestNode, ports: [ContainerPort]) throws(ManifestError) -> PortReference {
-        if let number = try? node.int() {
+        if let number = try? node.int() { // not an integer: then a port name, checked below
             guard (1...65535).contains(number) else { throw node.error("must be between 1 and 65535") }
             return .number(number)
         }

@@ -66,6 +66,7 @@ struct HostOptions: ParsableArguments {
 
     /// `podshim-pause` beside the running executable, else the installed one.
     static func defaultPauseBinary() -> String {
+        // No /proc/self/exe: fall back to the installed podshim-pause.
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
         let sibling = (executable as NSString).deletingLastPathComponent + "/podshim-pause"
         if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }

@@ -40,7 +40,7 @@ struct Run: AsyncParsableCommand {
         if let terminationReport {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = (try? encoder.encode(result.kills)) ?? Data("[]".utf8)
+            let data = (try? encoder.encode(result.kills)) ?? Data("[]".utf8) // cannot fail: strings, integers and booleans only
             if !FileManager.default.createFile(atPath: terminationReport, contents: data) {
                 FileHandle.standardError.write(Data("podshim: cannot write the termination report \(terminationReport)\n".utf8))
             }

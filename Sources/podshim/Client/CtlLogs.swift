@@ -140,7 +140,7 @@ struct CtlLogFollower {
         guard let handle = FileHandle(forReadingAtPath: path) else { return false }
         var info = stat()
         guard fstat(handle.fileDescriptor, &info) == 0 else {
-            try? handle.close()
+            try? handle.close() // closing a read-only handle being dropped: nothing to lose
             return false
         }
         self.handle = handle
@@ -157,11 +157,11 @@ struct CtlLogFollower {
         var info = stat()
         if fstat(handle.fileDescriptor, &info) == 0, UInt64(info.st_size) < offset {
             // Truncated in place: start from its beginning.
-            try? handle.seek(toOffset: 0)
+            try? handle.seek(toOffset: 0) // lseek on an open regular file does not fail; at worst lines are skipped
             offset = 0
             reader = CtlCRILogReader()
         }
-        if let data = try? handle.readToEnd(), !data.isEmpty {
+        if let data = try? handle.readToEnd(), !data.isEmpty { // a read error: nothing new this time, the next poll reads again
             offset += UInt64(data.count)
             entries += reader.feed(data)
         }
@@ -169,7 +169,7 @@ struct CtlLogFollower {
         if stat(path, &current) == 0, UInt64(current.st_dev) != device || UInt64(current.st_ino) != inode {
             // Replaced: finish the old file, continue with the new one from its start.
             entries += reader.finish()
-            try? handle.close()
+            try? handle.close() // closing a read-only handle being dropped: nothing to lose
             self.handle = nil
             reader = CtlCRILogReader()
             if open() { entries += read() }

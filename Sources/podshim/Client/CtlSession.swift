@@ -127,7 +127,7 @@ extension CtlJSON {
             guard let handle = FileHandle(forReadingAtPath: path) else {
                 throw CtlError.usage("\(path): \(String(cString: strerror(errno)))")
             }
-            defer { try? handle.close() }
+            defer { try? handle.close() } // closing a read-only handle: nothing to lose
             var info = stat()
             if fstat(handle.fileDescriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
                 throw CtlError.usage("\(path): \(String(cString: strerror(EISDIR)))")
