@@ -13,7 +13,7 @@ import PodshimSystem
 /// the `stat` of mount sources that tells a file bind from a directory bind.
 enum CRITranslation {
     /// The pod a RunPodSandbox request describes: no containers yet (they arrive one by one).
-    static func pod(_ config: Runtime_V1_PodSandboxConfig) throws(RPCError) -> PodSpec {
+    static func pod(_ config: Runtime_V1_PodSandboxConfig) throws(PodshimError) -> PodSpec {
         guard config.hasMetadata else { throw CRIError.invalidArgument("config.metadata", "required") }
         let metadata = config.metadata
         if metadata.name.isEmpty { throw CRIError.invalidArgument("config.metadata.name", "required") }
@@ -90,7 +90,7 @@ enum CRITranslation {
 
     /// The pod's sysctls: only namespaced ones, written in the pod's own namespaces. A name in
     /// slash form (`net/ipv4/ip_forward`) is turned into the dotted one, as the kubelet does.
-    static func sysctls(_ values: [String: String], pod: PodSpec) throws(RPCError) -> [Sysctl] {
+    static func sysctls(_ values: [String: String], pod: PodSpec) throws(PodshimError) -> [Sysctl] {
         var result: [Sysctl] = []
         for (written, value) in values.sorted(by: { $0.key < $1.key }) {
             let field = "config.linux.sysctls[\"\(written)\"]"
@@ -128,7 +128,7 @@ enum CRITranslation {
 
     /// AppArmor: nothing, or Unconfined, is fine. podshim loads no AppArmor profile, so any other
     /// request is refused rather than silently ignored.
-    static func checkAppArmor(_ profile: Runtime_V1_SecurityProfile?, legacy: String, field: String) throws(RPCError) {
+    static func checkAppArmor(_ profile: Runtime_V1_SecurityProfile?, legacy: String, field: String) throws(PodshimError) {
         let unconfined = (profile.map { $0.profileType == .unconfined } ?? true)
             && (legacy.isEmpty || legacy == "unconfined")
         if unconfined { return }
@@ -158,7 +158,7 @@ enum CRITranslation {
     /// `imageConfig` fills the command, environment and working directory the config leaves empty.
     static func container(
         _ config: Runtime_V1_ContainerConfig, key: String, image: ImageDefaults
-    ) throws(RPCError) -> ContainerAddition {
+    ) throws(PodshimError) -> ContainerAddition {
         guard config.hasMetadata, !config.metadata.name.isEmpty else {
             throw CRIError.invalidArgument("config.metadata.name", "required")
         }
@@ -366,7 +366,7 @@ enum CRITranslation {
 
     /// The seccomp profile: `seccomp` when set, else the legacy `seccomp_profile_path`, else
     /// Unconfined.
-    static func seccomp(_ context: Runtime_V1_LinuxContainerSecurityContext) throws(RPCError) -> SeccompProfileSpec? {
+    static func seccomp(_ context: Runtime_V1_LinuxContainerSecurityContext) throws(PodshimError) -> SeccompProfileSpec? {
         if context.hasSeccomp {
             switch context.seccomp.profileType {
             case .runtimeDefault: return SeccompProfileSpec(type: .runtimeDefault)
@@ -395,7 +395,7 @@ enum CRITranslation {
 
     /// The kubelet's CPU and memory values turned back into Kubernetes quantities: quota/period
     /// is the limit in millicores, shares the request (the kubelet sends 2 for none).
-    static func resources(_ resources: Runtime_V1_LinuxContainerResources, field: String) throws(RPCError) -> ResourceRequirements {
+    static func resources(_ resources: Runtime_V1_LinuxContainerResources, field: String) throws(PodshimError) -> ResourceRequirements {
         var result = ResourceRequirements()
         if resources.cpuQuota > 0 {
             let period = resources.cpuPeriod > 0 ? resources.cpuPeriod : 100_000
@@ -424,7 +424,7 @@ enum CRITranslation {
 
     /// The cgroup files' values for CRI resources, kept as the kubelet sent them (quota, period,
     /// shares, cpusets, memory and swap, hugepages, raw `unified` files). Zero means not set.
-    static func cgroupResources(_ resources: Runtime_V1_LinuxContainerResources, field: String) throws(RPCError) -> CgroupResources {
+    static func cgroupResources(_ resources: Runtime_V1_LinuxContainerResources, field: String) throws(PodshimError) -> CgroupResources {
         let requirements = try Self.resources(resources, field: field)
         var result = CgroupResources(cpuLimitMillis: requirements.cpuLimitMillis, cpuRequestMillis: requirements.cpuRequestMillis,
                                      memoryLimitBytes: requirements.memoryLimitBytes)

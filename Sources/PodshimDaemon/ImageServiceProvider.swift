@@ -60,9 +60,9 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
             record = try await offload { () throws -> ImageRecord in try store.pull(reference) }
         } catch let error as ImagePullError {
             if case .remoteNotSupported = error {
-                throw RPCError(code: .notFound, message: "image.image: \(error)")
+                throw PodshimError(.notFound, subject: "image.image", message: "\(error)")
             }
-            throw RPCError(code: .unknown, message: "pull \(reference): \(error)")
+            throw PodshimError(.internal, operation: "pull", subject: reference, message: "\(error)")
         }
         var response = Runtime_V1_PullImageResponse()
         response.imageRef = record.id

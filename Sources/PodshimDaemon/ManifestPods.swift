@@ -38,13 +38,13 @@ final class ManifestPods: @unchecked Sendable {
 
     var all: [Entry] { lock.withLock { Array(entries.values).sorted { $0.id < $1.id } } }
 
-    func entry(_ id: String) throws(RPCError) -> Entry {
+    func entry(_ id: String) throws(PodshimError) -> Entry {
         _ = try RequestCheck.id(id, field: "pod_id")
         return try RequestCheck.unique(id, in: all, id: \.id, kind: "pod", kinds: "pods", field: "pod_id")
     }
 
     /// Parses, plans and starts the pod; returns its id (the manifest's uid, or a new one).
-    func run(manifest: String) throws(RPCError) -> String {
+    func run(manifest: String) throws(PodshimError) -> String {
         if manifest.utf8.count > 1 << 20 { throw CRIError.invalidArgument("manifest", "larger than 1 MiB") }
         let parsed: PodSpec
         do {
@@ -96,7 +96,7 @@ final class ManifestPods: @unchecked Sendable {
     }
 
     /// Forces the pod down if it still runs, waits for its teardown, forgets it.
-    func remove(_ entry: Entry) async throws(RPCError) {
+    func remove(_ entry: Entry) async throws(PodshimError) {
         if !entry.done.hasFired {
             entry.runner.stop(graceSeconds: 0)
             guard await entry.done.wait(seconds: 60) else {

@@ -43,13 +43,13 @@ final class SandboxManager: @unchecked Sendable {
     var allSandboxes: [ManagedSandbox] { lock.withLock { Array(sandboxes.values) } }
 
     /// By full id or unique prefix.
-    func sandbox(_ id: String, field: String = "pod_sandbox_id") throws(RPCError) -> ManagedSandbox {
+    func sandbox(_ id: String, field: String = "pod_sandbox_id") throws(PodshimError) -> ManagedSandbox {
         _ = try RequestCheck.id(id, field: field)
         return try RequestCheck.unique(id, in: allSandboxes, id: \.id, kind: "pod sandbox", kinds: "sandboxes", field: field)
     }
 
     /// A container and its sandbox, by full id or unique prefix.
-    func container(_ id: String, field: String = "container_id") throws(RPCError) -> (ManagedSandbox, ManagedContainer) {
+    func container(_ id: String, field: String = "container_id") throws(PodshimError) -> (ManagedSandbox, ManagedContainer) {
         _ = try RequestCheck.id(id, field: field)
         let all = allSandboxes.flatMap { sandbox in sandbox.lock.withLock { sandbox.containers.map { (sandbox, $0) } } }
         return try RequestCheck.unique(id, in: all, id: { $0.1.id }, kind: "container", kinds: "containers", field: field)
@@ -57,7 +57,7 @@ final class SandboxManager: @unchecked Sendable {
 
     // MARK: - Sandboxes
 
-    func runPodSandbox(_ config: Runtime_V1_PodSandboxConfig) throws(RPCError) -> String {
+    func runPodSandbox(_ config: Runtime_V1_PodSandboxConfig) throws(PodshimError) -> String {
         let spec = try CRITranslation.pod(config)
         let metadata = config.metadata
         let key = "\(metadata.namespace)/\(metadata.name)/\(metadata.uid)/\(metadata.attempt)"
@@ -115,7 +115,7 @@ final class SandboxManager: @unchecked Sendable {
 
     /// Where the sandbox's cgroups go: under the kubelet's `cgroup_parent` (in the form of the
     /// configured driver), with the sandbox's resources plus overhead on it; nil = podshim's own.
-    func cgroupParent(_ config: Runtime_V1_PodSandboxConfig, sandboxID: String) throws(RPCError) -> Pod.CgroupParent? {
+    func cgroupParent(_ config: Runtime_V1_PodSandboxConfig, sandboxID: String) throws(PodshimError) -> Pod.CgroupParent? {
         let linux = config.linux
         guard !linux.cgroupParent.isEmpty, let hierarchy else { return nil }
         let systemd = configuration.cgroupDriver == .systemd
@@ -168,7 +168,7 @@ final class SandboxManager: @unchecked Sendable {
     }
 
     /// Stops the sandbox, removes its containers, cgroups, mounts and directories. Idempotent.
-    func removePodSandbox(_ sandbox: ManagedSandbox) async throws(RPCError) {
+    func removePodSandbox(_ sandbox: ManagedSandbox) async throws(PodshimError) {
         await stopPodSandbox(sandbox)
         let containers = sandbox.lock.withLock { sandbox.containers }
         for container in containers {
@@ -207,14 +207,14 @@ final class SandboxManager: @unchecked Sendable {
 
     /// Translates and plans `config` as container `id` of `sandbox` — the same planner, seccomp
     /// compilation and cgroup mapping as `podshim run`. Used at creation and at re-adoption.
-    func planContainer(_ config: Runtime_V1_ContainerConfig, id: String, in sandbox: ManagedSandbox) throws(RPCError) -> PlannedContainer {
+    func planContainer(_ config: Runtime_V1_ContainerConfig, id: String, in sandbox: ManagedSandbox) throws(PodshimError) -> PlannedContainer {
         let imageName = config.image.image
         // The kubelet names the image by the id PullImage returned; people by tag or path.
         let image: (rootfs: String, record: ImageRecord?)
         do {
             image = try images.resolve(imageName)
         } catch {
-            throw RPCError(code: .notFound, message: "config.image.image: \(error)")
+            throw PodshimError(.notFound, subject: "config.image.image", message: "\(error)")
         }
         let rootfs = image.rootfs
         var defaults = image.record.map { ImageDefaults($0.config) } ?? ImageDefaults()
@@ -306,7 +306,7 @@ final class SandboxManager: @unchecked Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    func createContainer(in sandbox: ManagedSandbox, config: Runtime_V1_ContainerConfig) throws(RPCError) -> String {
+    func createContainer(in sandbox: ManagedSandbox, config: Runtime_V1_ContainerConfig) throws(PodshimError) -> String {
         guard config.hasMetadata, !config.metadata.name.isEmpty else {
             throw CRIError.invalidArgument("config.metadata.name", "required")
         }
@@ -350,7 +350,7 @@ final class SandboxManager: @unchecked Sendable {
     }
 
     /// The log file: the sandbox's `log_directory` joined with the container's `log_path`.
-    private func logPath(_ relative: String, sandbox: ManagedSandbox) throws(RPCError) -> String {
+    private func logPath(_ relative: String, sandbox: ManagedSandbox) throws(PodshimError) -> String {
         if relative.isEmpty { return sandbox.pod.layout.logDirectory + "/" + newIdentifier().prefix(12) + ".log" }
         if relative.split(separator: "/").contains("..") || relative.contains("\0") {
             throw CRIError.invalidArgument("config.log_path", "must stay inside the sandbox's log directory")
@@ -359,7 +359,7 @@ final class SandboxManager: @unchecked Sendable {
         return sandbox.pod.layout.logDirectory + "/" + relative
     }
 
-    func startContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) throws(RPCError) {
+    func startContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) throws(PodshimError) {
         do {
             sandbox.lock.lock()
             defer { sandbox.lock.unlock() }
@@ -408,7 +408,7 @@ final class SandboxManager: @unchecked Sendable {
         _ = await container.exited.wait(seconds: 10)
     }
 
-    func removeContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) async throws(RPCError) {
+    func removeContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) async throws(PodshimError) {
         await stop(container, in: sandbox, timeoutSeconds: 0)
         let problems: [PodError] = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
@@ -431,7 +431,7 @@ final class SandboxManager: @unchecked Sendable {
     /// UpdateContainerResources: the container's cgroup files rewritten live, and what is now in
     /// force kept for ContainerStatus.resources.
     func updateResources(_ container: ManagedContainer, in sandbox: ManagedSandbox,
-                         _ resources: Runtime_V1_LinuxContainerResources) throws(RPCError) {
+                         _ resources: Runtime_V1_LinuxContainerResources) throws(PodshimError) {
         let translated = try CRITranslation.cgroupResources(resources, field: "linux")
         if let cgroup = container.runtime.cgroup {
             if !translated.unified.isEmpty, let problem = PodCgroups.checkUnified(Array(translated.unified.keys), against: cgroup) {
@@ -460,7 +460,7 @@ final class SandboxManager: @unchecked Sendable {
 
     /// UpdatePodSandboxResources: the pod cgroup's files (best effort, as the kubelet treats it).
     func updatePodResources(_ sandbox: ManagedSandbox, resources: Runtime_V1_LinuxContainerResources,
-                            overhead: Runtime_V1_LinuxContainerResources?) throws(RPCError) {
+                            overhead: Runtime_V1_LinuxContainerResources?) throws(PodshimError) {
         var total = try CRITranslation.cgroupResources(resources, field: "resources")
         if let overhead { total.add(try CRITranslation.cgroupResources(overhead, field: "overhead")) }
         guard let cgroups = sandbox.pod.cgroups else {
@@ -481,11 +481,14 @@ final class SandboxManager: @unchecked Sendable {
         let task = Task.detached { [weak self] in
             while let event = await sandbox.pod.events.next(until: nil) {
                 if sandbox.lock.withLock({ sandbox.removed }) { return }
+                guard let manager = self else { return }
+                // Recording an exit reads the cgroup and writes the record: a Dispatch worker's
+                // job, not the cooperative pool's.
                 switch event {
                 case .containerExited(let name, let status):
-                    self?.containerExited(name, status: status, in: sandbox)
+                    await offload { manager.containerExited(name, status: status, in: sandbox) }
                 case .sandboxExited(let status):
-                    self?.pauseExited(sandbox, status: status)
+                    await offload { manager.pauseExited(sandbox, status: status) }
                 case .stopRequested, .execExited, .probeFinished:
                     break
                 }
@@ -588,7 +591,7 @@ final class SandboxManager: @unchecked Sendable {
         (try? String(contentsOfFile: store.directory + "/pod-cidr", encoding: .utf8)) ?? ""
     }
 
-    func setPodCIDR(_ cidr: String) throws(RPCError) {
+    func setPodCIDR(_ cidr: String) throws(PodshimError) {
         for (index, part) in cidr.split(separator: ",", omittingEmptySubsequences: false).enumerated() where !cidr.isEmpty {
             let pieces = part.split(separator: "/")
             guard pieces.count == 2, let bits = Int(pieces[1]), bits >= 0, bits <= 128,

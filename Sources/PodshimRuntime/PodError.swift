@@ -1,3 +1,6 @@
+import PodshimSpec
+import PodshimSystem
+
 /// A failure while running a pod, with the object it concerns first:
 /// `container client: execve nope: ENOENT`, `volume shared: mkdir /var/lib/…: EACCES`.
 public struct PodError: Error, Equatable, CustomStringConvertible, Sendable {
@@ -17,4 +20,13 @@ public struct PodError: Error, Equatable, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(subject): \(reason)" }
+}
+
+extension PodError: PodshimErrorConvertible {
+    public var podshimError: PodshimError { PodshimError(.internal, subject: subject, message: reason) }
+}
+
+extension ManifestError: PodshimErrorConvertible {
+    /// A manifest field that is wrong: the field is the subject.
+    public var podshimError: PodshimError { PodshimError(.invalidArgument, subject: path, message: message) }
 }

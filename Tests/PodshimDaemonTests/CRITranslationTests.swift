@@ -3,6 +3,7 @@ import PodshimCRI
 @testable import PodshimDaemon
 import PodshimImages
 import PodshimSpec
+import PodshimSystem
 import XCTest
 
 /// The CRI configs map onto the same pod model `podshim run` uses; bad fields are named.
@@ -26,9 +27,12 @@ final class CRITranslationTests: XCTestCase {
     private func assertInvalid(_ field: String, file: StaticString = #filePath, line: UInt = #line,
                                _ body: () throws -> Void) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
-            guard let error = error as? RPCError else { return XCTFail("not an RPCError: \(error)", file: file, line: line) }
+            guard let error = error as? PodshimError else { return XCTFail("not a PodshimError: \(error)", file: file, line: line) }
             XCTAssertEqual(error.code, .invalidArgument, file: file, line: line)
-            XCTAssertTrue(error.message.hasPrefix(field + ":"), "\(error.message) does not name \(field)", file: file, line: line)
+            XCTAssertEqual(error.subject, field, file: file, line: line)
+            // What the client sees: InvalidArgument, the message naming the field first.
+            XCTAssertEqual(RPCError(error).code, .invalidArgument, file: file, line: line)
+            XCTAssertTrue(RPCError(error).message.hasPrefix(field + ":"), "\(error) does not name \(field)", file: file, line: line)
         }
     }
 
