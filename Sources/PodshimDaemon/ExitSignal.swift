@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 
 /// A one-shot "it has exited" that async callers can wait for with a timeout.
-final class ExitSignal: @unchecked Sendable {
+final class ExitSignal: @unchecked Sendable { // all state under `lock`
     private let lock = NSLock()
     private var fired = false
     /// Each waiter and the timer that ends its wait; firing cancels the timers, so none is left

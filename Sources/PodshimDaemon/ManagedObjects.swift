@@ -6,7 +6,7 @@ import PodshimSystem
 
 /// A container the daemon manages: its durable record and, while podshim can act on it, the
 /// runtime container (plan, process, cgroup).
-final class ManagedContainer: @unchecked Sendable {
+final class ManagedContainer: @unchecked Sendable { // its vars under its sandbox's `lock`
     let id: String
     let sandboxID: String
     let config: Runtime_V1_ContainerConfig
@@ -42,7 +42,7 @@ final class ManagedContainer: @unchecked Sendable {
 /// A pod sandbox the daemon manages. Every change to it or its containers happens under ``lock``,
 /// including the processing of exits (on the sandbox's event thread), so a start and the exit of
 /// the process it started are always seen in that order.
-final class ManagedSandbox: @unchecked Sendable {
+final class ManagedSandbox: @unchecked Sendable { // its vars under `lock`
     let id: String
     let config: Runtime_V1_PodSandboxConfig
     let pod: Pod

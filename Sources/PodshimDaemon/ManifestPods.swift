@@ -11,8 +11,8 @@ import PodshimSpec
 /// task of its own (no thread), its messages turned into events and log lines.
 ///
 /// These pods are not re-adopted after a restart of the daemon (the CRI's are).
-final class ManifestPods: @unchecked Sendable {
-    final class Entry: @unchecked Sendable {
+final class ManifestPods: @unchecked Sendable { // `entries` under `lock`; the rest is immutable
+    final class Entry: @unchecked Sendable { // immutable but for the runner, itself thread-safe
         let id: String
         let spec: PodSpec
         let runner: PodRunner

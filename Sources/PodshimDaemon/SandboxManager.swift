@@ -12,7 +12,7 @@ import SwiftProtobuf
 
 /// The daemon's pods and containers: the CRI's operations on top of ``Pod``, with durable records.
 /// Blocking methods: call them through ``offload(_:)``.
-final class SandboxManager: @unchecked Sendable {
+final class SandboxManager: @unchecked Sendable { // the table under `lock`, the seccomp cache under `seccompLock`, each sandbox under its own lock
     let configuration: RuntimeConfiguration
     let store: StateStore
     let events = EventHub<Runtime_V1_ContainerEventResponse>()

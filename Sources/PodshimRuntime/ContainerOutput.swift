@@ -8,7 +8,7 @@ public typealias LineSink = @Sendable (_ container: String, _ stream: LogStream,
 
 /// A container's stdout and stderr: two pipes whose read ends podshim drains into the CRI log file
 /// (and, optionally, a ``LineSink``). The write ends go to the container.
-public final class ContainerOutput: @unchecked Sendable {
+public final class ContainerOutput: @unchecked Sendable { // owns pipe and log fds (kernel handles), set up before it is shared; reads happen on the readiness loop thread only
     public let container: String
     public let logPath: String
     /// Write ends for the child; close them in podshim with ``closeChildEnds()`` once it started.

@@ -18,7 +18,7 @@ public enum PodEvent: Sendable {
 
 /// A pod on this host: its directories, its sandbox (pause) process and its containers.
 /// The methods that change it are called by one controlling thread, which also consumes ``events``.
-public final class Pod: @unchecked Sendable {
+public final class Pod: @unchecked Sendable { // spec and containers under `stateLock`; the rest is changed by its one controlling task
     /// The pod as specified; containers added through ``add(_:plan:resources:logPath:)`` are appended.
     public var spec: PodSpec { stateLock.withLock { currentSpec } }
     public let layout: PodLayout

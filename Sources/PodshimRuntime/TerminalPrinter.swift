@@ -3,7 +3,7 @@ import Glibc
 
 /// Writes container lines (`server | text`) and podshim's own messages (`podshim: …`) to the
 /// terminal without interleaving inside a line.
-public final class TerminalPrinter: @unchecked Sendable {
+public final class TerminalPrinter: @unchecked Sendable { // writes under `lock`; the rest is immutable
     private let lock = NSLock()
     private let width: Int
 

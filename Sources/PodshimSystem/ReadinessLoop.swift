@@ -6,7 +6,7 @@ import Glibc
 ///
 /// A handler is called on the loop thread whenever its fd is readable or hung up, and returns
 /// false when it is done with the fd; the loop then unregisters it and calls `onClose`.
-public final class ReadinessLoop: @unchecked Sendable {
+public final class ReadinessLoop: @unchecked Sendable { // owns the epoll fd (a kernel handle); registrations under `lock`
     public static let shared = ReadinessLoop()
 
     private struct Registration {
