@@ -1,4 +1,5 @@
 @testable import PodshimDaemon
+import PodshimSystem
 import XCTest
 
 /// ExitSignal: waits end when it fires or at their timeout, and firing leaves no timer pending
@@ -22,5 +23,22 @@ final class ExitSignalTests: XCTestCase {
         let result = await signal.wait(seconds: 0.01)
         XCTAssertFalse(result)
         XCTAssertEqual(signal.pendingTimeouts, 0)
+    }
+
+    func testTheTimeoutRunsOnTheSignalsClock() async {
+        let clock = ManualClock()
+        let signal = ExitSignal(clock: clock)
+        let waiter = Task { await signal.wait(seconds: 10) }
+        while clock.pendingCount == 0 { await Task.yield() }
+        clock.advance(bySeconds: 9.999)
+        XCTAssertEqual(signal.pendingTimeouts, 1, "still waiting before the timeout")
+        clock.advance(bySeconds: 0.001)
+        let result = await waiter.value
+        XCTAssertFalse(result)
+        XCTAssertEqual(clock.pendingCount, 0)
+        signal.fire()
+        let after = await signal.wait(seconds: 10)
+        XCTAssertTrue(after)
+        XCTAssertEqual(clock.pendingCount, 0, "a wait after firing schedules nothing")
     }
 }
