@@ -111,12 +111,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        /// Test doubles shared by the unit test targets (a fake launcher); never linked into podshim.
+        .target(
+            name: "PodshimTesting",
+            dependencies: ["PodshimRuntime", "PodshimSystem", "PodshimSpec"]
+        ),
         .testTarget(name: "PodshimSpecTests", dependencies: ["PodshimSpec"]),
         .testTarget(name: "PodshimSecurityTests", dependencies: ["PodshimSecurity", "PodshimSystem"]),
         .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
-        .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimImages", "PodshimSystem"]),
+        .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimImages", "PodshimSystem", "PodshimTesting",
+                                                                 .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PodshimCtlTests", dependencies: ["podshim"]),
-        .testTarget(name: "PodshimDaemonTests", dependencies: ["PodshimDaemon", "PodshimCRI", "PodshimSpec", "PodshimRuntime", "PodshimImages"]),
+        .testTarget(name: "PodshimDaemonTests", dependencies: ["PodshimDaemon", "PodshimCRI", "PodshimSpec", "PodshimRuntime", "PodshimImages", "PodshimSystem", "PodshimTesting",
+                                                                 .product(name: "Logging", package: "swift-log")]),
         /// Root integration tests: drive the podshim binary on the real kernel.
         .testTarget(
             name: "PodshimIntegrationTests",

@@ -19,6 +19,8 @@ final class SandboxManager: @unchecked Sendable { // the table under `lock`, the
     let images: ImageStore
     let hierarchy: CgroupHierarchy?
     let logger: Logger
+    /// Starts and kills pause processes and containers (``PodLauncher``; a fake in unit tests).
+    let launcher: any Launcher
     private let lock = NSLock()
     private var sandboxes: [String: ManagedSandbox] = [:]
     /// Compiled seccomp programs by profile and capability set: RuntimeDefault compiles in a few
@@ -30,7 +32,9 @@ final class SandboxManager: @unchecked Sendable { // the table under `lock`, the
     /// calls cannot both pass the duplicate check.
     private var reservedNames: Set<String> = []
 
-    init(configuration: RuntimeConfiguration, hierarchy: CgroupHierarchy?, logger: Logger) {
+    init(configuration: RuntimeConfiguration, hierarchy: CgroupHierarchy?, logger: Logger,
+         launcher: any Launcher = PodLauncher()) {
+        self.launcher = launcher
         self.configuration = configuration
         self.hierarchy = hierarchy
         self.logger = logger
@@ -92,10 +96,10 @@ final class SandboxManager: @unchecked Sendable { // the table under `lock`, the
         do {
             try store.save(record) // first, so that a crash from here on leaves something to find
             try pod.prepare()
-            try pod.startSandbox()
+            try launcher.startSandbox(of: pod)
         } catch {
             logger.error("RunPodSandbox \(metadata.namespace)/\(metadata.name) failed: \(error)")
-            pod.killSandbox()
+            launcher.killSandbox(of: pod)
             _ = pod.events.nextBlocking(until: pod.events.clock.now().advanced(bySeconds: 5)) // on a Dispatch worker (offloaded)
             for problem in pod.removeResources() { logger.warning("cleanup of failed sandbox \(id): \(problem)") }
             store.deleteSandbox(id)
@@ -154,7 +158,7 @@ final class SandboxManager: @unchecked Sendable { // the table under `lock`, the
         }
         let running = sandbox.lock.withLock { sandbox.pod.sandbox != nil && !sandbox.pauseExited.hasFired }
         if running {
-            sandbox.pod.killSandbox()
+            launcher.killSandbox(of: sandbox.pod)
             if !(await sandbox.pauseExited.wait(seconds: 10)) {
                 logger.warning("sandbox \(sandbox.id.prefix(13)): pause did not exit 10 s after SIGKILL")
             }
@@ -370,7 +374,7 @@ final class SandboxManager: @unchecked Sendable { // the table under `lock`, the
                 throw CRIError.failedPrecondition("pod sandbox \(sandbox.id) is not ready")
             }
             do {
-                try sandbox.pod.start(container.runtime, sink: nil)
+                try launcher.start(container.runtime, in: sandbox.pod, sink: nil)
             } catch {
                 // The child reported and exits; its exit is processed as ContainerCannotRun by the event thread.
                 container.record.message = error.description

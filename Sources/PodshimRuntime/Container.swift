@@ -57,7 +57,7 @@ public final class Container: TerminationTarget, @unchecked Sendable { // mutabl
         lock.withLock { if exitSeen == nil { exitSeen = instant } }
     }
 
-    func markCloned() {
+    package func markCloned() {
         lock.withLock { cloned = true }
     }
 
@@ -91,7 +91,7 @@ public final class Container: TerminationTarget, @unchecked Sendable { // mutabl
     private var startedWall: Int64?
     private var finishedWall: Int64?
 
-    func markStarted(_ process: ProcessHandle) {
+    package func markStarted(_ process: ProcessHandle) {
         lock.withLock {
             startedWall = WallClock.nanoseconds()
             finishedWall = nil
@@ -133,7 +133,7 @@ public final class Container: TerminationTarget, @unchecked Sendable { // mutabl
 
     /// Makes an exited container startable again, as a new attempt (its previous termination is
     /// returned; the caller gives it a fresh writable layer).
-    func prepareForRestart() -> ContainerTermination? {
+    package func prepareForRestart() -> ContainerTermination? {
         let previous: ContainerTermination? = lock.withLock {
             let termination = machine.termination
             machine = ContainerStateMachine()

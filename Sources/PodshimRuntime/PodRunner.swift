@@ -18,6 +18,7 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
     private let printer: TerminalPrinter
     private var stopRequests = 0
     private let termination: Termination
+    private let launcher: any Launcher
     private var supervisor: Supervisor!
     private let snapshotLock = NSLock()
     private var snapshot = PodStatusSnapshot()
@@ -49,7 +50,9 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
     }
 
     /// Plans the pod (images, commands) without starting anything.
-    public init(spec: PodSpec, configuration: RuntimeConfiguration, printer: TerminalPrinter? = nil) throws(ManifestError) {
+    public init(spec: PodSpec, configuration: RuntimeConfiguration, printer: TerminalPrinter? = nil,
+                launcher: any Launcher = PodLauncher()) throws(ManifestError) {
+        self.launcher = launcher
         let podID = spec.uid ?? UUID().uuidString.lowercased()
         let layout = PodLayout(pod: spec, podID: podID, configuration: configuration)
         guard access(configuration.pauseBinary, X_OK) == 0 else {
@@ -85,7 +88,7 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
             }
         })
         self.termination = termination
-        supervisor = Supervisor(pod: pod, termination: termination, printer: printer)
+        supervisor = Supervisor(pod: pod, termination: termination, printer: printer, launcher: launcher)
     }
 
     /// Runs the pod to completion. `stopSignals` are turned into stop requests while it runs.
@@ -144,7 +147,7 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
         do {
             try pod.prepare()
             let begin = MonotonicInstant.now()
-            try pod.startSandbox()
+            try launcher.startSandbox(of: pod)
             sandboxMilliseconds = MonotonicInstant.now().milliseconds(since: begin)
             if let notice = pod.cgroupNotice { printer.message("warning: " + notice) }
             printer.message("pod \(pod.spec.name) (uid \(pod.layout.podID)): sandbox pid \(pod.sandbox?.pid ?? 0) "
@@ -158,7 +161,7 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
             }
             for container in pod.containers {
                 let begin = MonotonicInstant.now()
-                try pod.start(container, sink: { [printer] in printer.containerLine($0, $1, $2) })
+                try launcher.start(container, in: pod, sink: { [printer] in printer.containerLine($0, $1, $2) })
                 supervisor.started(container)
                 let milliseconds = MonotonicInstant.now().milliseconds(since: begin)
                 printer.message("container \(container.name) started: pid \(container.process?.pid ?? 0), "
@@ -288,7 +291,7 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
     /// Kills the sandbox, waits for it, removes every mount and directory of the pod.
     private func tearDown() async -> [PodError] {
         if pod.sandbox != nil {
-            pod.killSandbox()
+            launcher.killSandbox(of: pod)
             let deadline = pod.events.clock.now().advanced(bySeconds: 10)
             waitLoop: while let event = await pod.events.next(until: deadline) {
                 if case .sandboxExited = event { break waitLoop }

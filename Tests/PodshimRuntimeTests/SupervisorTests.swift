@@ -4,46 +4,7 @@ import XCTest
 import PodshimSpec
 import PodshimSystem
 @testable import PodshimRuntime
-
-/// A launcher that starts nothing: a restart makes the container's next attempt "run" (a process
-/// handle on no pidfd), probes answer from a script.
-final class FakeLauncher: Launcher {
-    private let clock: ManualClock
-    private let restarted = Mutex<[String: [MonotonicInstant]]>([:])
-    private let scripted = Mutex<[ProbeKind: [Bool]]>([:])
-
-    init(clock: ManualClock) { self.clock = clock }
-
-    /// When each container was restarted.
-    func restarts(of name: String) -> [MonotonicInstant] { restarted.withLock { $0[name] ?? [] } }
-
-    /// The next results of `kind` probes (success once the script runs out).
-    func script(_ kind: ProbeKind, _ results: [Bool]) { scripted.withLock { $0[kind, default: []] += results } }
-
-    func restart(_ container: Container, in pod: Pod, sink: @escaping LineSink) throws(PodError) {
-        let now = clock.now()
-        restarted.withLock { $0[container.name, default: []].append(now) }
-        _ = container.prepareForRestart()
-        FakeLauncher.run(container)
-    }
-
-    func probe(_ probe: Probe, in container: Container, sandbox: ProcessHandle?) -> (success: Bool, detail: String) {
-        let kind = container.probes.first { $0.value == probe }?.key ?? .liveness
-        let success = scripted.withLock { script -> Bool in
-            guard var results = script[kind], !results.isEmpty else { return true }
-            let first = results.removeFirst()
-            script[kind] = results
-            return first
-        }
-        return (success, success ? "ok" : "scripted failure")
-    }
-
-    /// Marks `container` running without a process.
-    static func run(_ container: Container) {
-        container.markCloned()
-        container.markStarted(ProcessHandle(pid: 999_999, pidfd: -1))
-    }
-}
+import PodshimTesting
 
 /// Supervisor (restart policy, crash-loop back-off, probes, readiness) through the fake launcher
 /// on a manual clock: no root, no process, no sleeping.
