@@ -59,20 +59,21 @@ def timed(fn, runs=RUNS):
     return samples
 
 
-def rss_kb(pid):
+def status_field(pid, name):
+    """A number from /proc/PID/status (VmRSS in KB, Threads)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(name + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kb(pid):
+    return status_field(pid, "VmRSS")
 
 
 def thread_count(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return 0
+    return status_field(pid, "Threads")
 
 
 def fd_count(pid):

@@ -32,19 +32,7 @@ public struct Cgroup: Equatable, Sendable {
     }
 
     public func read(_ file: String) throws(SystemError) -> String {
-        let target = path + "/" + file
-        let fd = try libcCall("open \(file)", path: path) { open(target, O_RDONLY | O_CLOEXEC) }
-        defer { close(fd) }
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = try libcCall("read \(file)", path: path) {
-                buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            }
-            if count == 0 { break }
-            data += buffer[..<count]
-        }
-        return String(decoding: data, as: UTF8.self)
+        try FileSystem.readKernelFile(path + "/" + file)
     }
 
     /// `cgroup.controllers`: what this cgroup may enable for its children.

@@ -32,7 +32,7 @@ public struct CgroupHierarchy: Equatable, Sendable {
     /// is not mounted at all.
     public static func detect(mountInfo: String? = nil) -> CgroupHierarchy? {
         // Unreadable mountinfo reads as no cgroup2 mount: callers warn, or refuse with --require-cgroups.
-        let text = mountInfo ?? ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "")
+        let text = mountInfo ?? ((try? FileSystem.readKernelFile("/proc/self/mountinfo")) ?? "")
         var mounts: [String] = []
         for line in text.split(separator: "\n") {
             // Fields: id parent major:minor root mountpoint options ... - fstype source superoptions

@@ -169,7 +169,7 @@ enum CRIStatus {
             }
         }
         if !sandbox.pod.spec.hostNetwork, let pause = sandbox.pod.sandbox,
-           let text = try? String(contentsOfFile: "/proc/\(pause.pid)/net/dev", encoding: .utf8) { // pause gone: no network stats
+           let text = try? FileSystem.readKernelFile("/proc/\(pause.pid)/net/dev") { // pause gone: no network stats
             var network = Runtime_V1_NetworkUsage()
             network.timestamp = now
             network.interfaces = interfaces(netDev: text)

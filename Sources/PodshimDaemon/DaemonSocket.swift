@@ -134,7 +134,7 @@ struct PeerPolicy: Sendable {
         guard let group else { return false }
         if gid == group { return true }
         // Supplementary groups of the peer, from /proc (the peer is alive: it just connected).
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8), // peer gone or unreadable: refused
+        guard let status = try? FileSystem.readKernelFile("/proc/\(pid)/status"), // peer gone or unreadable: refused
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") }) else { return false }
         return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
             .contains { gid_t($0) == group }

@@ -96,17 +96,14 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
 
     // MARK: - Setting up
 
-    /// Creates the pod's state record and directories, its /dev/shm, its /etc files and volumes.
-    /// The record comes first, so a crash at any later point leaves something recovery can find.
+    /// Creates the pod's state record and directories, its /etc files and volumes (its /dev/shm
+    /// is mounted by ``startSandbox()``). The record comes first, so a crash at any later point
+    /// leaves something recovery can find.
     public func prepare() throws(PodError) {
         do {
             try FileSystem.createDirectory(layout.stateDirectory, mode: 0o700)
             record.privileged = privilegedSandbox
             try saveRecord()
-            if !currentSpec.hostIPC {
-                try FileSystem.createDirectory(layout.shmDirectory, mode: 0o1777)
-                try Mounts.mountTmpfs(at: layout.shmDirectory, options: "mode=1777,size=65536k")
-            }
             try FileSystem.createDirectory(layout.etcDirectory)
             // Generated files, rewritten with every pod: no fsync needed. A host-network pod sees
             // the host's name and hosts file, as with containerd.
@@ -324,8 +321,18 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
         """
     }
 
-    /// Starts the pause process in new network, IPC, UTS and PID namespaces.
+    /// Mounts the pod's /dev/shm, then starts the pause process in new network, IPC, UTS and PID
+    /// namespaces.
     public func startSandbox() throws(PodError) {
+        if !spec.hostIPC {
+            // The pod's /dev/shm, shared by its containers (a host-IPC pod uses the host's).
+            do {
+                try FileSystem.createDirectory(layout.shmDirectory, mode: 0o1777)
+                try Mounts.mountTmpfs(at: layout.shmDirectory, options: "mode=1777,size=65536k")
+            } catch {
+                throw PodError("pod \(spec.name) /dev/shm", error)
+            }
+        }
         let plan = SandboxPlanner.plan(pod: spec, pauseBinary: configuration.pauseBinary, privileged: privilegedSandbox)
         do {
             let process = try Spawner.spawn(plan, sandbox: nil, stdio: .init(), cgroup: cgroups?.sandbox, onCloned: { process in

@@ -1,4 +1,5 @@
 import Foundation
+import PodshimSystem
 
 /// A process named by PID *and* start time, so a record survives PID reuse: a recycled PID has
 /// another start time. Used to find processes of a podshim that crashed.
@@ -15,7 +16,7 @@ public struct ProcessIdentity: Codable, Equatable, Sendable {
     /// The identity of the live process `pid`, or nil when there is none. A zombie (exited, not
     /// yet reaped) is not alive: it will never act again.
     public static func of(pid: Int32) -> ProcessIdentity? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), // no /proc entry: the process is gone
+        guard let stat = try? FileSystem.readKernelFile("/proc/\(pid)/stat"), // no /proc entry: the process is gone
               let fields = fields(stat: stat), fields.state != "Z", fields.state != "X" else { return nil }
         return ProcessIdentity(pid: pid, startTime: fields.startTime)
     }

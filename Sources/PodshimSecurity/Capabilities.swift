@@ -1,5 +1,7 @@
 import CCap
+import Foundation
 import Glibc
+import PodshimSystem
 
 /// Capability names and numbers (through libcap), the default set, and containerd's add/drop rules.
 public enum Capabilities {
@@ -47,7 +49,7 @@ public enum Capabilities {
     /// no capability outside it (capset fails with EPERM), so "privileged" means all of these.
     public static var held: CapabilitySet {
         // Unreadable: all, and a capset beyond what is held then fails loudly (EPERM).
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let status = (try? FileSystem.readKernelFile("/proc/self/status")) ?? ""
         for line in status.split(separator: "\n") where line.hasPrefix("CapPrm:") {
             let hex = line.dropFirst("CapPrm:".count).trimmingCharacters(in: .whitespaces)
             if let mask = UInt64(hex, radix: 16) { return CapabilitySet(rawValue: mask) }

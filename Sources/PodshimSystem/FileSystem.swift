@@ -85,6 +85,27 @@ public enum FileSystem {
     }
 
     /// Writes `contents` into an existing file in place (a /proc or /sys knob): one write call.
+    /// The whole text of a kernel file (/proc, /sys), read until EOF. Foundation's
+    /// `String(contentsOfFile:)` trusts the size stat reports, 0 for these, and returns only the
+    /// first page: a node's /proc/self/mountinfo is longer than that.
+    public static func readKernelFile(_ path: String) throws(SystemError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: .last) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read", path: path, errno: .last)
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: buffer[0..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     public static func writeFile(_ path: String, _ contents: String) throws(SystemError) {
         let fd = try libcCall("open", path: path) { open(path, O_WRONLY | O_CLOEXEC) }
         defer { close(fd) }

@@ -27,7 +27,7 @@ public enum Mounts {
     /// Every mount point of this process's mount namespace (field 5 of /proc/self/mountinfo).
     public static func mountTable() -> [String] {
         // Unreadable: nothing unmounted first, and removing a mount point then fails (EBUSY) and says so.
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        guard let text = try? FileSystem.readKernelFile("/proc/self/mountinfo") else { return [] }
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
             return fields.count > 4 ? unescapeMountPath(String(fields[4])) : nil
@@ -68,7 +68,7 @@ public enum MountInfo {
     public static func propagation(of path: String) -> Propagation? {
         guard let resolved = FileSystem.resolved(path) else { return nil }
         // Unreadable: nil, and the caller refuses, naming mountinfo.
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        guard let text = try? FileSystem.readKernelFile("/proc/self/mountinfo") else { return nil }
         return propagation(of: resolved, mountinfo: text)
     }
 

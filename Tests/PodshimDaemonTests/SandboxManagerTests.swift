@@ -26,9 +26,11 @@ final class SandboxManagerTests: XCTestCase {
         try manager.store.prepare() // as the daemon does at start
     }
 
-    override func tearDown() {
-        for sandbox in manager.allSandboxes { sandbox.eventTask?.cancel() }
+    override func tearDown() async throws {
+        for sandbox in manager.allSandboxes { try await manager.removePodSandbox(sandbox) }
+        let left = Mounts.mountPoints(under: directory)
         try? FileManager.default.removeItem(atPath: directory) // a temp dir of this test
+        XCTAssertEqual(left, [], "the fake world mounts nothing")
     }
 
     private func sandboxConfig(_ name: String = "web", attempt: UInt32 = 0) -> Runtime_V1_PodSandboxConfig {

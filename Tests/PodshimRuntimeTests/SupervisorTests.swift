@@ -37,6 +37,19 @@ final class SupervisorTests: XCTestCase {
         return (Supervisor(pod: pod, termination: termination, printer: printer, launcher: launcher), termination)
     }
 
+    /// A pod whose containers all run (fake) and are supervised from now.
+    private func runningPod(_ policy: RestartPolicy, probes: [ProbeKind: Probe] = [:], containers: Int = 1) throws
+        -> (pod: Pod, supervisor: Supervisor, termination: Termination)
+    {
+        let pod = try makePod(policy, probes: probes, containers: containers)
+        let (supervisor, termination) = makeSupervisor(pod)
+        for container in pod.containers {
+            FakeLauncher.run(container)
+            supervisor.started(container)
+        }
+        return (pod, supervisor, termination)
+    }
+
     private func exit(_ container: Container, code: Int32, supervisor: Supervisor) {
         container.markExited(.exited(code: code))
         supervisor.exited(container, termination: container.termination!)
@@ -58,11 +71,8 @@ final class SupervisorTests: XCTestCase {
     // MARK: restart policy and back-off
 
     func testAlwaysRestartsAfterADoublingBackOff() throws {
-        let pod = try makePod(.always)
-        let (supervisor, _) = makeSupervisor(pod)
+        let (pod, supervisor, _) = try runningPod(.always)
         let container = pod.containers[0]
-        FakeLauncher.run(container)
-        supervisor.started(container)
         var expected: [MonotonicInstant] = []
         for delay in [10.0, 20, 40, 80, 160, 300, 300] {
             clock.advance(bySeconds: 1)
@@ -83,11 +93,8 @@ final class SupervisorTests: XCTestCase {
     }
 
     func testTenMinutesOfRunningResetsTheBackOff() throws {
-        let pod = try makePod(.always)
-        let (supervisor, _) = makeSupervisor(pod)
+        let (pod, supervisor, _) = try runningPod(.always)
         let container = pod.containers[0]
-        FakeLauncher.run(container)
-        supervisor.started(container)
         exit(container, code: 1, supervisor: supervisor)
         clock.advance(bySeconds: 10)
         step(supervisor)
@@ -102,12 +109,7 @@ final class SupervisorTests: XCTestCase {
     }
 
     func testOnFailureRestartsOnlyFailures() throws {
-        let pod = try makePod(.onFailure, containers: 2)
-        let (supervisor, _) = makeSupervisor(pod)
-        for container in pod.containers {
-            FakeLauncher.run(container)
-            supervisor.started(container)
-        }
+        let (pod, supervisor, _) = try runningPod(.onFailure, containers: 2)
         exit(pod.containers[0], code: 0, supervisor: supervisor)
         exit(pod.containers[1], code: 2, supervisor: supervisor)
         XCTAssertFalse(supervisor.isRestartPending("c0"))
@@ -115,23 +117,15 @@ final class SupervisorTests: XCTestCase {
     }
 
     func testNeverRestartsNothing() throws {
-        let pod = try makePod(.never)
-        let (supervisor, _) = makeSupervisor(pod)
+        let (pod, supervisor, _) = try runningPod(.never)
         let container = pod.containers[0]
-        FakeLauncher.run(container)
-        supervisor.started(container)
         exit(container, code: 137, supervisor: supervisor)
         XCTAssertFalse(supervisor.hasPendingRestarts)
         XCTAssertNil(supervisor.nextWakeUp)
     }
 
     func testAPodStopCancelsPendingRestartsAndReadiness() throws {
-        let pod = try makePod(.always, containers: 2)
-        let (supervisor, _) = makeSupervisor(pod)
-        for container in pod.containers {
-            FakeLauncher.run(container)
-            supervisor.started(container)
-        }
+        let (pod, supervisor, _) = try runningPod(.always, containers: 2)
         XCTAssertTrue(supervisor.isPodReady, "no readiness probe: ready while running")
         exit(pod.containers[0], code: 1, supervisor: supervisor)
         XCTAssertFalse(supervisor.isPodReady)
@@ -148,12 +142,9 @@ final class SupervisorTests: XCTestCase {
     func testLivenessFailuresStopTheContainerWithTheProbesGracePeriod() async throws {
         let liveness = Probe(handler: .exec(command: ["check"]), initialDelaySeconds: 5, periodSeconds: 10,
                              failureThreshold: 3, terminationGracePeriodSeconds: 7)
-        let pod = try makePod(.always, probes: [.liveness: liveness])
-        let (supervisor, termination) = makeSupervisor(pod)
-        let container = pod.containers[0]
-        FakeLauncher.run(container)
         let start = clock.now()
-        supervisor.started(container)
+        let (pod, supervisor, termination) = try runningPod(.always, probes: [.liveness: liveness])
+        let container = pod.containers[0]
         XCTAssertEqual(supervisor.nextWakeUp, start.advanced(bySeconds: 5), "first run after the initial delay")
         launcher.script(.liveness, [false, false, false])
         for run in 0..<3 {
@@ -168,11 +159,8 @@ final class SupervisorTests: XCTestCase {
     func testTheStartupProbeGatesReadiness() async throws {
         let startup = Probe(handler: .exec(command: ["started"]), periodSeconds: 2, failureThreshold: 10)
         let readiness = Probe(handler: .exec(command: ["ready"]), periodSeconds: 5)
-        let pod = try makePod(.always, probes: [.startup: startup, .readiness: readiness])
-        let (supervisor, _) = makeSupervisor(pod)
+        let (pod, supervisor, _) = try runningPod(.always, probes: [.startup: startup, .readiness: readiness])
         let container = pod.containers[0]
-        FakeLauncher.run(container)
-        supervisor.started(container)
         launcher.script(.startup, [false, true])
         step(supervisor)
         await deliverProbes(pod, supervisor, count: 1) // startup fails once

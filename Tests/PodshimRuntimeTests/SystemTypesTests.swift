@@ -374,3 +374,20 @@ final class MountInfoTests: XCTestCase {
         XCTAssertEqual(MountInfo.propagation(of: "/mnt/database", mountinfo: table)?.mountPoint, "/")
     }
 }
+
+/// Kernel files are read to EOF: stat says 0 bytes for them, and a reader that trusts it gets a page.
+final class KernelFileTests: XCTestCase {
+    func testAProcFileLongerThanAPageIsReadWhole() throws {
+        let maps = try FileSystem.readKernelFile("/proc/self/maps")
+        XCTAssertGreaterThan(maps.utf8.count, 4096, "this test process maps more than a page of lines")
+        XCTAssertTrue(maps.hasSuffix("\n"))
+        XCTAssertTrue(maps.contains("[stack]"), "the last lines are there too")
+    }
+
+    func testAMissingFileNamesItsPathAndErrno() {
+        XCTAssertThrowsError(try FileSystem.readKernelFile("/proc/self/no-such-file")) { error in
+            XCTAssertEqual((error as? SystemError)?.errno, .noSuchFileOrDirectory)
+            XCTAssertEqual((error as? SystemError)?.path, "/proc/self/no-such-file")
+        }
+    }
+}

@@ -468,6 +468,28 @@ class MountPropagationTest(CRITestCase):
         self.start_container(self.client, cid)
         return cid
 
+    def test_propagation_is_checked_on_a_node_with_many_mounts(self):
+        # A node's /proc/self/mountinfo is longer than a page; the source mounted last must still
+        # be found (a reader that trusted stat's size of 0 saw only the first 4 KB).
+        for i in range(40):
+            path = os.path.join(self.base, "filler-" + ("x" * 60) + "-%02d" % i)
+            os.makedirs(path)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", path], check=True)
+            self.mounts.append(path)
+        with open("/proc/self/mountinfo") as f:
+            self.assertGreater(len(f.read()), 4096)
+        c = self.client
+        cfg = pod_config("propmany", log_directory=os.path.join(self.pod_log_root, uuid.uuid4().hex[:8]))
+        cfg.linux.security_context.privileged = True
+        self.track(uid=cfg.metadata.uid)
+        pod_id = c.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=60).pod_sandbox_id
+        self.track(pod_id=pod_id)
+        source = self.shared_dir("many", shared=True)
+        cid = self.run_with_mount(pod_id, cfg, "many", source, pb.PROPAGATION_HOST_TO_CONTAINER)
+        self.assertEqual([m.propagation for m in self.container_status(c, cid).status.mounts],
+                         [pb.PROPAGATION_HOST_TO_CONTAINER])
+        c.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=30)
+
     def test_propagation_modes(self):
         c = self.client
         cfg = pod_config("prop", log_directory=os.path.join(self.pod_log_root, uuid.uuid4().hex[:8]))
