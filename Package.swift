@@ -91,8 +91,8 @@ let package = Package(
             name: "PodshimDaemon",
             dependencies: [
                 "PodshimRuntime", "PodshimImages", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
-                // Imported directly: the seccomp cache (CapabilitySet) and pidfd exit status on re-adoption.
-                "PodshimSecurity", "CShims",
+                // Imported directly: the seccomp cache (CapabilitySet).
+                "PodshimSecurity",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

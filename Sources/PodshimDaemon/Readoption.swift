@@ -1,4 +1,3 @@
-import CShims
 import Foundation
 import GRPCCore
 import PodshimCRI
@@ -152,30 +151,13 @@ extension SandboxManager {
         do {
             try ReadinessLoop.shared.add(process.pidfd, onReadable: { _ in
                 DispatchQueue.global().async {
-                    onExit(Self.exitStatus(of: process))
+                    onExit(process.exitStatusAfterReaping()) // up to 200 ms for the inheriting reaper (pid 1, usually)
                 }
                 return false
             }, onClose: { _ in }) // the handle owns (and closes) the pidfd
         } catch {
             logger.error("cannot watch pid \(process.pid): \(error)")
         }
-    }
-
-    /// Waits up to 200 ms for the inheriting reaper (pid 1, usually), then gives up: an init
-    /// that never reaps leaves a zombie whose status nobody can read.
-    static func exitStatus(of process: ProcessHandle) -> ExitStatus? {
-        for _ in 0..<10 {
-            var status: Int32 = 0
-            let result = psh_pidfd_exit_status(process.pidfd, &status)
-            if result == 0 {
-                let signal = status & 0x7f
-                if signal == 0 { return .exited(code: (status >> 8) & 0xff) }
-                return .signaled(Signal(rawValue: signal), coreDumped: status & 0x80 != 0)
-            }
-            if result != -EAGAIN { return nil }
-            usleep(20_000)
-        }
-        return nil
     }
 }
 

@@ -1,5 +1,4 @@
 import Synchronization
-import CShims
 import Foundation
 import Glibc
 import PodshimCgroups
@@ -51,13 +50,19 @@ public enum ContainerExec {
         guard let process = container.process, container.isRunning else {
             throw Failure(description: "container \(container.name) is not running")
         }
-        var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
-        let outResult = outPipe.withUnsafeMutableBufferPointer { psh_pipe_cloexec($0.baseAddress!) }
-        guard outResult == 0 else { throw Failure(description: "pipe: \(Errno(rawValue: -outResult))") }
-        let errResult = errPipe.withUnsafeMutableBufferPointer { psh_pipe_cloexec($0.baseAddress!) }
-        guard errResult == 0 else {
+        let outPipe: [Int32], errPipe: [Int32]
+        do {
+            let out = try Kernel.pipe()
+            outPipe = [out.read, out.write]
+        } catch {
+            throw Failure(description: "\(error)")
+        }
+        do {
+            let err = try Kernel.pipe()
+            errPipe = [err.read, err.write]
+        } catch {
             close(outPipe[0]); close(outPipe[1])
-            throw Failure(description: "pipe: \(Errno(rawValue: -errResult))")
+            throw Failure(description: "\(error)")
         }
         defer { close(outPipe[0]); close(errPipe[0]) }
 

@@ -1,5 +1,4 @@
 import Dispatch
-import CShims
 import Glibc
 import PodshimSystem
 
@@ -142,9 +141,8 @@ public final class ContainerOutput: @unchecked Sendable { // owns pipe and log f
     }
 
     private static func makePipe() throws(SystemError) -> (Int32, Int32) {
-        var fds: [Int32] = [-1, -1]
-        try systemCall("pipe2") { psh_pipe_cloexec_swift(&fds) }
-        return (fds[0], fds[1])
+        let pipe = try Kernel.pipe()
+        return (pipe.read, pipe.write)
     }
 
     private func watch(_ fd: Int32, stream: LogStream) {
@@ -186,18 +184,5 @@ public final class ContainerOutput: @unchecked Sendable { // owns pipe and log f
         if let sink {
             for record in records { sink(name, stream, record.text) }
         }
-    }
-}
-
-/// Swift cannot pass an `[Int32]` as `int[2]` directly.
-private func psh_pipe_cloexec_swift(_ fds: inout [Int32]) -> Int32 {
-    fds.withUnsafeMutableBufferPointer { buffer in
-        var pair: (Int32, Int32) = (-1, -1)
-        let result = withUnsafeMutablePointer(to: &pair) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 2) { psh_pipe_cloexec($0) }
-        }
-        buffer[0] = pair.0
-        buffer[1] = pair.1
-        return result
     }
 }

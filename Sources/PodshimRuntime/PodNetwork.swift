@@ -1,5 +1,4 @@
 import Synchronization
-import CShims
 import Foundation
 import Glibc
 import PodshimSystem
@@ -115,9 +114,10 @@ public enum PodNetwork {
         let pidfd = sandbox.pidfd
         let thread = Thread {
             defer { done.signal() }
-            let joined = psh_setns(pidfd, psh_clone_newnet)
-            guard joined == 0 else {
-                box.result.withLock { $0 = .failure(Failure(description: "setns(net) of the pod: \(Errno(rawValue: -joined))")) }
+            do {
+                try Kernel.joinNetworkNamespace(of: pidfd)
+            } catch {
+                box.result.withLock { $0 = .failure(Failure(description: "\(error)")) }
                 return
             }
             let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

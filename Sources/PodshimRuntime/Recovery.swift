@@ -1,4 +1,3 @@
-import CShims
 import Foundation
 import Glibc
 import PodshimCgroups
@@ -100,7 +99,7 @@ public enum Recovery {
         // The pidfd now pins the process: check again that it is the one we recorded.
         // Refused: not counted as killed; the cgroup removal above kills it.
         guard identity.isAlive, (try? handle.send(.kill)) == true else { return false }
-        _ = psh_poll_readable(handle.pidfd, 5000)
+        Kernel.waitReadable(handle.pidfd, milliseconds: 5000)
         return true
     }
 

@@ -1,0 +1,49 @@
+import CShims
+import Glibc
+
+/// The few raw calls that code above PodshimSystem needs, so that this target stays the only
+/// importer of CShims outside the spawn path.
+public enum Kernel {
+    /// A close-on-exec pipe: (read end, write end).
+    public static func pipe() throws(SystemError) -> (read: Int32, write: Int32) {
+        var pair: (Int32, Int32) = (-1, -1)
+        let result = withUnsafeMutablePointer(to: &pair) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 2) { psh_pipe_cloexec($0) }
+        }
+        if result < 0 { throw SystemError("pipe2", negatedErrno: result) }
+        return (pair.0, pair.1)
+    }
+
+    /// Waits up to `milliseconds` for `fd` to become readable (a pidfd: the process exited).
+    /// True when it did.
+    @discardableResult
+    public static func waitReadable(_ fd: Int32, milliseconds: Int32) -> Bool {
+        psh_poll_readable(fd, milliseconds) > 0
+    }
+
+    /// Moves the calling thread into the network namespace of the process behind `pidfd`.
+    public static func joinNetworkNamespace(of pidfd: Int32) throws(SystemError) {
+        let result = psh_setns(pidfd, psh_clone_newnet)
+        if result != 0 { throw SystemError("setns(net)", path: "the pod", negatedErrno: result) }
+    }
+}
+
+extension ProcessHandle {
+    /// How the process ended, read from its pidfd after it was reaped by someone else (Linux ≥
+    /// 6.15, PIDFD_INFO_EXIT); nil when the kernel cannot say. `EAGAIN` (not reaped yet) is
+    /// retried for up to 200 ms.
+    public func exitStatusAfterReaping() -> ExitStatus? {
+        for _ in 0..<10 {
+            var status: Int32 = 0
+            let result = psh_pidfd_exit_status(pidfd, &status)
+            if result == 0 {
+                let signal = status & 0x7f
+                if signal == 0 { return .exited(code: (status >> 8) & 0xff) }
+                return .signaled(Signal(rawValue: signal), coreDumped: status & 0x80 != 0)
+            }
+            if result != -EAGAIN { return nil }
+            usleep(20_000)
+        }
+        return nil
+    }
+}
