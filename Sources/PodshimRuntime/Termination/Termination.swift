@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import PodshimSpec
 import PodshimSystem
+import Synchronization
 
 /// Graceful termination of a set of containers against one deadline on CLOCK_MONOTONIC: preStop
 /// hooks, then each container's stop signal, then SIGKILL at the deadline from the
@@ -32,8 +33,9 @@ public typealias PreStopRunner = @Sendable (_ hook: LifecycleHandler, _ target: 
                                             _ done: @escaping @Sendable (String?) -> Void) -> Void
 
 /// Thread-safe: deadlines fire on the clock's thread (the timer thread in production), hooks run
-/// on other threads, exits are reported from whichever thread processes them.
-public final class Termination: @unchecked Sendable { // mutable state under `lock`
+/// on other threads, exits are reported from whichever thread processes them; the state is one
+/// `Mutex`, held only to read and flip an entry's flags (signals are sent outside it).
+public final class Termination: Sendable {
     /// What happened, in order, for the caller's output and events.
     public enum Event: Sendable {
         case started(container: String, graceSeconds: Double)
@@ -62,24 +64,32 @@ public final class Termination: @unchecked Sendable { // mutable state under `lo
         }
     }
 
-    private final class Entry: @unchecked Sendable { // every var is read and written under Termination.lock
+    /// One container's termination. Stored by name in ``State``; the timer and hook callbacks
+    /// carry a ``Key`` (name and generation), so a callback of an earlier, forgotten termination
+    /// finds nothing to act on.
+    private struct Entry {
         let container: any TerminationTarget
+        let generation: UInt64
         var schedule: TerminationSchedule
         var token: TimerToken?
         var preStopRunning = false
         var signalled = false
         var killed = false
         var exited = false
-
-        init(container: any TerminationTarget, schedule: TerminationSchedule) {
-            self.container = container
-            self.schedule = schedule
-        }
     }
 
-    private let lock = NSLock()
-    private var entries: [String: Entry] = [:]
-    private var killRecords: [KillRecord] = []
+    private struct Key: Hashable, Sendable {
+        let name: String
+        let generation: UInt64
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var killRecords: [KillRecord] = []
+        var nextGeneration: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
     /// The clock every deadline of this termination runs on.
     public let clock: any Timekeeper
     private let preStopRunner: PreStopRunner
@@ -96,10 +106,20 @@ public final class Termination: @unchecked Sendable { // mutable state under `lo
     }
 
     /// The kills so far.
-    public var records: [KillRecord] { lock.withLock { killRecords } }
+    public var records: [KillRecord] { state.withLock { $0.killRecords } }
 
     /// Whether `name` is being terminated.
-    public func isTerminating(_ name: String) -> Bool { lock.withLock { entries[name] != nil } }
+    public func isTerminating(_ name: String) -> Bool { state.withLock { $0.entries[name] != nil } }
+
+    /// Runs `body` on the entry `key` names, if it is still that entry (short, under the lock).
+    private func update<T: Sendable>(_ key: Key, _ body: (inout Entry) -> T) -> T? {
+        state.withLock { state -> T? in
+            guard var entry = state.entries[key.name], entry.generation == key.generation else { return nil }
+            let result = body(&entry)
+            state.entries[key.name] = entry
+            return result
+        }
+    }
 
     /// Starts terminating `containers` with `graceSeconds` (0 = kill now; clamped by
     /// ``TerminationSchedule/clampedGrace(_:)``, the one rule for every path). A container already
@@ -112,36 +132,41 @@ public final class Termination: @unchecked Sendable { // mutable state under `lo
         let start = clock.now()
         for container in containers where container.isRunning {
             let schedule = TerminationSchedule(start: start, graceSeconds: graceSeconds)
-            let entry: Entry? = lock.withLock {
-                if let existing = entries[container.name] {
+            let found: (key: Key, stale: TimerToken?)? = state.withLock { state in
+                if var existing = state.entries[container.name] {
                     // A second, shorter request (a force, or a kubelet lowering the grace) wins.
                     guard schedule.deadline < existing.schedule.deadline, !existing.killed else { return nil }
-                    if let token = existing.token { clock.cancel(token) }
+                    let stale = existing.token
+                    existing.token = nil
                     existing.schedule = schedule
-                    return existing
+                    state.entries[container.name] = existing
+                    return (Key(name: container.name, generation: existing.generation), stale)
                 }
-                let entry = Entry(container: container, schedule: schedule)
-                entries[container.name] = entry
-                return entry
+                state.nextGeneration += 1
+                state.entries[container.name] = Entry(container: container, generation: state.nextGeneration, schedule: schedule)
+                return (Key(name: container.name, generation: state.nextGeneration), nil)
             }
-            guard let entry else { continue }
+            guard let found else { continue }
+            let key = found.key
+            if let stale = found.stale { clock.cancel(stale) }
             onEvent(.started(container: container.name, graceSeconds: schedule.graceSeconds))
             if schedule.isForced {
-                kill(entry, planned: start)
+                kill(key, planned: start)
                 continue
             }
-            arm(entry, at: schedule.deadline)
-            if lock.withLock({ entry.preStopRunning }) { continue } // its hook's end sends the signal
-            if runPreStop, let hook = container.preStop, !lock.withLock({ entry.signalled }) {
-                lock.withLock { entry.preStopRunning = true }
+            arm(key, at: schedule.deadline)
+            let (hookRunning, signalled) = update(key) { ($0.preStopRunning, $0.signalled) } ?? (false, true)
+            if hookRunning { continue } // its hook's end sends the signal
+            if runPreStop, let hook = container.preStop, !signalled {
+                _ = update(key) { $0.preStopRunning = true }
                 let budget = schedule.preStopBudget(at: start)
                 let finished: @Sendable (String?) -> Void = { [self] problem in
                     onEvent(.preStopFinished(container: container.name, problem: problem))
-                    let signal: Bool = lock.withLock {
+                    let signal = update(key) { entry -> Bool in
                         entry.preStopRunning = false
                         return !entry.signalled && !entry.killed && !entry.exited
-                    }
-                    if signal { sendStopSignal(entry) }
+                    } ?? false
+                    if signal { sendStopSignal(key) }
                 }
                 if case .sleep(let seconds) = hook {
                     // Timed on the clock: no thread sleeps through it.
@@ -150,90 +175,102 @@ public final class Termination: @unchecked Sendable { // mutable state under `lo
                     preStopRunner(hook, container, budget, finished)
                 }
             } else {
-                sendStopSignal(entry)
+                sendStopSignal(key)
             }
         }
     }
 
-    /// Schedules `entry`'s deadline (replacing any earlier one).
-    private func arm(_ entry: Entry, at deadline: MonotonicInstant) {
-        lock.withLock {
-            if let token = entry.token { clock.cancel(token) }
-            entry.token = clock.schedule(at: deadline) { [weak self] now in self?.deadlineReached(entry, at: now) }
+    /// Schedules `key`'s deadline (replacing any earlier one).
+    private func arm(_ key: Key, at deadline: MonotonicInstant) {
+        let token = clock.schedule(at: deadline) { [weak self] now in self?.deadlineReached(key, at: now) }
+        let stale = update(key) { entry -> TimerToken? in
+            defer { entry.token = token }
+            return entry.token
         }
+        if stale == nil { clock.cancel(token) } // the entry is gone (forgotten)
+        if let old = stale ?? nil { clock.cancel(old) }
     }
 
     /// Forgets a container's finished termination (it is being restarted).
     public func forget(_ name: String) {
-        lock.withLock {
-            if let token = entries[name]?.token { clock.cancel(token) }
-            entries[name] = nil
+        let token = state.withLock { state -> TimerToken? in
+            defer { state.entries[name] = nil }
+            return state.entries[name]?.token
         }
+        if let token { clock.cancel(token) }
     }
 
     /// The container's main process has exited (seen at `at`): nothing more is sent to it.
     public func exited(_ name: String, at instant: MonotonicInstant? = nil) {
-        lock.withLock {
-            guard let entry = entries[name] else { return }
+        let found = state.withLock { state -> (token: TimerToken?, container: any TerminationTarget)? in
+            guard var entry = state.entries[name] else { return nil }
             entry.exited = true
-            if let token = entry.token { clock.cancel(token) }
-            let seen = instant ?? entry.container.exitObservedAt ?? clock.now()
-            if let index = killRecords.lastIndex(where: { $0.container == name }), killRecords[index].exitObservedNanoseconds == nil {
-                killRecords[index].exitObservedNanoseconds = seen.nanoseconds
+            let token = entry.token
+            entry.token = nil
+            state.entries[name] = entry
+            return (token, entry.container)
+        }
+        guard let found else { return }
+        if let token = found.token { clock.cancel(token) }
+        let seen = instant ?? found.container.exitObservedAt ?? clock.now()
+        state.withLock { state in
+            if let index = state.killRecords.lastIndex(where: { $0.container == name }),
+               state.killRecords[index].exitObservedNanoseconds == nil {
+                state.killRecords[index].exitObservedNanoseconds = seen.nanoseconds
             }
         }
     }
 
     // MARK: - Steps
 
-    /// On the timer thread, at the deadline.
-    private func deadlineReached(_ entry: Entry, at now: MonotonicInstant) {
-        let step: TerminationSchedule.Step? = lock.withLock {
+    /// On the clock's thread, at the deadline.
+    private func deadlineReached(_ key: Key, at now: MonotonicInstant) {
+        let step = update(key) { entry -> TerminationSchedule.Step? in
             guard !entry.exited, !entry.killed else { return nil }
             entry.token = nil
             return entry.schedule.deadlineReached(preStopRunning: entry.preStopRunning)
-        }
+        } ?? nil
         switch step {
         case nil:
             return
         case .kill:
-            kill(entry, planned: lock.withLock { entry.schedule.deadline })
+            kill(key, planned: update(key) { $0.schedule.deadline } ?? now)
         case .signalAndKill(let deadline):
-            onEvent(.extended(container: entry.container.name, by: TerminationSchedule.preStopExtensionSeconds))
-            arm(entry, at: deadline)
-            sendStopSignal(entry)
+            onEvent(.extended(container: key.name, by: TerminationSchedule.preStopExtensionSeconds))
+            arm(key, at: deadline)
+            sendStopSignal(key)
         }
     }
 
-    private func sendStopSignal(_ entry: Entry) {
-        let signal = entry.container.stopSignal
-        let send: Bool = lock.withLock {
-            guard !entry.signalled, !entry.killed, !entry.exited else { return false }
+    private func sendStopSignal(_ key: Key) {
+        let target = update(key) { entry -> (any TerminationTarget)? in
+            guard !entry.signalled, !entry.killed, !entry.exited else { return nil }
             entry.signalled = true
-            return true
-        }
-        guard send else { return }
+            return entry.container
+        } ?? nil
+        guard let target else { return }
+        let signal = target.stopSignal
         do {
-            try entry.container.send(signal)
-            onEvent(.stopSignalSent(container: entry.container.name, signal: signal))
+            try target.send(signal)
+            onEvent(.stopSignalSent(container: target.name, signal: signal))
         } catch {
-            onEvent(.signalFailed(container: entry.container.name, signal: signal, problem: error.description))
+            onEvent(.signalFailed(container: target.name, signal: signal, problem: error.description))
         }
     }
 
     /// SIGKILL through the pidfd now; `cgroup.kill` for anything else in the container right after,
     /// off the timer thread.
-    private func kill(_ entry: Entry, planned: MonotonicInstant) {
-        let proceed: Bool = lock.withLock {
-            guard !entry.killed, !entry.exited else { return false }
+    private func kill(_ key: Key, planned: MonotonicInstant) {
+        let found = update(key) { entry -> (container: any TerminationTarget, extended: Bool)? in
+            guard !entry.killed, !entry.exited else { return nil }
             entry.killed = true
-            return true
-        }
-        guard proceed else { return }
+            return (entry.container, entry.schedule.extended)
+        } ?? nil
+        guard let found else { return }
+        let container = found.container
         var refused: SystemError?
-        do { try entry.container.send(.kill) } catch { refused = error }
+        do { try container.send(.kill) } catch { refused = error }
         let sent = clock.now()
-        let container = entry.container
         let onEvent = self.onEvent
         guard refused == nil else {
             // Not recorded as sent: reported, and cgroup.kill takes the container down instead.
@@ -243,8 +280,8 @@ public final class Termination: @unchecked Sendable { // mutable state under `lo
         }
         let record = KillRecord(container: container.name, plannedNanoseconds: planned.nanoseconds,
                                 sentNanoseconds: sent.nanoseconds, exitObservedNanoseconds: nil,
-                                extended: lock.withLock { entry.schedule.extended })
-        lock.withLock { killRecords.append(record) }
+                                extended: found.extended)
+        state.withLock { $0.killRecords.append(record) }
         // Everything else leaves the timer thread: the next container's SIGKILL may be due too.
         DispatchQueue.global().async {
             _ = try? container.killStragglers() // stragglers only: the main process has its SIGKILL
