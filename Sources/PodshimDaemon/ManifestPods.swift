@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import PodshimSystem
 import GRPCCore
 import Logging
@@ -11,8 +12,8 @@ import PodshimSpec
 /// task of its own (no thread), its messages turned into events and log lines.
 ///
 /// These pods are not re-adopted after a restart of the daemon (the CRI's are).
-final class ManifestPods: @unchecked Sendable { // `entries` under `lock`; the rest is immutable
-    final class Entry: @unchecked Sendable { // immutable but for the runner, itself thread-safe
+final class ManifestPods: Sendable {
+    final class Entry: Sendable {
         let id: String
         let spec: PodSpec
         let runner: PodRunner
@@ -28,15 +29,14 @@ final class ManifestPods: @unchecked Sendable { // `entries` under `lock`; the r
     let events = EventHub<Podshim_V1_PodEvent>()
     private let configuration: RuntimeConfiguration
     private let logger: Logger
-    private let lock = NSLock()
-    private var entries: [String: Entry] = [:]
+    private let entries = Mutex<[String: Entry]>([:])
 
     init(configuration: RuntimeConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
     }
 
-    var all: [Entry] { lock.withLock { Array(entries.values).sorted { $0.id < $1.id } } }
+    var all: [Entry] { entries.withLock { Array($0.values).sorted { $0.id < $1.id } } }
 
     func entry(_ id: String) throws(PodshimError) -> Entry {
         _ = try RequestCheck.id(id, field: "pod_id")
@@ -55,7 +55,7 @@ final class ManifestPods: @unchecked Sendable { // `entries` under `lock`; the r
         var spec = parsed
         if spec.uid == nil { spec.uid = UUID().uuidString.lowercased() }
         let id = spec.uid ?? ""
-        if lock.withLock({ entries[id] != nil }) {
+        if entries.withLock({ $0[id] != nil }) {
             throw CRIError.alreadyExists("pod with uid \(id) is already running")
         }
         let events = self.events
@@ -75,7 +75,7 @@ final class ManifestPods: @unchecked Sendable { // `entries` under `lock`; the r
             throw CRIError.invalidArgument("manifest." + error.path, error.message)
         }
         let entry = Entry(id: id, spec: spec, runner: runner)
-        let inserted: Bool = lock.withLock {
+        let inserted: Bool = entries.withLock { entries in
             guard entries[id] == nil else { return false }
             entries[id] = entry
             return true
@@ -103,7 +103,7 @@ final class ManifestPods: @unchecked Sendable { // `entries` under `lock`; the r
                 throw CRIError.internal("pod \(entry.id) did not stop within 60 s")
             }
         }
-        _ = lock.withLock { entries.removeValue(forKey: entry.id) }
+        _ = entries.withLock { $0.removeValue(forKey: entry.id) }
     }
 
     /// Stops every pod (daemon shutdown): these pods do not outlive the daemon.

@@ -1,10 +1,12 @@
 import Foundation
+import Synchronization
 import Glibc
 
 /// Writes container lines (`server | text`) and podshim's own messages (`podshim: …`) to the
 /// terminal without interleaving inside a line.
-public final class TerminalPrinter: @unchecked Sendable { // writes under `lock`; the rest is immutable
-    private let lock = NSLock()
+public final class TerminalPrinter: Sendable {
+    /// Held across one line's writes, so lines never interleave.
+    private let writing = Mutex(())
     private let width: Int
 
     private let sink: (@Sendable (String) -> Void)?
@@ -33,14 +35,14 @@ public final class TerminalPrinter: @unchecked Sendable { // writes under `lock`
     }
 
     private func write(_ bytes: [UInt8], fd: Int32) {
-        lock.lock()
-        defer { lock.unlock() }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
+        writing.withLock { _ in
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { return }
+                offset += written
+            }
         }
     }
 }
