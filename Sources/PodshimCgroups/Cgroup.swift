@@ -31,8 +31,13 @@ public struct Cgroup: Equatable, Sendable {
         try libcCall("write \(file)", path: path) { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
     }
 
+    /// The whole file; an error names the file and the cgroup (`open memory.peak /sys/fs/…: ENOENT`).
     public func read(_ file: String) throws(SystemError) -> String {
-        try FileSystem.readKernelFile(path + "/" + file)
+        do {
+            return try FileSystem.readKernelFile(path + "/" + file)
+        } catch {
+            throw SystemError("\(error.operation) \(file)", path: path, errno: error.errno)
+        }
     }
 
     /// `cgroup.controllers`: what this cgroup may enable for its children.
