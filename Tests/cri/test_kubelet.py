@@ -459,6 +459,15 @@ class MountPropagationTest(CRITestCase):
         os.makedirs(os.path.join(path, "fromcontainer"))
         return path
 
+    def privileged_pod(self, name):
+        """A privileged sandbox (BIDIRECTIONAL needs one), tracked for cleanup: (config, id)."""
+        cfg = pod_config(name, log_directory=os.path.join(self.pod_log_root, uuid.uuid4().hex[:8]))
+        cfg.linux.security_context.privileged = True
+        self.track(uid=cfg.metadata.uid)
+        pod_id = self.client.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=60).pod_sandbox_id
+        self.track(pod_id=pod_id)
+        return cfg, pod_id
+
     def run_with_mount(self, pod_id, cfg, name, source, propagation):
         ccfg = container_config(name, ["sleep", "3600"], mounts=[
             pb.Mount(host_path=source, container_path="/shared", propagation=propagation)])
@@ -479,11 +488,7 @@ class MountPropagationTest(CRITestCase):
         with open("/proc/self/mountinfo") as f:
             self.assertGreater(len(f.read()), 4096)
         c = self.client
-        cfg = pod_config("propmany", log_directory=os.path.join(self.pod_log_root, uuid.uuid4().hex[:8]))
-        cfg.linux.security_context.privileged = True
-        self.track(uid=cfg.metadata.uid)
-        pod_id = c.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=60).pod_sandbox_id
-        self.track(pod_id=pod_id)
+        cfg, pod_id = self.privileged_pod("propmany")
         source = self.shared_dir("many", shared=True)
         cid = self.run_with_mount(pod_id, cfg, "many", source, pb.PROPAGATION_HOST_TO_CONTAINER)
         self.assertEqual([m.propagation for m in self.container_status(c, cid).status.mounts],
@@ -492,11 +497,7 @@ class MountPropagationTest(CRITestCase):
 
     def test_propagation_modes(self):
         c = self.client
-        cfg = pod_config("prop", log_directory=os.path.join(self.pod_log_root, uuid.uuid4().hex[:8]))
-        cfg.linux.security_context.privileged = True
-        self.track(uid=cfg.metadata.uid)
-        pod_id = c.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=60).pod_sandbox_id
-        self.track(pod_id=pod_id)
+        cfg, pod_id = self.privileged_pod("prop")
         cases = ((pb.PROPAGATION_PRIVATE, False, False), (pb.PROPAGATION_HOST_TO_CONTAINER, True, False),
                  (pb.PROPAGATION_BIDIRECTIONAL, True, True))
         for propagation, into_container, onto_host in cases:
