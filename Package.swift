@@ -5,6 +5,7 @@
 //   CShims ← PodshimSystem ← PodshimCgroups  ← PodshimRuntime ← PodshimDaemon ← podshim (executable)
 //                          ← PodshimSecurity ↗                  PodshimCRI ↗
 //                          ← PodshimImages   ↗
+//          ← PodshimProcess (spawn plans, Spawner: the one other importer of CShims) ↗
 //                                PodshimSpec ↗
 import PackageDescription
 
@@ -72,10 +73,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),  // SHA-256 of image ids and blobs
             ]
         ),
-        /// Pods and containers: spawn plans, termination, supervision, logs, the foreground pod runner.
+        /// Processes: the spawn plan (a pure value), the Spawner that hands it to spawn.c, process
+        /// identities that survive pid reuse.
+        .target(
+            name: "PodshimProcess",
+            dependencies: ["PodshimSystem", "PodshimSecurity", "PodshimCgroups", "CShims"]
+        ),
+        /// Pods and containers: the planners, termination, supervision, logs, the foreground pod runner.
         .target(
             name: "PodshimRuntime",
-            dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "PodshimImages", "CShims"]
+            dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "PodshimImages", "PodshimProcess"]
         ),
         /// The Kubernetes CRI runtime.v1 messages and gRPC stubs, generated from Proto/ by hack/gen-proto.sh.
         .target(
@@ -90,7 +97,7 @@ let package = Package(
         .target(
             name: "PodshimDaemon",
             dependencies: [
-                "PodshimRuntime", "PodshimImages", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
+                "PodshimRuntime", "PodshimImages", "PodshimProcess", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
                 // Imported directly: the seccomp cache (CapabilitySet).
                 "PodshimSecurity",
                 .product(name: "Logging", package: "swift-log"),

@@ -4,6 +4,7 @@ import PodshimCRI
 import PodshimRuntime
 import PodshimSpec
 import PodshimSystem
+import PodshimProcess
 
 /// After a restart (clean or SIGKILL), the daemon rebuilds its sandboxes and containers from the
 /// records: a process is re-adopted only when its PID *and* start time match the record, and the

@@ -9,6 +9,7 @@ import PodshimSecurity
 import PodshimSpec
 import PodshimSystem
 import SwiftProtobuf
+import PodshimProcess
 
 /// The daemon's pods and containers: the CRI's operations on top of ``Pod``, with durable records.
 /// Blocking methods: call them through ``offload(_:)``.

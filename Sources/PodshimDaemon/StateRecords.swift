@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import PodshimRuntime
 import PodshimSystem
+import PodshimProcess
 
 /// What the daemon keeps about a sandbox, written atomically on every change so that a restarted
 /// daemon (even after SIGKILL) finds every pod it ran. The CRI config is kept as protobuf JSON:

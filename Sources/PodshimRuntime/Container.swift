@@ -2,6 +2,7 @@ import Foundation
 import PodshimCgroups
 import PodshimSpec
 import PodshimSystem
+import PodshimProcess
 
 /// One container of a pod: its plan, its process and its state.
 ///

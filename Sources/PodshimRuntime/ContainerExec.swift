@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import PodshimCgroups
 import PodshimSystem
+import PodshimProcess
 
 /// Runs a command inside a running container (the CRI's ExecSync): the new process joins the
 /// container's mount, PID, cgroup, network, IPC and UTS namespaces through its pidfd, is born in

@@ -1,5 +1,6 @@
 import PodshimSecurity
 import PodshimSpec
+import PodshimProcess
 
 /// Turns a validated pod and one of its containers into a ``ProcessPlan``. Pure: no file is
 /// touched, so the whole translation is tested without root.

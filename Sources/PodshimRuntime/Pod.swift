@@ -3,6 +3,7 @@ import Glibc
 import PodshimCgroups
 import PodshimSpec
 import PodshimSystem
+import PodshimProcess
 
 /// Something that happened to a pod, delivered in order to the thread that controls it.
 public enum PodEvent: Sendable {

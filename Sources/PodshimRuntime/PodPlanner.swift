@@ -2,6 +2,7 @@ import PodshimCgroups
 import PodshimImages
 import PodshimSecurity
 import PodshimSpec
+import PodshimProcess
 
 /// Everything that can be checked before a pod starts: images, commands, the pause binary.
 public enum PodPlanner {

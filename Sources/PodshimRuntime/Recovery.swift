@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import PodshimCgroups
 import PodshimSystem
+import PodshimProcess
 
 /// Cleans up after a podshim that died without tearing its pods down: kills the processes it
 /// recorded (only if PID *and* start time still match), unmounts and removes the pod's directories.

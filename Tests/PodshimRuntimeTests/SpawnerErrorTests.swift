@@ -1,5 +1,6 @@
 import XCTest
 @testable import PodshimRuntime
+@testable import PodshimProcess
 @testable import PodshimSystem
 import PodshimSpec
 import CShims

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import PodshimRuntime
+@testable import PodshimProcess
 @testable import PodshimSystem
 import Glibc
 

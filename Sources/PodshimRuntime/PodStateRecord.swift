@@ -1,0 +1,37 @@
+import PodshimProcess
+
+/// What podshim writes about a running pod, atomically, so another podshim can clean up after a crash.
+public struct PodStateRecord: Codable, Equatable, Sendable {
+    public var name: String
+    public var namespace: String
+    public var podID: String
+    /// The podshim process that owns the pod.
+    public var owner: ProcessIdentity
+    public var sandbox: ProcessIdentity?
+    public var containers: [String: ProcessIdentity]
+    public var stateDirectory: String
+    public var dataDirectory: String
+    /// The pod cgroup, once podshim decided where it goes.
+    public var cgroup: String?
+    /// A kubelet's pod cgroup that holds the pod's leaves (never removed by podshim).
+    public var cgroupParent: String?
+    /// False when the host could not enforce the pod's cpu/memory/pids limits.
+    public var limitsEnforced: Bool?
+    /// True when a container of the pod is privileged, and so its sandbox.
+    public var privileged: Bool?
+    /// True when `podshim serve` owns the pod: a restarted daemon re-adopts it, so recovery after
+    /// a crashed `podshim run` leaves it alone.
+    public var daemon: Bool?
+
+    public init(name: String, namespace: String, podID: String, owner: ProcessIdentity,
+                stateDirectory: String, dataDirectory: String) {
+        self.name = name
+        self.namespace = namespace
+        self.podID = podID
+        self.owner = owner
+        self.sandbox = nil
+        self.containers = [:]
+        self.stateDirectory = stateDirectory
+        self.dataDirectory = dataDirectory
+    }
+}
