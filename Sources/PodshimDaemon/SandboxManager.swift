@@ -13,7 +13,7 @@ import PodshimProcess
 
 /// The daemon's pods and containers: the CRI's operations on top of ``Pod``, with durable records.
 /// Blocking methods: call them through ``offload(_:)``.
-final class SandboxManager: @unchecked Sendable { // the table under `lock`, the seccomp cache under `seccompLock`, each sandbox under its own lock
+final class SandboxManager: @unchecked Sendable { // the table and reserved names under `lock`, each sandbox under its own lock
     let configuration: RuntimeConfiguration
     let store: StateStore
     let events = EventHub<Runtime_V1_ContainerEventResponse>()
@@ -24,10 +24,8 @@ final class SandboxManager: @unchecked Sendable { // the table under `lock`, the
     let launcher: any Launcher
     private let lock = NSLock()
     private var sandboxes: [String: ManagedSandbox] = [:]
-    /// Compiled seccomp programs by profile and capability set: RuntimeDefault compiles in a few
-    /// milliseconds, and nearly every container asks for the same one.
-    private var seccompCache: [String: [UInt8]?] = [:]
-    private let seccompLock = NSLock()
+    /// Compiled seccomp programs, shared by every container.
+    let seccomp = SeccompCache()
 
     /// Names being created right now (name/namespace/uid/attempt), so two racing RunPodSandbox
     /// calls cannot both pass the duplicate check.
@@ -270,22 +268,9 @@ final class SandboxManager: @unchecked Sendable { // the table under `lock`, the
         do {
             plan = try planner.plan(containerAt: index, imageRootfs: rootfs)
             let capabilities = CapabilitySet(rawValue: plan.capabilities?.bounding ?? Capabilities.all.rawValue)
-            let choice = planner.seccompChoice(containerAt: index)
-            // Localhost profiles are files that may change: only built-in ones are cached.
-            var cacheable = true
-            if case .localhost = choice { cacheable = false }
-            let key = "\(choice)/\(capabilities.rawValue)"
-            if cacheable, let cached = seccompLock.withLock({ seccompCache[key] }) {
-                plan.seccompFilter = cached
-            } else {
-                plan.seccompFilter = try PodPlanner.seccompFilter(
-                    choice, capabilities: capabilities,
-                    configuration: configuration, field: "spec.containers[\(index)].securityContext.seccompProfile")
-                if cacheable {
-                    let filter = plan.seccompFilter
-                    seccompLock.withLock { seccompCache[key] = filter }
-                }
-            }
+            plan.seccompFilter = try seccomp.filter(
+                planner.seccompChoice(containerAt: index), capabilities: capabilities,
+                configuration: configuration, field: "spec.containers[\(index)].securityContext.seccompProfile")
         } catch {
             throw CRIError.invalidArgument(
                 error.path.replacingOccurrences(of: "spec.containers[\(index)]", with: "config"), error.message)
