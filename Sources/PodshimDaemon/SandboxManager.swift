@@ -110,8 +110,9 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
         save(record)
         let sandbox = ManagedSandbox(record: record, config: config, pod: pod)
         watchTermination(of: sandbox)
-        lock.withLock { sandboxes[id] = sandbox }
+        // The event task exists before anyone can look the sandbox up (and remove it).
         startEventTask(sandbox)
+        lock.withLock { sandboxes[id] = sandbox }
         logger.info("sandbox \(id.prefix(13)) \(metadata.namespace)/\(metadata.name) ready, pause pid \(pod.sandbox?.pid ?? 0)")
         return id
     }
@@ -177,11 +178,7 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
         for container in containers {
             try await removeContainer(container, in: sandbox)
         }
-        let problems: [PodError] = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: sandbox.pod.removeResources())
-            }
-        }
+        let problems = await offload { sandbox.pod.removeResources() }
         if !problems.isEmpty {
             // Keep the sandbox (listed, recorded): the kubelet retries RemovePodSandbox.
             let text = problems.map(\.description).joined(separator: "; ")
@@ -400,15 +397,12 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
 
     func removeContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) async throws(PodshimError) {
         await stop(container, in: sandbox, timeoutSeconds: 0)
-        let problems: [PodError] = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let problems = sandbox.lock.withLock { () -> [PodError] in
-                    guard sandbox.containers.contains(where: { $0 === container }) else { return [] }
-                    let problems = sandbox.pod.remove(container.runtime)
-                    sandbox.containers.removeAll { $0 === container }
-                    return problems
-                }
-                continuation.resume(returning: problems)
+        let problems = await offload {
+            sandbox.lock.withLock { () -> [PodError] in
+                guard sandbox.containers.contains(where: { $0 === container }) else { return [] }
+                let problems = sandbox.pod.remove(container.runtime)
+                sandbox.containers.removeAll { $0 === container }
+                return problems
             }
         }
         store.deleteContainer(container.id)

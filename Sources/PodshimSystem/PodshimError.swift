@@ -50,18 +50,6 @@ public struct PodshimError: Error, Equatable, Sendable, CustomStringConvertible 
         self.message = message
     }
 
-    /// `error` under `code`: its operation, subject and errno when it is one of podshim's errors,
-    /// its description otherwise.
-    public init(_ code: Code, wrapping error: any Error, context: String? = nil) {
-        if let convertible = error as? any PodshimErrorConvertible {
-            self = convertible.podshimError
-            self.code = code
-        } else {
-            self.init(code, message: String(describing: error))
-        }
-        if let context { message = "\(context): " + (message ?? errno.map(\.symbolicName) ?? "") }
-    }
-
     public var description: String {
         let head = [operation, subject ?? ""].filter { !$0.isEmpty }.joined(separator: " ")
         let detail = message ?? errno.map(\.symbolicName) ?? code.rawValue

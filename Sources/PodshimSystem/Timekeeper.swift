@@ -7,7 +7,7 @@ public struct TimerToken: Hashable, Sendable {
 }
 
 /// Time for everything that has a deadline (termination, the preStop extension, preStop sleeps,
-/// probes, back-off, waits for events): what time it is on CLOCK_MONOTONIC and running an action
+/// probes, back-off, waits for events and exits): what time it is on CLOCK_MONOTONIC and running an action
 /// at an instant. The daemon and `podshim run` use ``DeadlineTimer/shared``; unit tests use a
 /// ``ManualClock`` and move time themselves, so no test sleeps.
 public protocol Timekeeper: AnyObject, Sendable {
@@ -19,44 +19,6 @@ public protocol Timekeeper: AnyObject, Sendable {
     /// Cancels a scheduled action. True when it had not run yet (it never will).
     @discardableResult
     func cancel(_ token: TimerToken) -> Bool
-}
-
-extension Timekeeper {
-    /// Suspends the caller until `deadline` (or until its task is cancelled).
-    public func sleep(until deadline: MonotonicInstant) async {
-        let state = SleepState()
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let alreadyDone = state.mutex.withLock { value -> Bool in
-                    if value.done { return true }
-                    value.continuation = continuation
-                    return false
-                }
-                if alreadyDone { return continuation.resume() }
-                let token = schedule(at: deadline) { _ in
-                    let waiting = state.mutex.withLock { value -> CheckedContinuation<Void, Never>? in
-                        value.done = true
-                        defer { value.continuation = nil }
-                        return value.continuation
-                    }
-                    waiting?.resume()
-                }
-                state.mutex.withLock { $0.token = token }
-            }
-        } onCancel: {
-            let (token, waiting) = state.mutex.withLock { value -> (TimerToken?, CheckedContinuation<Void, Never>?) in
-                value.done = true
-                defer { value.continuation = nil }
-                return (value.token, value.continuation)
-            }
-            if let token { cancel(token) }
-            waiting?.resume()
-        }
-    }
-}
-
-private final class SleepState: Sendable {
-    let mutex = Mutex<(token: TimerToken?, continuation: CheckedContinuation<Void, Never>?, done: Bool)>((nil, nil, false))
 }
 
 /// A ``Timekeeper`` whose time moves only when a test says so: ``advance(to:)`` runs every action

@@ -25,7 +25,7 @@ final class ErrorMappingTests: XCTestCase {
     }
 
     func testASystemErrorKeepsItsErrnoAndSubject() {
-        let mapped = PodshimError(.internal, wrapping: SystemError("mount tmpfs", path: "/run/x", errno: .notPermitted), context: nil)
+        let mapped = SystemError("mount tmpfs", path: "/run/x", errno: .notPermitted).podshimError
         XCTAssertEqual(mapped.errno, .notPermitted)
         XCTAssertEqual(mapped.subject, "/run/x")
         XCTAssertEqual(mapped.description, "mount tmpfs /run/x: EPERM")

@@ -279,7 +279,7 @@ final class TerminationCoreTests: XCTestCase {
     }
 }
 
-/// The manual clock itself: order, cancellation, actions scheduling actions, async sleeps.
+/// The manual clock itself: order, cancellation, actions scheduling actions.
 final class ManualClockTests: XCTestCase {
     func testRunsDueActionsInDeadlineOrderAtTheirOwnInstants() {
         let clock = ManualClock()
@@ -296,24 +296,5 @@ final class ManualClockTests: XCTestCase {
         clock.advance(bySeconds: 3)
         XCTAssertEqual(seen.withLock { $0 }, [1_000_000_000, 1_500_000_000, 2_000_000_000])
         XCTAssertEqual(clock.now(), start.advanced(bySeconds: 3))
-    }
-
-    func testAsyncSleepEndsWhenTimeIsMoved() async {
-        let clock = ManualClock()
-        let deadline = clock.now().advanced(bySeconds: 10)
-        let sleeper = Task { await clock.sleep(until: deadline); return clock.now() }
-        while clock.pendingCount == 0 { await Task.yield() }
-        clock.advance(bySeconds: 10)
-        let woke = await sleeper.value
-        XCTAssertEqual(woke, deadline)
-    }
-
-    func testCancellingASleepingTaskEndsItsSleepAndItsTimer() async {
-        let clock = ManualClock()
-        let sleeper = Task { await clock.sleep(until: clock.now().advanced(bySeconds: 3600)) }
-        while clock.pendingCount == 0 { await Task.yield() }
-        sleeper.cancel()
-        await sleeper.value
-        XCTAssertEqual(clock.pendingCount, 0)
     }
 }
