@@ -772,8 +772,11 @@ int psh_spawn_start(const psh_spawn_config *c, psh_spawn_handle *handle) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int pidfd = -1;
-    pid_t pid = clone_child(c, &pidfd, report);
+    // The kernel writes the pidfd into the handle during the clone, before the child runs, so a
+    // watchdog on another thread can kill a child whose setup hangs (psh_spawn_kill_in_setup).
+    handle->pid = 0;
+    __atomic_store_n(&handle->pidfd, -1, __ATOMIC_RELEASE);
+    pid_t pid = clone_child(c, &handle->pidfd, report);
     if (pid == 0) {
         close(report[0]);
         child_main(c, report[1]);
@@ -788,12 +791,23 @@ int psh_spawn_start(const psh_spawn_config *c, psh_spawn_handle *handle) {
     close(report[1]);
     if (pid < 0) {
         close(report[0]);
+        if (handle->pidfd >= 0) {
+            close(handle->pidfd);
+            handle->pidfd = -1;
+        }
         return -clone_errno;
     }
     handle->pid = pid;
-    handle->pidfd = pidfd;
     handle->report_fd = report[0];
     return 0;
+}
+
+int psh_spawn_kill_in_setup(const psh_spawn_handle *handle) {
+    int pidfd = __atomic_load_n(&handle->pidfd, __ATOMIC_ACQUIRE);
+    if (pidfd < 0) {
+        return -ESRCH;
+    }
+    return psh_pidfd_send_signal(pidfd, SIGKILL);
 }
 
 int psh_spawn_finish(const psh_spawn_handle *handle, int timeout_ms, psh_spawn_report *report) {

@@ -294,6 +294,11 @@ typedef struct psh_spawn_handle {
 /// thread around the clone. Returns 0 or -errno (the clone failed; nothing was started).
 int psh_spawn_start(const psh_spawn_config *config, psh_spawn_handle *handle);
 
+/// Sends SIGKILL to a child whose clone may still be in progress, through the pidfd the kernel
+/// wrote into `handle` (safe from another thread while psh_spawn_start runs: the field is read
+/// atomically). Returns -ESRCH when no pidfd has been written yet.
+int psh_spawn_kill_in_setup(const psh_spawn_handle *handle);
+
 /// Waits until the child has exec'd (returns 0) or reports why it could not (returns 1 and fills
 /// `report`; the child then exits with status 127). Returns 2 when neither happened within
 /// `timeout_ms` (-1 = no limit): the caller should kill the child. Closes handle->report_fd.

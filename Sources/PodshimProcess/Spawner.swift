@@ -3,6 +3,7 @@ import Glibc
 import PodshimCgroups
 import PodshimSecurity
 import PodshimSystem
+import Synchronization
 
 /// Why a process could not be started: the stage in the child, what it acted on, and the errno.
 /// Reads like `execve nope: ENOENT` or `mount /var/lib/podshim/… on /data: ENOENT`.
@@ -37,18 +38,20 @@ public enum Spawner {
     ///
     /// `onCloned` runs as soon as the clone has returned, so the caller can record the process.
     ///
-    /// The child normally runs with CLONE_VM | CLONE_VFORK: the calling thread is suspended until
-    /// the child has exec'd or failed (its setup is a few milliseconds of syscalls that do not
-    /// wait on anything podshim controls), so by the time the clone returns the report is already
-    /// there. `setupTimeout` bounds only the fork-like fallback (no clone3 trampoline for this
-    /// architecture), where the parent runs on: a child that neither execs nor reports in time is
-    /// killed. No lock is held during the child's setup (see ``Reaper``).
+    /// The child normally runs with CLONE_VM | CLONE_VFORK: the calling thread is suspended in the
+    /// clone until the child has exec'd or failed, so a timeout measured by that thread could never
+    /// fire. `setupTimeout` is therefore kept by a ``SetupWatchdog`` on `timekeeper`'s thread: a
+    /// child that has neither exec'd nor reported when it expires (a mount of a hung network file
+    /// system, say) is killed through the pidfd the kernel wrote during the clone, the suspended
+    /// thread wakes, and the start fails with ETIMEDOUT. The same watchdog bounds the fork-like
+    /// fallback (no clone3 trampoline for this architecture). No lock is held during the child's
+    /// setup (see ``Reaper``).
     ///
     /// With a `cgroup`, the child is born in it (clone3 CLONE_INTO_CGROUP); where the kernel
     /// refuses that, it is moved there right after the clone, before it can exec.
     public static func spawn(
         _ plan: ProcessPlan, sandbox: ProcessHandle?, pidNamespaceHolder: ProcessHandle? = nil, stdio: Stdio,
-        cgroup: Cgroup? = nil, setupTimeout: Double = 60,
+        cgroup: Cgroup? = nil, setupTimeout: Double = 60, timekeeper: any Timekeeper = DeadlineTimer.shared,
         onCloned: (ProcessHandle) -> Void = { _ in },
         onExit: @escaping (ExitStatus) -> Void
     ) throws(SpawnError) -> ProcessHandle {
@@ -74,19 +77,23 @@ public enum Spawner {
         defer { if cgroupFD >= 0 { close(cgroupFD) } }
         config.cgroup_fd = cgroupFD
 
-        var handle = psh_spawn_handle()
+        let watchdog = SetupWatchdog()
+        defer { watchdog.release() }
+        let token = timekeeper.schedule(at: timekeeper.now().advanced(bySeconds: setupTimeout)) { _ in watchdog.expire() }
+        defer { timekeeper.cancel(token) }
         var placement: SystemError?
         let started: Int32 = Reaper.shared.spawn({
-            var result = psh_spawn_start(&config, &handle)
+            var result = psh_spawn_start(&config, watchdog.handle)
             if result < 0 && config.cgroup_fd >= 0 && [ENOSYS, EINVAL, EOPNOTSUPP].contains(-result) {
                 config.cgroup_fd = -1 // a kernel without CLONE_INTO_CGROUP
-                result = psh_spawn_start(&config, &handle)
+                result = psh_spawn_start(&config, watchdog.handle)
                 if result == 0, let cgroup {
-                    do throws(SystemError) { try cgroup.add(pid: handle.pid) } catch { placement = error }
+                    do throws(SystemError) { try cgroup.add(pid: watchdog.handle.pointee.pid) } catch { placement = error }
                 }
             }
-            return (pid: result == 0 ? handle.pid : 0, value: result)
+            return (pid: result == 0 ? watchdog.handle.pointee.pid : 0, value: result)
         }, onExit: onExit)
+        let handle = watchdog.handle.pointee
         if let placement {
             _ = psh_pidfd_send_signal(handle.pidfd, SIGKILL)
             close(handle.report_fd)
@@ -94,21 +101,24 @@ public enum Spawner {
             throw SpawnError(stage: "move into cgroup", detail: placement.path, errno: placement.errno)
         }
         if started < 0 {
+            if watchdog.finish() {
+                throw SpawnError(stage: "setup", detail: "(no execve within \(setupTimeout)s)", errno: .timedOut)
+            }
             throw SpawnError(stage: "clone3", detail: plan.newNamespaces.isEmpty ? nil : "(\(plan.newNamespaces))",
                              errno: Errno(rawValue: -started))
         }
         let process = ProcessHandle(pid: handle.pid, pidfd: handle.pidfd)
         onCloned(process)
         var report = psh_spawn_report()
-        switch psh_spawn_finish(&handle, Int32(setupTimeout * 1000), &report) {
-        case 0:
-            return process
-        case 1:
-            throw describe(report, plan: plan, sandbox: sandbox)
-        default:
-            _ = try? process.send(.kill) // cleanup after a failure that is thrown just below
-            throw SpawnError(stage: "setup", detail: "(no execve within \(Int(setupTimeout))s)", errno: .timedOut)
+        // No timeout here: the watchdog kills a child that hangs, which closes the report pipe.
+        let outcome = psh_spawn_finish(watchdog.handle, -1, &report)
+        if watchdog.finish() {
+            // The child was killed in its setup (its pipe closed as if it had exec'd); make sure.
+            _ = try? process.send(.kill) // it is already dying from the watchdog's SIGKILL; ESRCH is fine
+            throw SpawnError(stage: "setup", detail: "(no execve within \(setupTimeout)s)", errno: .timedOut)
         }
+        if outcome == 1 { throw describe(report, plan: plan, sandbox: sandbox) }
+        return process
     }
 
     /// Turns the child's `{stage, errno, index}` into an error naming what the stage acted on.
@@ -280,5 +290,48 @@ final class CArena {
     func release() {
         for allocation in allocations { free(allocation) }
         allocations.removeAll()
+    }
+}
+
+/// Kills a child whose setup outlives its timeout. The spawning thread is suspended inside the
+/// clone (CLONE_VFORK) while the child sets up, so the deadline runs on a timer thread; the pidfd
+/// it needs is written into ``handle`` by the kernel during the clone and read atomically by C.
+/// ``finish()`` closes the window: after it, an expiry does nothing.
+final class SetupWatchdog: Sendable {
+    private struct State {
+        var inSetup = true
+        var expired = false
+    }
+
+    /// The spawn handle psh_spawn_start fills; heap memory, valid until ``release()``.
+    nonisolated(unsafe) let handle: UnsafeMutablePointer<psh_spawn_handle> // written by the kernel and the spawning thread; read by `expire` only through psh_spawn_kill_in_setup's atomic load, under `state`
+    private let state = Mutex(State())
+
+    init() {
+        handle = .allocate(capacity: 1)
+        handle.initialize(to: psh_spawn_handle(pid: 0, pidfd: -1, report_fd: -1))
+    }
+
+    /// The timeout expired: kill the child if it is still setting up.
+    func expire() {
+        state.withLock { state in
+            guard state.inSetup else { return }
+            state.expired = true
+            _ = psh_spawn_kill_in_setup(handle) // -ESRCH before the clone wrote the pidfd: `finish` reports the expiry anyway
+        }
+    }
+
+    /// The setup is over (exec'd, failed, or killed). True when the watchdog expired first.
+    func finish() -> Bool {
+        state.withLock { state in
+            state.inSetup = false
+            return state.expired
+        }
+    }
+
+    /// Frees the handle; call after ``finish()`` and after the timer is cancelled or has run.
+    func release() {
+        _ = finish()
+        handle.deallocate()
     }
 }
