@@ -60,16 +60,40 @@ int psh_setns(int fd, int nstype) {
     return setns(fd, nstype) < 0 ? -errno : 0;
 }
 
-int psh_wait_any(psh_exit *out) {
+int psh_wait_any_nohang(psh_exit *out) {
     siginfo_t info = {0};
-    if (waitid(P_ALL, 0, &info, WEXITED) < 0) {
+    int rc;
+    do {
+        rc = waitid(P_ALL, 0, &info, WEXITED | WNOHANG);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
         return -errno;
+    }
+    if (info.si_pid == 0) {
+        return 0;
     }
     out->pid = info.si_pid;
     out->signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
     out->core_dumped = info.si_code == CLD_DUMPED;
     out->code = info.si_status;
-    return 0;
+    return 1;
+}
+
+int psh_timerfd_periodic(unsigned int seconds) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0) {
+        return -errno;
+    }
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.it_value.tv_sec = (time_t)seconds;
+    spec.it_interval.tv_sec = (time_t)seconds;
+    if (timerfd_settime(fd, 0, &spec, NULL) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
 }
 
 int psh_poll_readable(int fd, int timeout_ms) {

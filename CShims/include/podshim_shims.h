@@ -86,9 +86,12 @@ typedef struct psh_exit {
     bool core_dumped;
 } psh_exit;
 
-/// Blocks in waitid(P_ALL, WEXITED) until any child exits and reaps it.
-/// Returns 0, -ECHILD when there are no children, -EINTR when interrupted.
-int psh_wait_any(psh_exit *out);
+/// Reaps one exited child if there is one (waitid(P_ALL, WEXITED | WNOHANG)).
+/// Returns 1 and fills `out`, 0 when no child has exited, -ECHILD when there are no children.
+int psh_wait_any_nohang(psh_exit *out);
+
+/// A non-blocking CLOCK_MONOTONIC timerfd that expires every `seconds`. Returns the fd or -errno.
+int psh_timerfd_periodic(unsigned int seconds);
 
 /// Blocks until `fd` is readable or `timeout_ms` passes (-1 = forever).
 /// Returns 1 when readable, 0 on timeout, -errno on error.

@@ -364,6 +364,18 @@ enum CRITranslation {
         return ContainerAddition(container: container, volumes: volumes)
     }
 
+    /// The CRI names of the fields the planner can reject: the manifest's volume mounts of a CRI
+    /// container are its `mounts`, its capabilities `add_capabilities`/`drop_capabilities`.
+    static func containerFields(_ config: Runtime_V1_ContainerConfig) -> ContainerFields {
+        let context = "config.linux.security_context"
+        return ContainerFields(
+            command: "config.command",
+            volumeMountName: { "config.mounts[\($0)].host_path" },
+            capability: { "\(context).capabilities.\($0 == .add ? "add_capabilities" : "drop_capabilities")[\($1)]" },
+            runAsNonRoot: "\(context).run_as_user",
+            seccompProfile: config.linux.securityContext.hasSeccomp ? "\(context).seccomp" : "\(context).seccomp_profile_path")
+    }
+
     /// The seccomp profile: `seccomp` when set, else the legacy `seccomp_profile_path`, else
     /// Unconfined.
     static func seccomp(_ context: Runtime_V1_LinuxContainerSecurityContext) throws(PodshimError) -> SeccompProfileSpec? {

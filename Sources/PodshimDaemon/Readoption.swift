@@ -150,7 +150,7 @@ extension SandboxManager {
 
     private func watch(_ process: ProcessHandle, onExit: @escaping @Sendable (ExitStatus?) -> Void) {
         do {
-            try ReadinessLoop.shared.add(process.pidfd, onReadable: { _ in
+            try EventLoop.shared.watch(process.pidfd, onReadable: { _ in
                 DispatchQueue.global().async {
                     onExit(process.exitStatusAfterReaping()) // up to 200 ms for the inheriting reaper (pid 1, usually)
                 }

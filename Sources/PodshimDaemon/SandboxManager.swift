@@ -261,16 +261,16 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
         planning.containers.append(addition.container)
         let index = planning.containers.count - 1
         let planner = ContainerPlanner(pod: planning, layout: sandbox.pod.layout)
+        let fields = CRITranslation.containerFields(config)
         var plan: ProcessPlan
         do {
-            plan = try planner.plan(containerAt: index, imageRootfs: rootfs)
+            plan = try planner.plan(containerAt: index, imageRootfs: rootfs, fields: fields)
             let capabilities = CapabilitySet(rawValue: plan.capabilities?.bounding ?? Capabilities.all.rawValue)
             plan.seccompFilter = try seccomp.filter(
                 planner.seccompChoice(containerAt: index), capabilities: capabilities,
-                configuration: configuration, field: "spec.containers[\(index)].securityContext.seccompProfile")
+                configuration: configuration, field: fields.seccompProfile)
         } catch {
-            throw CRIError.invalidArgument(
-                error.path.replacingOccurrences(of: "spec.containers[\(index)]", with: "config"), error.message)
+            throw CRIError.invalidArgument(error.path, error.message)
         }
         let resources = try CRITranslation.cgroupResources(config.linux.resources, field: "config.linux.resources")
         if !resources.unified.isEmpty {

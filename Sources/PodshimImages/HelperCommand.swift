@@ -5,7 +5,7 @@ import PodshimSystem
 
 /// Runs a helper program (`/bin/tar`, `/bin/cp`) to completion and collects what it printed.
 ///
-/// The child is started through ``Reaper/spawn(_:onExit:)``: the reaper owns `waitpid` in podshim,
+/// The child is started through ``EventLoop/spawn(_:onExit:)``: the event loop owns `waitpid` in podshim,
 /// so `Foundation.Process`, which waits for its own children, would lose their exits to it.
 /// Output goes to unlinked temporary files rather than pipes, so neither stream can fill up and
 /// block the child while the other is being read.
@@ -73,7 +73,7 @@ struct HelperCommand {
         }
 
         let exit = ExitBox()
-        let spawnResult: Int32 = Reaper.shared.spawn({
+        let spawnResult: Int32 = EventLoop.shared.spawn({
             var pid: pid_t = 0
             let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
             return (pid: result == 0 ? pid : 0, value: result)
@@ -110,7 +110,7 @@ struct HelperCommand {
         }
     }
 
-    /// The exit status, handed from the reaper thread to the waiting one.
+    /// The exit status, handed from the event loop thread to the waiting one.
     private final class ExitBox: Sendable {
         private let status = Mutex<ExitStatus?>(nil)
         private let done = DispatchSemaphore(value: 0)

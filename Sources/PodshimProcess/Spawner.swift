@@ -33,7 +33,7 @@ public enum Spawner {
     }
 
     /// Starts `plan`; returns once the process has exec'd. `sandbox` is the pause process whose
-    /// namespaces the plan joins. `onExit` runs on the reaper thread — also after a failed start,
+    /// namespaces the plan joins. `onExit` runs on the event loop thread — also after a failed start,
     /// whose child exits 127 after reporting.
     ///
     /// `onCloned` runs as soon as the clone has returned, so the caller can record the process.
@@ -45,7 +45,7 @@ public enum Spawner {
     /// system, say) is killed through the pidfd the kernel wrote during the clone, the suspended
     /// thread wakes, and the start fails with ETIMEDOUT. The same watchdog bounds the fork-like
     /// fallback (no clone3 trampoline for this architecture). No lock is held during the child's
-    /// setup (see ``Reaper``).
+    /// setup (see ``EventLoop``).
     ///
     /// With a `cgroup`, the child is born in it (clone3 CLONE_INTO_CGROUP); where the kernel
     /// refuses that, it is moved there right after the clone, before it can exec.
@@ -82,7 +82,7 @@ public enum Spawner {
         let token = timekeeper.schedule(at: timekeeper.now().advanced(bySeconds: setupTimeout)) { _ in watchdog.expire() }
         defer { timekeeper.cancel(token) }
         var placement: SystemError?
-        let started: Int32 = Reaper.shared.spawn({
+        let started: Int32 = EventLoop.shared.spawn({
             var result = psh_spawn_start(&config, watchdog.handle)
             if result < 0 && config.cgroup_fd >= 0 && [ENOSYS, EINVAL, EOPNOTSUPP].contains(-result) {
                 config.cgroup_fd = -1 // a kernel without CLONE_INTO_CGROUP

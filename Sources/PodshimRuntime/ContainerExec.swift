@@ -143,7 +143,7 @@ struct OutputCollector {
     }
 }
 
-/// One exit status, set on the reaper thread and awaited by another.
+/// One exit status, set on the event loop thread and awaited by another.
 final class ExitLatch: Sendable {
     private let status = Mutex<ExitStatus?>(nil)
     private let done = DispatchSemaphore(value: 0)

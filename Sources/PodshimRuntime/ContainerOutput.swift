@@ -135,7 +135,7 @@ public final class ContainerOutput: @unchecked Sendable { // owns pipe and log f
     public func waitDrained(timeoutSeconds: Double) -> Bool {
         let drainedInTime = drained.wait(timeout: .now() + timeoutSeconds) == .success
         if !drainedInTime {
-            for fd in readEnds { ReadinessLoop.shared.remove(fd) }
+            for fd in readEnds { EventLoop.shared.unwatch(fd) }
         }
         return drainedInTime
     }
@@ -151,7 +151,7 @@ public final class ContainerOutput: @unchecked Sendable { // owns pipe and log f
         let name = container
         drained.enter()
         do {
-            try ReadinessLoop.shared.add(fd, onReadable: { [unowned self] fd in
+            try EventLoop.shared.watch(fd, onReadable: { [unowned self] fd in
                 var buffer = [UInt8](repeating: 0, count: 64 * 1024)
                 let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if count > 0 {

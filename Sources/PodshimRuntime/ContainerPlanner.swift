@@ -2,6 +2,41 @@ import PodshimSecurity
 import PodshimSpec
 import PodshimProcess
 
+/// The names of a container's fields in the input it came from, so that a planning error names
+/// the field its author wrote: `spec.containers[2].command` in a manifest, `config.command` in a
+/// CRI CreateContainer. Each front end builds its own (the CRI one is in `CRITranslation`).
+public struct ContainerFields: Sendable {
+    public enum CapabilityList: String, Sendable { case add, drop }
+
+    public var command: String
+    /// The field that names the volume of volume mount `index` (a manifest's `volumeMounts[i].name`).
+    public var volumeMountName: @Sendable (_ index: Int) -> String
+    public var capability: @Sendable (_ list: CapabilityList, _ index: Int) -> String
+    public var runAsNonRoot: String
+    public var seccompProfile: String
+
+    public init(command: String, volumeMountName: @escaping @Sendable (Int) -> String,
+                capability: @escaping @Sendable (CapabilityList, Int) -> String,
+                runAsNonRoot: String, seccompProfile: String) {
+        self.command = command
+        self.volumeMountName = volumeMountName
+        self.capability = capability
+        self.runAsNonRoot = runAsNonRoot
+        self.seccompProfile = seccompProfile
+    }
+
+    /// Container `index` of a Pod manifest.
+    public static func manifest(containerAt index: Int) -> ContainerFields {
+        let container = "spec.containers[\(index)]"
+        return ContainerFields(
+            command: container + ".command",
+            volumeMountName: { "\(container).volumeMounts[\($0)].name" },
+            capability: { "\(container).securityContext.capabilities.\($0.rawValue)[\($1)]" },
+            runAsNonRoot: container + ".securityContext.runAsNonRoot",
+            seccompProfile: container + ".securityContext.seccompProfile")
+    }
+}
+
 /// Turns a validated pod and one of its containers into a ``ProcessPlan``. Pure: no file is
 /// touched, so the whole translation is tested without root.
 public struct ContainerPlanner: Sendable {
@@ -13,13 +48,15 @@ public struct ContainerPlanner: Sendable {
         self.layout = layout
     }
 
-    /// The plan for the container at `index`, whose image resolved to `imageRootfs`.
-    public func plan(containerAt index: Int, imageRootfs: String) throws(ManifestError) -> ProcessPlan {
+    /// The plan for the container at `index`, whose image resolved to `imageRootfs`. An error names
+    /// the field through `fields`, the naming of the input the container came from (the manifest's
+    /// `spec.containers[index]` unless told otherwise).
+    public func plan(containerAt index: Int, imageRootfs: String, fields: ContainerFields? = nil) throws(ManifestError) -> ProcessPlan {
         let container = pod.containers[index]
-        let field = "spec.containers[\(index)]"
+        let fields = fields ?? .manifest(containerAt: index)
         let argv = container.command + container.args
         guard let program = argv.first, !program.isEmpty else {
-            throw ManifestError(path: field + ".command", message: "required: the image has no entrypoint or cmd")
+            throw ManifestError(path: fields.command, message: "required: the image has no entrypoint or cmd")
         }
 
         let environment = Self.environment(for: container, hostname: pod.hostname)
@@ -46,7 +83,7 @@ public struct ContainerPlanner: Sendable {
             MountPlan.bind(layout.etcDirectory + "/" + $0, to: "/etc/" + $0, kind: .file)
         }
         for (mountIndex, volumeMount) in container.volumeMounts.enumerated() {
-            mounts.append(try volumeMountPlan(volumeMount, field: field + ".volumeMounts[\(mountIndex)]"))
+            mounts.append(try volumeMountPlan(volumeMount, field: fields.volumeMountName(mountIndex)))
         }
 
         // Never more than podshim holds itself (the kernel would refuse the capset).
@@ -58,14 +95,14 @@ public struct ContainerPlanner: Sendable {
                 capabilities = try Capabilities.resolve(add: context.capabilities?.add ?? [], drop: context.capabilities?.drop ?? [])
                     .intersection(Capabilities.held)
             } catch {
-                throw ManifestError(path: field + ".securityContext.capabilities.\(error.list)[\(error.index)]",
+                throw ManifestError(path: fields.capability(error.list == "drop" ? .drop : .add, error.index),
                                     message: error.description)
             }
         }
         // Local images carry no user: without runAsUser the container runs as root (uid 0).
         let uid = container.effectiveRunAsUser(pod: pod) ?? 0
         if container.effectiveRunAsNonRoot(pod: pod) == true && uid == 0 {
-            throw ManifestError(path: field + ".securityContext.runAsNonRoot",
+            throw ManifestError(path: fields.runAsNonRoot,
                                 message: "the container would run as root (uid 0): set runAsUser to a non-zero uid")
         }
 
@@ -112,7 +149,7 @@ public struct ContainerPlanner: Sendable {
 
     private func volumeMountPlan(_ mount: VolumeMount, field: String) throws(ManifestError) -> MountPlan {
         guard let volume = pod.volume(named: mount.name) else {
-            throw ManifestError(path: field + ".name", message: "no volume named \"\(mount.name)\" in spec.volumes")
+            throw ManifestError(path: field, message: "no volume named \"\(mount.name)\" in spec.volumes")
         }
         var source: String
         var kind = MountPlan.TargetKind.directory

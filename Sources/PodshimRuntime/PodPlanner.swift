@@ -35,7 +35,7 @@ public enum PodPlanner {
                 plan.seccompFilter = cached
             } else {
                 plan.seccompFilter = try seccompFilter(choice, capabilities: capabilities, configuration: configuration,
-                                                       field: "spec.containers[\(index)].securityContext.seccompProfile")
+                                                       field: ContainerFields.manifest(containerAt: index).seccompProfile)
                 filters[key] = plan.seccompFilter
             }
             plans.append(plan)

@@ -134,4 +134,36 @@ final class SandboxManagerTests: XCTestCase {
         XCTAssertTrue(records("containers").isEmpty)
         XCTAssertEqual(launcher.starts, ["sandbox"])
     }
+
+    /// The subject of the PodshimError `body` throws.
+    private func subject(_ body: () throws -> Void) -> String? {
+        do { try body() } catch { return (error as? PodshimError)?.subject }
+        return nil
+    }
+
+    func testPlanningErrorsNameTheCRIFieldsTheKubeletSent() throws {
+        let sandbox = try manager.sandbox(try manager.runPodSandbox(sandboxConfig()))
+        var capability = containerConfig("caps")
+        capability.linux.securityContext.capabilities.addCapabilities = ["CAP_CHOWN", "CAP_NOT_A_THING"]
+        XCTAssertEqual(subject { _ = try manager.createContainer(in: sandbox, config: capability) },
+                       "config.linux.security_context.capabilities.add_capabilities[1]")
+        var dropped = containerConfig("drops")
+        dropped.linux.securityContext.capabilities.dropCapabilities = ["NOPE"]
+        XCTAssertEqual(subject { _ = try manager.createContainer(in: sandbox, config: dropped) },
+                       "config.linux.security_context.capabilities.drop_capabilities[0]")
+        var profile = containerConfig("profile")
+        profile.linux.securityContext.seccomp = Runtime_V1_SecurityProfile.with {
+            $0.profileType = .localhost
+            $0.localhostRef = "/nonexistent/profile.json"
+        }
+        XCTAssertEqual(subject { _ = try manager.createContainer(in: sandbox, config: profile) },
+                       "config.linux.security_context.seccomp")
+        var legacy = containerConfig("legacy")
+        legacy.linux.securityContext.seccompProfilePath = "localhost//nonexistent/profile.json"
+        XCTAssertEqual(subject { _ = try manager.createContainer(in: sandbox, config: legacy) },
+                       "config.linux.security_context.seccomp_profile_path")
+        var noCommand = containerConfig("empty")
+        noCommand.command = []
+        XCTAssertEqual(subject { _ = try manager.createContainer(in: sandbox, config: noCommand) }, "config.command")
+    }
 }
