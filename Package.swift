@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimImages", "PodshimSystem", "PodshimTesting",
                                                                  .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PodshimCtlTests", dependencies: ["podshim"]),
-        .testTarget(name: "PodshimDaemonTests", dependencies: ["PodshimDaemon", "PodshimCRI", "PodshimSpec", "PodshimRuntime", "PodshimImages", "PodshimSystem", "PodshimTesting",
+        .testTarget(name: "PodshimDaemonTests", dependencies: ["PodshimDaemon", "PodshimCRI", "PodshimSpec", "PodshimRuntime", "PodshimProcess", "PodshimImages", "PodshimSystem", "PodshimTesting",
                                                                  .product(name: "Logging", package: "swift-log")]),
         /// Root integration tests: drive the podshim binary on the real kernel.
         .testTarget(

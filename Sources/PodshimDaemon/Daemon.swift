@@ -29,11 +29,6 @@ public struct Daemon {
         }
     }
 
-    /// Why the daemon could not start.
-    public struct StartError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     public let options: Options
 
     public init(options: Options) {
@@ -46,11 +41,11 @@ public struct Daemon {
         logger.logLevel = .info
         let configuration = options.configuration
         guard access(configuration.pauseBinary, X_OK) == 0 else {
-            throw StartError(description: "--pause-binary: \(configuration.pauseBinary) is not an executable (build it with hack/build-pause.sh)")
+            throw PodshimError(.failedPrecondition, subject: "--pause-binary", message: "\(configuration.pauseBinary) is not an executable (build it with hack/build-pause.sh)")
         }
         let hierarchy = CgroupHierarchy.detect()
         if configuration.requireCgroups && hierarchy?.canEnforceLimits != true {
-            throw StartError(description: "--require-cgroups: this host has no cgroup v2 hierarchy that can enforce cpu, memory and pids limits")
+            throw PodshimError(.failedPrecondition, subject: "--require-cgroups", message: "this host has no cgroup v2 hierarchy that can enforce cpu, memory and pids limits")
         }
         if hierarchy?.canEnforceLimits != true {
             logger.warning("cgroup v2 cannot enforce limits on this host: pods run without cpu/memory/pids limits")
@@ -60,7 +55,7 @@ public struct Daemon {
         do {
             group = try options.socketGroup.map(DaemonSocket.group(named:))
         } catch {
-            throw StartError(description: error.description)
+            throw PodshimError.from(error)
         }
         var socket = DaemonSocket(path: options.socketPath, group: group)
         do {
@@ -69,7 +64,7 @@ public struct Daemon {
             try FileSystem.createDirectory(configuration.imageDirectory, mode: 0o755)
             try socket.bindAndListen()
         } catch {
-            throw StartError(description: "\(error)")
+            throw PodshimError.from(error)
         }
 
         let manager = SandboxManager(configuration: configuration, hierarchy: hierarchy, logger: logger)
@@ -77,7 +72,7 @@ public struct Daemon {
             try manager.store.prepare()
         } catch {
             socket.remove()
-            throw StartError(description: "state directory \(manager.store.directory): \(error)")
+            throw PodError("state directory \(manager.store.directory)", error).podshimError
         }
         for line in manager.readopt() { logger.notice("\(line)") }
         if let notice = manager.cgroupNotice { logger.warning("\(notice)") }
@@ -123,7 +118,7 @@ public struct Daemon {
             try await server.serve()
         } catch {
             socket.remove()
-            throw StartError(description: "serve: \(error)")
+            throw PodError("serve", error).podshimError
         }
         // Manifest pods were asked to stop with the signal; let them finish their termination.
         for entry in manifestPods.all {

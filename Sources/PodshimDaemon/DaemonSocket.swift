@@ -8,10 +8,6 @@ import PodshimSystem
 /// only while holding `<socket>.lock`, so two daemons starting at once cannot both win.
 struct DaemonSocket {
     /// Why the socket cannot be served.
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
-
     let path: String
     /// The group whose members may connect (besides root); nil = root only.
     let group: gid_t?
@@ -26,27 +22,27 @@ struct DaemonSocket {
     }
 
     /// Resolves `--socket-group`: a group name or a numeric gid.
-    static func group(named name: String) throws(Failure) -> gid_t {
+    static func group(named name: String) throws(PodshimError) -> gid_t {
         if let gid = gid_t(name) { return gid }
-        guard let entry = getgrnam(name) else { throw Failure(description: "--socket-group: no group named \"\(name)\"") }
+        guard let entry = getgrnam(name) else { throw PodshimError(.invalidArgument, subject: "--socket-group", message: "no group named \"\(name)\"") }
         return entry.pointee.gr_gid
     }
 
-    mutating func bindAndListen() throws(Failure) {
-        guard path.hasPrefix("/") else { throw Failure(description: "--socket: \(path) is not an absolute path") }
-        guard path.utf8.count < 108 else { throw Failure(description: "--socket: \(path) is longer than a Unix socket path may be (107 bytes)") }
+    mutating func bindAndListen() throws(PodshimError) {
+        guard path.hasPrefix("/") else { throw PodshimError(.invalidArgument, subject: "--socket", message: "\(path) is not an absolute path") }
+        guard path.utf8.count < 108 else { throw PodshimError(.invalidArgument, subject: "--socket", message: "\(path) is longer than a Unix socket path may be (107 bytes)") }
         let directory = (path as NSString).deletingLastPathComponent
         try Self.prepareDirectory(directory)
 
         lockDescriptor = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard lockDescriptor >= 0 else { throw Failure(description: "open \(path).lock: \(Errno.last)") }
+        guard lockDescriptor >= 0 else { throw PodshimError(.internal, operation: "open", subject: "\(path).lock", errno: .last) }
         if flock(lockDescriptor, LOCK_EX | LOCK_NB) != 0 {
-            throw Failure(description: "another podshim serve holds \(path).lock: it is serving \(path)")
+            throw PodshimError(.unavailable, message: "another podshim serve holds \(path).lock: it is serving \(path)")
         }
         try removeStaleSocket()
 
         descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { throw Failure(description: "socket(AF_UNIX): \(Errno.last)") }
+        guard descriptor >= 0 else { throw PodshimError(.internal, operation: "socket(AF_UNIX)", errno: .last) }
         var address = unixAddress()
         // Bound with umask 0177: the file exists as 0600 until its group and mode are set.
         let previous = umask(0o177)
@@ -55,57 +51,57 @@ struct DaemonSocket {
         }
         let bindErrno = Errno.last
         umask(previous)
-        guard bound == 0 else { throw Failure(description: "bind \(path): \(bindErrno)") }
-        guard chown(path, getuid(), group ?? getgid()) == 0 else { throw Failure(description: "chown \(path): \(Errno.last)") }
-        guard chmod(path, 0o660) == 0 else { throw Failure(description: "chmod \(path): \(Errno.last)") }
-        guard listen(descriptor, 1024) == 0 else { throw Failure(description: "listen \(path): \(Errno.last)") }
+        guard bound == 0 else { throw PodshimError(.internal, operation: "bind", subject: "\(path)", errno: bindErrno) }
+        guard chown(path, getuid(), group ?? getgid()) == 0 else { throw PodshimError(.internal, operation: "chown", subject: "\(path)", errno: .last) }
+        guard chmod(path, 0o660) == 0 else { throw PodshimError(.internal, operation: "chmod", subject: "\(path)", errno: .last) }
+        guard listen(descriptor, 1024) == 0 else { throw PodshimError(.internal, operation: "listen", subject: "\(path)", errno: .last) }
     }
 
     /// The socket's directory: created 0711 when missing; refused when others may write to it
     /// (they could replace the socket) or it is a symlink.
-    static func prepareDirectory(_ directory: String) throws(Failure) {
+    static func prepareDirectory(_ directory: String) throws(PodshimError) {
         var info = stat()
         if lstat(directory, &info) != 0 {
             do {
                 try FileSystem.createDirectory(directory, mode: 0o711)
             } catch {
-                throw Failure(description: "create socket directory: \(error)")
+                throw PodshimError(.internal, operation: "create socket directory", subject: directory, errno: error.errno)
             }
-            guard lstat(directory, &info) == 0 else { throw Failure(description: "stat \(directory): \(Errno.last)") }
+            guard lstat(directory, &info) == 0 else { throw PodshimError(.internal, operation: "stat", subject: "\(directory)", errno: .last) }
         }
         guard info.st_mode & S_IFMT == S_IFDIR else {
-            throw Failure(description: "socket directory \(directory) is not a directory (or is a symlink)")
+            throw PodshimError(.failedPrecondition, message: "socket directory \(directory) is not a directory (or is a symlink)")
         }
         if info.st_mode & 0o002 != 0 {
-            throw Failure(description: "socket directory \(directory) is world-writable: anyone could replace the socket")
+            throw PodshimError(.failedPrecondition, message: "socket directory \(directory) is world-writable: anyone could replace the socket")
         }
         if info.st_uid != getuid() {
-            throw Failure(description: "socket directory \(directory) is owned by uid \(info.st_uid), not by podshim's uid \(getuid())")
+            throw PodshimError(.failedPrecondition, message: "socket directory \(directory) is owned by uid \(info.st_uid), not by podshim's uid \(getuid())")
         }
     }
 
     /// A socket file nobody answers on is left over from a crashed daemon; one that answers is live.
-    private func removeStaleSocket() throws(Failure) {
+    private func removeStaleSocket() throws(PodshimError) {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         guard info.st_mode & S_IFMT == S_IFSOCK else {
-            throw Failure(description: "\(path) exists and is not a socket: refusing to replace it")
+            throw PodshimError(.failedPrecondition, message: "\(path) exists and is not a socket: refusing to replace it")
         }
         let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard probe >= 0 else { throw Failure(description: "socket(AF_UNIX): \(Errno.last)") }
+        guard probe >= 0 else { throw PodshimError(.internal, operation: "socket(AF_UNIX)", errno: .last) }
         defer { close(probe) }
         var address = unixAddress()
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         if connected == 0 {
-            throw Failure(description: "a live daemon is serving \(path): refusing to take its socket")
+            throw PodshimError(.unavailable, message: "a live daemon is serving \(path): refusing to take its socket")
         }
         let error = errno
         guard error == ECONNREFUSED else {
-            throw Failure(description: "probe \(path): \(Errno(rawValue: error))")
+            throw PodshimError(.internal, operation: "probe", subject: "\(path)", errno: Errno(rawValue: error))
         }
-        guard unlink(path) == 0 else { throw Failure(description: "remove stale socket \(path): \(Errno.last)") }
+        guard unlink(path) == 0 else { throw PodshimError(.internal, operation: "remove", subject: "stale socket \(path)", errno: .last) }
     }
 
     /// `path` as a socket address (its length was checked in ``bindAndListen()``).

@@ -245,8 +245,8 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         let result: ContainerExec.Result
         do {
             result = try await offload { try ContainerExec.run(in: container.runtime, argv: argv, timeoutSeconds: timeout) }
-        } catch let error as ContainerExec.Failure {
-            throw CRIError.internal(error.description)
+        } catch {
+            throw PodshimError.from(error)
         }
         if result.timedOut {
             throw CRIError.deadlineExceeded("command \(argv[0]) timed out after \(request.timeout)s")

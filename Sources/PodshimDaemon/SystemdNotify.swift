@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Logging
+import PodshimSystem
 
 /// The sd_notify protocol without libsystemd: one datagram of `KEY=value` lines to the
 /// AF_UNIX socket named by `$NOTIFY_SOCKET` (a leading `@` names the abstract namespace).
@@ -8,10 +9,6 @@ import Logging
 /// With `Type=notify` systemd counts the unit started only on `READY=1`, so a kubelet ordered
 /// after podshim.service finds the socket listening.
 public enum SystemdNotify {
-    /// Why a notification could not be sent.
-    public struct Error: Swift.Error, Equatable, CustomStringConvertible {
-        public var description: String
-    }
 
     /// `READY=1`, a status line for `systemctl status`, and the daemon's PID.
     public static func readyMessage(status: String, pid: pid_t = getpid()) -> String {
@@ -28,7 +25,7 @@ public enum SystemdNotify {
     @discardableResult
     public static func notify(
         _ message: String, environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws(Error) -> Bool {
+    ) throws(PodshimError) -> Bool {
         guard let path = environment["NOTIFY_SOCKET"], !path.isEmpty else { return false }
         try send(message, to: path)
         return true
@@ -46,19 +43,19 @@ public enum SystemdNotify {
 
     /// Sends `message` as one datagram to the AF_UNIX socket `path`: a filesystem path, or
     /// `@name` for the abstract name `\0name`.
-    public static func send(_ message: String, to path: String) throws(Error) {
+    public static func send(_ message: String, to path: String) throws(PodshimError) {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         var pathBytes = Array(path.utf8)
         let abstract = pathBytes.first == UInt8(ascii: "@")
         guard abstract || pathBytes.first == UInt8(ascii: "/") else {
-            throw Error(description: "NOTIFY_SOCKET=\(path): neither an absolute path nor an abstract socket name (@name)")
+            throw PodshimError(.invalidArgument, subject: "NOTIFY_SOCKET", message: "\(path) is neither an absolute path nor an abstract socket name (@name)")
         }
         if abstract { pathBytes[0] = 0 }
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         // A path needs room for its terminating NUL; an abstract name is counted exactly.
         guard pathBytes.count + (abstract ? 0 : 1) <= capacity, pathBytes.count > 1 else {
-            throw Error(description: "NOTIFY_SOCKET=\(path): not a usable socket address (at most \(capacity - 1) bytes)")
+            throw PodshimError(.invalidArgument, subject: "NOTIFY_SOCKET", message: "\(path) is not a usable socket address (at most \(capacity - 1) bytes)")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: pathBytes)
@@ -66,7 +63,7 @@ public enum SystemdNotify {
         let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + pathBytes.count + (abstract ? 0 : 1))
 
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Error(description: "socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw PodshimError(.internal, operation: "socket(AF_UNIX)", errno: .last) }
         defer { close(fd) }
         let bytes = Array(message.utf8)
         let sent = withUnsafePointer(to: &address) { pointer in
@@ -77,8 +74,8 @@ public enum SystemdNotify {
             }
         }
         guard sent == bytes.count else {
-            let reason = sent < 0 ? String(cString: strerror(errno)) : "short write (\(sent) of \(bytes.count) bytes)"
-            throw Error(description: "sendto \(path): \(reason)")
+            if sent < 0 { throw PodshimError(.unavailable, operation: "sendto", subject: path, errno: .last) }
+            throw PodshimError(.unavailable, operation: "sendto", subject: path, message: "short write (\(sent) of \(bytes.count) bytes)")
         }
     }
 }

@@ -21,10 +21,6 @@ public enum ContainerExec {
     }
 
     /// Why an exec could not run.
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// What the CRI allows an exec to return per stream: 16 MiB, as containerd caps it.
     public static let outputLimit = 16 << 20
 
@@ -46,24 +42,24 @@ public enum ContainerExec {
     /// calling thread (call it off any async executor).
     public static func run(
         in container: Container, argv: [String], timeoutSeconds: Double, outputLimit: Int = outputLimit
-    ) throws(Failure) -> Result {
-        guard !argv.isEmpty, !argv[0].isEmpty else { throw Failure(description: "cmd: required") }
+    ) throws(PodshimError) -> Result {
+        guard !argv.isEmpty, !argv[0].isEmpty else { throw PodshimError(.invalidArgument, subject: "cmd", message: "required") }
         guard let process = container.process, container.isRunning else {
-            throw Failure(description: "container \(container.name) is not running")
+            throw PodshimError(.failedPrecondition, message: "container \(container.name) is not running")
         }
         let outPipe: [Int32], errPipe: [Int32]
         do {
             let out = try Kernel.pipe()
             outPipe = [out.read, out.write]
         } catch {
-            throw Failure(description: "\(error)")
+            throw error.podshimError
         }
         do {
             let err = try Kernel.pipe()
             errPipe = [err.read, err.write]
         } catch {
             close(outPipe[0]); close(outPipe[1])
-            throw Failure(description: "\(error)")
+            throw error.podshimError
         }
         defer { close(outPipe[0]); close(errPipe[0]) }
 
@@ -76,7 +72,7 @@ public enum ContainerExec {
                 onExit: { exited.set($0) })
         } catch {
             close(outPipe[1]); close(errPipe[1])
-            throw Failure(description: "exec in container \(container.name): \(error)")
+            throw PodError("exec in container \(container.name)", error).podshimError
         }
         close(outPipe[1]); close(errPipe[1])
 

@@ -434,7 +434,7 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
                 throw PodError("container \(container.name)", message: "subPath \(source) cannot be resolved")
             }
             if FileSystem.resolved(source, inside: root) == nil {
-                throw PodError("container \(container.name)", message: "subPath \(source) escapes its volume (resolves to \(resolved))")
+                throw PodError("container \(container.name)", message: "subPath \(source) escapes its volume (resolves to \(resolved))", code: .invalidArgument)
             }
         }
     }

@@ -8,16 +8,11 @@ import PodshimSystem
 /// the calling thread), creates the socket there — a socket stays in the namespace it was
 /// created in — and ends, so podshim's own threads never change namespace.
 public enum PodNetwork {
-    /// Why a request did not produce a status.
-    public struct Failure: Error, CustomStringConvertible, Equatable {
-        public var description: String
-    }
-
     /// `GET path` on `host:port` in the network namespace of `sandbox`; the HTTP status code.
     public static func httpGet(
         sandbox: ProcessHandle, host: String = "127.0.0.1", port: Int, path: String,
         headers: [(name: String, value: String)] = [], timeoutSeconds: Double
-    ) -> Result<Int, Failure> {
+    ) -> Result<Int, PodshimError> {
         let deadline = MonotonicInstant.now().advanced(bySeconds: timeoutSeconds)
         let fd: Int32
         switch connect(sandbox: sandbox, host: host, port: port, deadline: deadline) {
@@ -31,22 +26,22 @@ public enum PodNetwork {
         let bytes = Array(request.utf8)
         var sent = 0
         while sent < bytes.count {
-            guard wait(fd, for: Int16(POLLOUT), until: deadline) else { return .failure(Failure(description: "timed out sending")) }
+            guard wait(fd, for: Int16(POLLOUT), until: deadline) else { return .failure(PodshimError(.deadlineExceeded, operation: "send", subject: "\(host):\(port)", message: "timed out")) }
             let count = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if count < 0 {
                 if errno == EAGAIN || errno == EINTR { continue }
-                return .failure(Failure(description: "send: \(Errno.last)"))
+                return .failure(PodshimError(.unavailable, operation: "send", subject: "\(host):\(port)", errno: .last))
             }
             sent += count
         }
         var response: [UInt8] = []
         while !response.contains(UInt8(ascii: "\n")) && response.count < 4096 {
-            guard wait(fd, for: Int16(POLLIN), until: deadline) else { return .failure(Failure(description: "timed out waiting for a response")) }
+            guard wait(fd, for: Int16(POLLIN), until: deadline) else { return .failure(PodshimError(.deadlineExceeded, operation: "recv", subject: "\(host):\(port)", message: "timed out waiting for a response")) }
             var buffer = [UInt8](repeating: 0, count: 1024)
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 {
                 if errno == EAGAIN || errno == EINTR { continue }
-                return .failure(Failure(description: "recv: \(Errno.last)"))
+                return .failure(PodshimError(.unavailable, operation: "recv", subject: "\(host):\(port)", errno: .last))
             }
             if count == 0 { break }
             response += buffer[0..<count]
@@ -55,14 +50,14 @@ public enum PodNetwork {
         let line = String(decoding: response.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }, as: UTF8.self)
         let parts = line.split(separator: " ")
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else {
-            return .failure(Failure(description: "not an HTTP response: \"\(line.prefix(80))\""))
+            return .failure(PodshimError(.unavailable, operation: "GET", subject: "\(host):\(port)\(path)", message: "not an HTTP response: \"\(line.prefix(80))\""))
         }
         return .success(status)
     }
 
     /// A non-blocking TCP connection to `host:port` (an IPv4 or IPv6 literal) in the sandbox's
     /// network namespace.
-    public static func connect(sandbox: ProcessHandle, host: String, port: Int, deadline: MonotonicInstant) -> Result<Int32, Failure> {
+    public static func connect(sandbox: ProcessHandle, host: String, port: Int, deadline: MonotonicInstant) -> Result<Int32, PodshimError> {
         var storage = sockaddr_storage()
         var length: socklen_t = 0
         var family: Int32 = AF_INET
@@ -80,7 +75,7 @@ public enum PodNetwork {
             withUnsafeBytes(of: &v6) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
             length = socklen_t(MemoryLayout<sockaddr_in6>.size)
         } else {
-            return .failure(Failure(description: "host \"\(host)\" is not an IP address (names are not resolved)"))
+            return .failure(PodshimError(.invalidArgument, subject: "host", message: "\"\(host)\" is not an IP address (names are not resolved)"))
         }
         let created = socketInNamespace(of: sandbox, family: family)
         guard case .success(let fd) = created else { return created }
@@ -90,25 +85,25 @@ public enum PodNetwork {
         if result != 0 && errno != EINPROGRESS {
             let error = Errno.last
             close(fd)
-            return .failure(Failure(description: "connect \(host):\(port): \(error)"))
+            return .failure(PodshimError(.unavailable, operation: "connect", subject: "\(host):\(port)", errno: error))
         }
         guard wait(fd, for: Int16(POLLOUT), until: deadline) else {
             close(fd)
-            return .failure(Failure(description: "connect \(host):\(port): timed out"))
+            return .failure(PodshimError(.deadlineExceeded, operation: "connect", subject: "\(host):\(port)", message: "timed out"))
         }
         var error: Int32 = 0
         var size = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size)
         if error != 0 {
             close(fd)
-            return .failure(Failure(description: "connect \(host):\(port): \(Errno(rawValue: error))"))
+            return .failure(PodshimError(.unavailable, operation: "connect", subject: "\(host):\(port)", errno: Errno(rawValue: error)))
         }
         return .success(fd)
     }
 
     /// A non-blocking, close-on-exec TCP socket created by a thread inside the namespace.
-    static func socketInNamespace(of sandbox: ProcessHandle, family: Int32) -> Result<Int32, Failure> {
-        final class Box: Sendable { let result = Mutex<Result<Int32, Failure>>(.failure(Failure(description: "no result"))) }
+    static func socketInNamespace(of sandbox: ProcessHandle, family: Int32) -> Result<Int32, PodshimError> {
+        final class Box: Sendable { let result = Mutex<Result<Int32, PodshimError>>(.failure(PodshimError(.internal, message: "no result"))) }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
         let pidfd = sandbox.pidfd
@@ -117,11 +112,11 @@ public enum PodNetwork {
             do {
                 try Kernel.joinNetworkNamespace(of: pidfd)
             } catch {
-                box.result.withLock { $0 = .failure(Failure(description: "\(error)")) }
+                box.result.withLock { $0 = .failure(PodshimError.from(error)) }
                 return
             }
             let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            let result: Result<Int32, Failure> = fd >= 0 ? .success(fd) : .failure(Failure(description: "socket: \(Errno.last)"))
+            let result: Result<Int32, PodshimError> = fd >= 0 ? .success(fd) : .failure(PodshimError(.internal, operation: "socket", errno: .last))
             box.result.withLock { $0 = result }
         }
         thread.stackSize = 128 << 10

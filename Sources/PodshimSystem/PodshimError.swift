@@ -57,6 +57,16 @@ public struct PodshimError: Error, Equatable, Sendable, CustomStringConvertible 
     }
 }
 
+extension PodshimError {
+    /// `error` as a ``PodshimError``: itself, what a layer's error says it is, or an internal error
+    /// with its description.
+    public static func from(_ error: any Error) -> PodshimError {
+        if let error = error as? PodshimError { return error }
+        if let error = error as? any PodshimErrorConvertible { return error.podshimError }
+        return PodshimError(.internal, message: String(describing: error))
+    }
+}
+
 /// An error of a layer below (a failed system call, a manifest field, a spawn stage) that knows
 /// which ``PodshimError`` it is.
 public protocol PodshimErrorConvertible: Error {

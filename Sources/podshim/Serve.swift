@@ -64,8 +64,9 @@ struct Serve: AsyncParsableCommand {
             version: Podshim.configuration.version)
         do {
             try await Daemon(options: options).run()
-        } catch let error as Daemon.StartError {
-            FileHandle.standardError.write(Data("podshim serve: \(error.description)\n".utf8))
+        } catch {
+            // The daemon could not start (a failure while serving ends `run` normally).
+            FileHandle.standardError.write(Data("podshim serve: \(error)\n".utf8))
             throw ExitCode(1)
         }
     }

@@ -1,4 +1,5 @@
 import GRPCCore
+@testable import PodshimProcess
 import PodshimRuntime
 import PodshimSpec
 import PodshimSystem
@@ -39,5 +40,24 @@ final class ErrorMappingTests: XCTestCase {
         XCTAssertEqual(RPCError(ManifestError(path: "spec.containers[0].image", message: "required")).message,
                        "spec.containers[0].image: required")
         XCTAssertEqual(RPCError(PodError("container app", message: "execve: ENOENT")).message, "container app: execve: ENOENT")
+    }
+
+    func testAPodErrorKeepsItsCausesCodeAndErrno() {
+        let full = PodError("volume cache", SystemError("mkdir", path: "/var/lib/podshim/v", errno: .noSpace)).podshimError
+        XCTAssertEqual(full.code, .resourceExhausted)
+        XCTAssertEqual(full.errno, .noSpace)
+        XCTAssertEqual(full.description, "volume cache: mkdir /var/lib/podshim/v: ENOSPC")
+        // A file of podshim's own that is missing is podshim's failure, not "the object is gone".
+        let missing = PodError("container app", SystemError("open", path: "/x", errno: .noSuchFileOrDirectory)).podshimError
+        XCTAssertEqual(missing.code, .internal)
+        XCTAssertEqual(missing.errno, .noSuchFileOrDirectory)
+        XCTAssertEqual(PodError("container app", message: "subPath escapes", code: .invalidArgument).podshimError.code, .invalidArgument)
+    }
+
+    func testASpawnErrorNamesItsStageAndATimeoutIsADeadline() {
+        let spawn = SpawnError(stage: "execve", detail: "nope", errno: .noSuchFileOrDirectory)
+        XCTAssertEqual(PodError("container app", spawn).description, "container app: execve nope: ENOENT")
+        XCTAssertEqual(PodshimError.from(spawn).errno, .noSuchFileOrDirectory)
+        XCTAssertEqual(PodshimError.from(SpawnError(stage: "setup", detail: nil, errno: .timedOut)).code, .deadlineExceeded)
     }
 }
