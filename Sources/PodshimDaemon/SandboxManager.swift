@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRPCCore
 import Logging
 import PodshimCgroups
@@ -13,7 +14,7 @@ import PodshimProcess
 
 /// The daemon's pods and containers: the CRI's operations on top of ``Pod``, with durable records.
 /// Blocking methods: call them through ``offload(_:)``.
-final class SandboxManager: @unchecked Sendable { // the table and reserved names under `lock`, each sandbox under its own lock
+final class SandboxManager: Sendable {
     let configuration: RuntimeConfiguration
     let store: StateStore
     let events = EventHub<Runtime_V1_ContainerEventResponse>()
@@ -22,14 +23,17 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
     let logger: Logger
     /// Starts and kills pause processes and containers (``PodLauncher``; a fake in unit tests).
     let launcher: any Launcher
-    private let lock = NSLock()
-    private var sandboxes: [String: ManagedSandbox] = [:]
+    private struct Table {
+        var sandboxes: [String: ManagedSandbox] = [:]
+        /// Names being created right now (name/namespace/uid/attempt), so two racing RunPodSandbox
+        /// calls cannot both pass the duplicate check.
+        var reservedNames: Set<String> = []
+    }
+
+    /// The sandboxes by id; each sandbox's own state is under its own lock.
+    private let table = Mutex(Table())
     /// Compiled seccomp programs, shared by every container.
     let seccomp = SeccompCache()
-
-    /// Names being created right now (name/namespace/uid/attempt), so two racing RunPodSandbox
-    /// calls cannot both pass the duplicate check.
-    private var reservedNames: Set<String> = []
 
     init(configuration: RuntimeConfiguration, hierarchy: CgroupHierarchy?, logger: Logger,
          launcher: any Launcher = PodLauncher()) {
@@ -43,7 +47,7 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
 
     // MARK: - Lookup
 
-    var allSandboxes: [ManagedSandbox] { lock.withLock { Array(sandboxes.values) } }
+    var allSandboxes: [ManagedSandbox] { table.withLock { Array($0.sandboxes.values) } }
 
     /// By full id or unique prefix.
     func sandbox(_ id: String, field: String = "pod_sandbox_id") throws(PodshimError) -> ManagedSandbox {
@@ -64,10 +68,8 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
         let spec = try CRITranslation.pod(config)
         let metadata = config.metadata
         let key = "\(metadata.namespace)/\(metadata.name)/\(metadata.uid)/\(metadata.attempt)"
-        do {
-            lock.lock()
-            defer { lock.unlock() }
-            let existing = sandboxes.values.first {
+        try table.withLock { (table: inout Table) throws(PodshimError) in
+            let existing = table.sandboxes.values.first {
                 let other = $0.config.metadata
                 return other.name == metadata.name && other.namespace == metadata.namespace
                     && other.uid == metadata.uid && other.attempt == metadata.attempt
@@ -76,11 +78,11 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
                 throw CRIError.alreadyExists("pod sandbox \(metadata.namespace)/\(metadata.name) (uid \(metadata.uid), "
                     + "attempt \(metadata.attempt)) already exists as \(existing.id)")
             }
-            guard reservedNames.insert(key).inserted else {
+            guard table.reservedNames.insert(key).inserted else {
                 throw CRIError.alreadyExists("pod sandbox \(metadata.namespace)/\(metadata.name) is being created")
             }
         }
-        defer { _ = lock.withLock { reservedNames.remove(key) } }
+        defer { _ = table.withLock { $0.reservedNames.remove(key) } }
 
         let id = newIdentifier()
         let parent = try cgroupParent(config, sandboxID: id)
@@ -112,7 +114,7 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
         watchTermination(of: sandbox)
         // The event task exists before anyone can look the sandbox up (and remove it).
         startEventTask(sandbox)
-        lock.withLock { sandboxes[id] = sandbox }
+        table.withLock { $0.sandboxes[id] = sandbox }
         logger.info("sandbox \(id.prefix(13)) \(metadata.namespace)/\(metadata.name) ready, pause pid \(pod.sandbox?.pid ?? 0)")
         return id
     }
@@ -191,7 +193,7 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
         }
         eventTask?.cancel() // ends its event task
         store.deleteSandbox(sandbox.id)
-        _ = lock.withLock { sandboxes.removeValue(forKey: sandbox.id) }
+        _ = table.withLock { $0.sandboxes.removeValue(forKey: sandbox.id) }
         logger.info("sandbox \(sandbox.id.prefix(13)) removed")
     }
 
@@ -615,7 +617,7 @@ final class SandboxManager: @unchecked Sendable { // the table and reserved name
     // MARK: - Restart
 
     func register(_ sandbox: ManagedSandbox) {
-        lock.withLock { sandboxes[sandbox.id] = sandbox }
+        table.withLock { $0.sandboxes[sandbox.id] = sandbox }
     }
 }
 

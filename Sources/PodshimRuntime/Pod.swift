@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import PodshimCgroups
 import PodshimSpec
 import PodshimSystem
@@ -19,28 +20,40 @@ public enum PodEvent: Sendable {
 
 /// A pod on this host: its directories, its sandbox (pause) process and its containers.
 /// The methods that change it are called by one controlling thread, which also consumes ``events``.
-public final class Pod: @unchecked Sendable { // spec and containers under `stateLock`; the rest is changed by its one controlling task
+public final class Pod: Sendable {
+    /// What changes after the pod is created, read by any thread (status RPCs) and changed by the
+    /// controlling task (and by spawn callbacks on the spawning thread).
+    private struct State {
+        var spec: PodSpec
+        var containers: [Container]
+        var sandbox: ProcessHandle?
+        var cgroups: PodCgroups?
+        var cgroupNotice: String?
+        var record: PodStateRecord
+    }
+
+    private let guarded: Mutex<State>
+
     /// The pod as specified; containers added through ``add(_:plan:resources:logPath:)`` are appended.
-    public var spec: PodSpec { stateLock.withLock { currentSpec } }
+    public var spec: PodSpec { guarded.withLock { $0.spec } }
     public let layout: PodLayout
     public let configuration: RuntimeConfiguration
     /// The pod's containers, in the order they were added.
-    public var containers: [Container] { stateLock.withLock { currentContainers } }
-    private let stateLock = NSLock()
-    private var currentSpec: PodSpec
-    private var currentContainers: [Container]
+    public var containers: [Container] { guarded.withLock { $0.containers } }
     /// The sandbox is privileged: it keeps podshim's capabilities (a privileged container needs it).
     public let privilegedSandbox: Bool
     /// Exits and stop requests, in the order they happened.
     public let events = EventQueue<PodEvent>()
-    public private(set) var sandbox: ProcessHandle?
+    /// The pause process, once started or adopted.
+    public var sandbox: ProcessHandle? { guarded.withLock { $0.sandbox } }
     /// The pod's cgroups; nil when no cgroup v2 hierarchy is mounted.
-    public private(set) var cgroups: PodCgroups?
+    public var cgroups: PodCgroups? { guarded.withLock { $0.cgroups } }
     /// The host's cgroup v2 hierarchy, detected once by whoever created the pod; nil when none is mounted.
     public let cgroupHierarchy: CgroupHierarchy?
     /// Set when limits cannot be enforced on this host, with the reason (shown once, and in status).
-    public private(set) var cgroupNotice: String?
-    private var record: PodStateRecord
+    public var cgroupNotice: String? { guarded.withLock { $0.cgroupNotice } }
+
+    private func update(_ body: (inout State) -> Void) { guarded.withLock { body(&$0) } }
 
     /// A pod whose containers have been planned (see ``PodPlanner``).
     /// `privileged` overrides the sandbox's privilege (the CRI says it); by default the sandbox is
@@ -52,22 +65,20 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
                 cgroupHierarchy: CgroupHierarchy?, privileged: Bool? = nil, daemon: Bool = false,
                 cgroupParent: CgroupParent? = nil) {
         self.cgroupParent = cgroupParent
-        currentSpec = spec
         self.cgroupHierarchy = cgroupHierarchy
         self.layout = layout
         self.configuration = configuration
         privilegedSandbox = privileged ?? SandboxPlanner.isPrivileged(spec)
-        currentContainers = zip(spec.containers.indices, plans).map {
-            let container = Container(index: $0.0, name: spec.containers[$0.0].name, plan: $0.1,
-                                      resources: PodPlanner.cgroupResources(spec.containers[$0.0].resources))
-            container.configure(from: spec.containers[$0.0])
-            return container
+        let containers = zip(spec.containers.indices, plans).map {
+            Container(index: $0.0, spec: spec.containers[$0.0], plan: $0.1,
+                      resources: PodPlanner.cgroupResources(spec.containers[$0.0].resources))
         }
-        record = PodStateRecord(
+        var record = PodStateRecord(
             name: spec.name, namespace: spec.namespace, podID: layout.podID,
             owner: ProcessIdentity.of(pid: getpid()) ?? ProcessIdentity(pid: getpid(), startTime: 0),
             stateDirectory: layout.stateDirectory, dataDirectory: layout.dataDirectory)
         record.daemon = daemon ? true : nil
+        guarded = Mutex(State(spec: spec, containers: containers, record: record))
         outputFIFOs = daemon
     }
 
@@ -103,19 +114,20 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
     public func prepare() throws(PodError) {
         do {
             try FileSystem.createDirectory(layout.stateDirectory, mode: 0o700)
-            record.privileged = privilegedSandbox
+            update { $0.record.privileged = privilegedSandbox }
             try saveRecord()
             try FileSystem.createDirectory(layout.etcDirectory)
             // Generated files, rewritten with every pod: no fsync needed. A host-network pod sees
             // the host's name and hosts file, as with containerd.
-            let hostname = currentSpec.hostNetwork ? Self.hostHostname() : currentSpec.hostname
+            let spec = self.spec
+            let hostname = spec.hostNetwork ? Self.hostHostname() : spec.hostname
             try FileSystem.writeAtomically(layout.etcDirectory + "/hostname", hostname + "\n", durable: false)
-            let hosts = currentSpec.hostNetwork
+            let hosts = spec.hostNetwork
                 // A host without /etc/hosts: the generated file.
                 ? ((try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? Self.hostsFile(hostname: hostname))
                 : Self.hostsFile(hostname: hostname)
             try FileSystem.writeAtomically(layout.etcDirectory + "/hosts", hosts, durable: false)
-            let resolv = currentSpec.dnsConfig?.resolvConf
+            let resolv = spec.dnsConfig?.resolvConf
                 // A host without resolv.conf has no DNS servers to pass on.
                 ?? (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
             try FileSystem.writeAtomically(layout.etcDirectory + "/resolv.conf", resolv, durable: false)
@@ -159,8 +171,7 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
     /// its leaf cgroup with its limits. It is created, not started.
     public func add(_ containerSpec: ContainerSpec, volumes: [Volume] = [], plan: ProcessPlan,
                     resources: CgroupResources, logPath: String?) throws(PodError) -> Container {
-        let container = Container(index: -1, name: containerSpec.name, plan: plan, resources: resources, logPath: logPath)
-        container.configure(from: containerSpec)
+        let container = Container(index: -1, spec: containerSpec, plan: plan, resources: resources, logPath: logPath)
         for (index, volume) in volumes.enumerated() {
             do {
                 try prepare(volume)
@@ -176,10 +187,10 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
                 throw PodError("container \(containerSpec.name) cgroup", error)
             }
         }
-        stateLock.withLock {
-            currentSpec.containers.append(containerSpec)
-            currentSpec.volumes += volumes
-            currentContainers.append(container)
+        update { state in
+            state.spec.containers.append(containerSpec)
+            state.spec.volumes += volumes
+            state.containers.append(container)
         }
         return container
     }
@@ -189,8 +200,7 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
     /// this process; whoever adopts it watches the pidfd.
     public func adopt(_ containerSpec: ContainerSpec, plan: ProcessPlan, resources: CgroupResources,
                       logPath: String?, process: ProcessHandle?) -> Container {
-        let container = Container(index: -1, name: containerSpec.name, plan: plan, resources: resources, logPath: logPath)
-        container.configure(from: containerSpec)
+        let container = Container(index: -1, spec: containerSpec, plan: plan, resources: resources, logPath: logPath)
         container.cgroup = cgroups?.container(containerSpec.name)
         if let process {
             container.markCloned()
@@ -202,16 +212,16 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
                     logPath: logPath ?? layout.logFile(container: container.name, attempt: 0), fifoDirectory: outputDirectory)
             }
         }
-        stateLock.withLock {
-            currentSpec.containers.append(containerSpec)
-            currentContainers.append(container)
+        update { state in
+            state.spec.containers.append(containerSpec)
+            state.containers.append(container)
         }
         return container
     }
 
     /// Re-attaches the sandbox and the pod's cgroups after a restart of podshim.
     public func adoptSandbox(_ process: ProcessHandle?, cgroupPath: String?) {
-        sandbox = process
+        var cgroups: PodCgroups?
         if let cgroupParent, cgroupHierarchy != nil {
             let controllers = Cgroup(path: cgroupParent.path).availableControllers()
             cgroups = PodCgroups(pod: Cgroup(path: cgroupParent.path), controllers: controllers, naming: cgroupParent.naming)
@@ -219,7 +229,12 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
             let controllers = Cgroup(path: cgroupPath).availableControllers()
             cgroups = PodCgroups(pod: Cgroup(path: cgroupPath), controllers: controllers)
         }
-        if let process { record.sandbox = ProcessIdentity.of(pid: process.pid) }
+        let identity = process.flatMap { ProcessIdentity.of(pid: $0.pid) }
+        update { state in
+            state.sandbox = process
+            if let cgroups { state.cgroups = cgroups }
+            if let identity { state.record.sandbox = identity }
+        }
     }
 
     /// Removes a container that is not running: its layers, its leaf cgroup, its record entry.
@@ -236,10 +251,10 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
         } catch {
             problems.append(PodError("container \(container.name)", error))
         }
-        stateLock.withLock {
-            currentContainers.removeAll { $0 === container }
-            currentSpec.containers.removeAll { $0.name == container.name }
-            record.containers[container.name] = nil
+        update { state in
+            state.containers.removeAll { $0 === container }
+            state.spec.containers.removeAll { $0.name == container.name }
+            state.record.containers[container.name] = nil
         }
         do { try saveRecord() } catch { problems.append(PodError("pod \(spec.name) record", error)) }
         return problems
@@ -247,40 +262,45 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
 
     /// The container named `name` (its layout name).
     public func container(named name: String) -> Container? {
-        stateLock.withLock { currentContainers.first { $0.name == name } }
+        guarded.withLock { $0.containers.first { $0.name == name } }
     }
 
     /// Creates `<root>/podshim/pod-<id>/` with its leaves and limits. On a host without a usable
     /// cgroup v2 hierarchy the pod still runs; ``cgroupNotice`` says what is not enforced.
     private func prepareCgroups() throws(SystemError) {
         guard let hierarchy = cgroupHierarchy else {
-            cgroupNotice = "no cgroup v2 hierarchy is mounted: limits are not enforced, processes are not grouped"
+            update { $0.cgroupNotice = "no cgroup v2 hierarchy is mounted: limits are not enforced, processes are not grouped" }
             return
         }
         if !hierarchy.canEnforceLimits {
-            cgroupNotice = "cgroup v2 at \(hierarchy.mountPoint) has no \(hierarchy.missingControllers.joined(separator: ", ")) "
+            let notice = "cgroup v2 at \(hierarchy.mountPoint) has no \(hierarchy.missingControllers.joined(separator: ", ")) "
                 + "controller (a cgroup v1 or hybrid host): limits are not enforced"
+            update { $0.cgroupNotice = notice }
         }
         if let cgroupParent {
-            record.cgroupParent = cgroupParent.path
-            record.limitsEnforced = hierarchy.canEnforceLimits
+            update { state in
+                state.record.cgroupParent = cgroupParent.path
+                state.record.limitsEnforced = hierarchy.canEnforceLimits
+            }
             try saveRecord()
             let created = try PodCgroups.create(hierarchy: hierarchy, parent: cgroupParent.path, naming: cgroupParent.naming,
                                                 podResources: cgroupParent.resources)
-            cgroups = created
+            update { $0.cgroups = created }
             for container in containers {
                 container.cgroup = try created.addContainer(container.name, resources: container.resources)
             }
             return
         }
         let root = configuration.cgroupRoot ?? hierarchy.mountPoint
-        record.cgroup = PodCgroups.path(root: root, podID: layout.podID)
-        record.limitsEnforced = hierarchy.canEnforceLimits
+        update { state in
+            state.record.cgroup = PodCgroups.path(root: root, podID: layout.podID)
+            state.record.limitsEnforced = hierarchy.canEnforceLimits
+        }
         try saveRecord()
         let created = try PodCgroups.create(
             hierarchy: hierarchy, root: root, podID: layout.podID,
             containers: containers.map { ($0.name, $0.resources) }, podPidsLimit: configuration.podPidsLimit)
-        cgroups = created
+        update { $0.cgroups = created }
         for container in containers { container.cgroup = created.container(container.name) }
     }
 
@@ -337,12 +357,13 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
         let plan = SandboxPlanner.plan(pod: spec, pauseBinary: configuration.pauseBinary, privileged: privilegedSandbox)
         do {
             let process = try Spawner.spawn(plan, sandbox: nil, stdio: .init(), cgroup: cgroups?.sandbox, onCloned: { process in
-                record.sandbox = ProcessIdentity.of(pid: process.pid)
+                let identity = ProcessIdentity.of(pid: process.pid)
+                update { $0.record.sandbox = identity }
                 try? saveRecord() // best effort: prepare() wrote the record; recovery also kills through the pod's cgroup
             }) { [events] status in
                 events.post(.sandboxExited(status))
             }
-            sandbox = process
+            update { $0.sandbox = process }
         } catch {
             throw PodError("sandbox", error)
         }
@@ -379,7 +400,8 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
                 onCloned: { process in
                     container.markCloned()
                     container.holdMountNamespace(of: process.pid)
-                    stateLock.withLock { record.containers[container.name] = ProcessIdentity.of(pid: process.pid) }
+                    let identity = ProcessIdentity.of(pid: process.pid)
+                    update { $0.record.containers[container.name] = identity }
                     try? saveRecord() // best effort: prepare() wrote the record; recovery also kills through the pod's cgroup
                 }
             ) { [events] status in
@@ -466,7 +488,7 @@ public final class Pod: @unchecked Sendable { // spec and containers under `stat
     }
 
     private func saveRecord() throws(SystemError) {
-        let snapshot = stateLock.withLock { record }
+        let snapshot = guarded.withLock { $0.record }
         // Cannot fail: strings, integers and booleans only.
         let data = (try? JSONEncoder().encode(snapshot)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
         // The daemon's own records (fsync'd) are what a restart reads; for its pods this file is
