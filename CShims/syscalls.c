@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 const int psh_clone_newns = CLONE_NEWNS;
@@ -156,4 +157,81 @@ int psh_prepare_timer_thread(void) {
     struct sched_param param = { .sched_priority = 10 };
     if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &param) != 0 && rc == 0) rc = 1;
     return rc;
+}
+
+struct psh_keeper_request {
+    uint64_t id;
+    int32_t op;
+    int32_t arg;
+    uint32_t watch_mask;
+    int32_t pad;
+};
+
+int psh_keeper_call(int sock, uint64_t id, int32_t op, int32_t arg, const int *fds, int32_t nfds,
+                    uint32_t watch_mask, int timeout_ms, psh_keeper_reply *reply) {
+    if (nfds < 0 || nfds > PSH_KEEPER_MAX_FDS) {
+        return -EINVAL;
+    }
+    struct psh_keeper_request request = {.id = id, .op = op, .arg = arg, .watch_mask = watch_mask, .pad = 0};
+    struct iovec iov = {.iov_base = &request, .iov_len = sizeof request};
+    union {
+        struct cmsghdr header;
+        char bytes[CMSG_SPACE(sizeof(int) * PSH_KEEPER_MAX_FDS)];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 0) {
+        message.msg_control = control.bytes;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)nfds);
+    }
+    ssize_t sent;
+    do {
+        sent = sendmsg(sock, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+        return -errno;
+    }
+    for (;;) {
+        struct pollfd ready = {.fd = sock, .events = POLLIN};
+        int polled = poll(&ready, 1, timeout_ms);
+        if (polled < 0 && errno == EINTR) {
+            continue;
+        }
+        if (polled < 0) {
+            return -errno;
+        }
+        if (polled == 0) {
+            return -ETIMEDOUT;
+        }
+        psh_keeper_reply got;
+        ssize_t n = recv(sock, &got, sizeof got, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        if (n != (ssize_t)sizeof got) {
+            return -EPROTO;
+        }
+        if (got.id != id) {
+            continue; // a reply to a request of an earlier podshim
+        }
+        *reply = got;
+        return 0;
+    }
+}
+
+int psh_seqpacket_pair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0 ? -errno : 0;
+}
+
+int psh_pidfd_getfd(int pidfd, int targetfd) {
+    long fd = syscall(SYS_pidfd_getfd, pidfd, targetfd, 0);
+    return fd < 0 ? -errno : (int)fd;
 }

@@ -86,6 +86,33 @@ typedef struct psh_exit {
     bool core_dumped;
 } psh_exit;
 
+/// The fd keeper protocol of podshim-pause (CShims/pause/pause.c; the structs must match).
+#define PSH_KEEPER_HOLD 1
+#define PSH_KEEPER_RELEASE 2
+#define PSH_KEEPER_QUERY 3
+#define PSH_KEEPER_MAX_FDS 8
+
+typedef struct psh_keeper_reply {
+    uint64_t id;
+    int32_t result;
+    int32_t count;
+    int32_t fds[PSH_KEEPER_MAX_FDS];
+    int64_t exited_at;
+} psh_keeper_reply;
+
+/// One request to the pause process's fd keeper over `sock` (podshim's end of the socketpair):
+/// `fds` (at most PSH_KEEPER_MAX_FDS) travel as SCM_RIGHTS, bit i of `watch_mask` asks the keeper
+/// to watch fds[i] as a pidfd. Waits up to `timeout_ms` for the reply carrying `id` (replies to
+/// other ids, left by an earlier podshim, are skipped). Returns 0 or -errno (-ETIMEDOUT).
+int psh_keeper_call(int sock, uint64_t id, int32_t op, int32_t arg, const int *_Nullable fds, int32_t nfds,
+                    uint32_t watch_mask, int timeout_ms, psh_keeper_reply *reply);
+
+/// A SOCK_SEQPACKET socketpair, close-on-exec. Returns 0 or -errno.
+int psh_seqpacket_pair(int fds[_Nonnull 2]);
+
+/// pidfd_getfd(2): a copy of fd `targetfd` of the process behind `pidfd`. Returns the fd or -errno.
+int psh_pidfd_getfd(int pidfd, int targetfd);
+
 /// Reaps one exited child if there is one (waitid(P_ALL, WEXITED | WNOHANG)).
 /// Returns 1 and fills `out`, 0 when no child has exited, -ECHILD when there are no children.
 int psh_wait_any_nohang(psh_exit *out);

@@ -49,16 +49,28 @@ extension SandboxManager {
             }
             let sandbox = ManagedSandbox(record: record, config: config, pod: pod)
             if pause == nil { sandbox.pauseExited.fire() }
+            /// Containers that exited while podshim was down, with what the pause process kept.
+            var exitedWhileDown: [(container: ManagedContainer, status: ExitStatus?, finishedAt: Int64?)] = []
+            let podRecord = (try? Data(contentsOf: URL(fileURLWithPath: layout.stateFile))) // missing or torn: no identities from it
+                .flatMap { try? JSONDecoder().decode(PodStateRecord.self, from: $0) } // torn: as missing
 
             for var containerRecord in (containersBySandbox[record.id] ?? []).sorted(by: { $0.createdAt < $1.createdAt }) {
                 guard let containerConfig = try? Runtime_V1_ContainerConfig(jsonString: containerRecord.config) else { // reported just below
                     report.append("container \(containerRecord.id): unreadable config, record left in place")
                     continue
                 }
+                if containerRecord.starting == true {
+                    report.append(finishInterruptedStart(&containerRecord, pod: pod,
+                                                         identity: containerRecord.process ?? podRecord?.containers[containerRecord.id]))
+                }
                 var process: ProcessHandle?
+                var kept: (handle: ProcessHandle, status: ExitStatus?, finishedAt: Int64?)?
                 if containerRecord.state == .running {
                     process = containerRecord.process.flatMap(Self.reopen)
                     if process == nil {
+                        kept = keptExit(of: containerRecord, pod: pod, pause: pause)
+                    }
+                    if process == nil && kept == nil {
                         containerRecord.state = .exited
                         containerRecord.finishedAt = nowNanoseconds()
                         containerRecord.exitCode = 255
@@ -80,9 +92,14 @@ extension SandboxManager {
                 let spec = planned?.addition.container
                     ?? PodshimSpecContainer.placeholder(name: containerRecord.id, image: containerRecord.image)
                 let runtime = pod.adopt(spec, plan: plan, resources: planned?.resources ?? .init(),
-                                        logPath: containerRecord.logPath, process: process)
+                                        logPath: containerRecord.logPath, process: process ?? kept?.handle)
                 let container = ManagedContainer(record: containerRecord, config: containerConfig, runtime: runtime)
                 sandbox.containers.append(container)
+                if let kept {
+                    exitedWhileDown.append((container, kept.status, kept.finishedAt))
+                    report.append("container \(containerRecord.id.prefix(13)): exited while podshim was down ("
+                        + (kept.status.map { "\($0)" } ?? "status unknown") + "), as its pause process kept it")
+                }
                 if let process {
                     watchAdopted(process, container: container, in: sandbox)
                     report.append("container \(containerRecord.id.prefix(13)): re-adopted, pid \(process.pid)")
@@ -95,6 +112,11 @@ extension SandboxManager {
             watchTermination(of: sandbox)
             register(sandbox)
             startEventTask(sandbox)
+            for exited in exitedWhileDown {
+                containerExited(exited.container.id, status: exited.status, in: sandbox,
+                                message: "the container exited while podshim was not running; the kernel kept no exit status",
+                                finishedAt: exited.finishedAt)
+            }
             resumeStops(in: sandbox, report: &report)
             if let pause {
                 watchAdoptedPause(pause, sandbox: sandbox)
@@ -125,6 +147,45 @@ extension SandboxManager {
             report.append("sandbox \(sandbox.id.prefix(13)): stop was under way, finished")
             Task { await self.stopPodSandbox(sandbox) }
         }
+    }
+
+    /// A StartContainer the daemon did not finish: completed when the process runs (adopted as
+    /// running), else rolled back — anything left in the container's cgroup is killed, and the
+    /// container is exited (it ran) or created again (nothing was started), never started twice.
+    private func finishInterruptedStart(_ record: inout ContainerRecord, pod: Pod, identity: ProcessIdentity?) -> String {
+        record.starting = nil
+        defer { save(record) }
+        let name = record.id.prefix(13)
+        if let identity, Self.reopen(identity) != nil {
+            record.state = .running
+            record.process = identity
+            if record.startedAt == 0 { record.startedAt = nowNanoseconds() }
+            return "container \(name): its start was under way, completed (pid \(identity.pid) runs)"
+        }
+        if let cgroup = pod.cgroups?.container(record.id), cgroup.isPopulated {
+            _ = try? cgroup.killAll() // best effort: a stray process of the interrupted start; removal kills again
+        }
+        if identity != nil {
+            record.state = .exited
+            record.finishedAt = nowNanoseconds()
+            record.exitCode = 255
+            record.reason = "Unknown"
+            record.message = "the container exited while podshim was down, during its start"
+            return "container \(name): its start was under way and it has exited since (Unknown)"
+        }
+        record.state = .created
+        return "container \(name): its start was under way and nothing runs: rolled back to created"
+    }
+
+    /// What the pod's pause process kept of a container that exited while podshim was down: its
+    /// pidfd (taken back with pidfd_getfd) gives the exit status, the pause process the exit time.
+    private func keptExit(of record: ContainerRecord, pod: Pod, pause: ProcessHandle?)
+        -> (handle: ProcessHandle, status: ExitStatus?, finishedAt: Int64?)? {
+        guard let pause, let keeper = pod.keeper, let number = record.keeperFDs?.first, let identity = record.process,
+              let pidfd = try? FDKeeper.take(number, from: pause) else { return nil } // no copy: reported as Unknown by the caller
+        let handle = ProcessHandle(pid: identity.pid, pidfd: pidfd)
+        let finishedAt = try? keeper.exitTime(of: number) // the pause process did not answer: the time of re-adoption
+        return (handle, handle.exitStatusAfterReaping(), finishedAt ?? nil)
     }
 
     /// A pidfd for `identity` if that very process still runs: identity checked, pidfd opened,

@@ -358,16 +358,27 @@ final class SandboxManager: Sendable {
             guard sandbox.record.ready else {
                 throw CRIError.failedPrecondition("pod sandbox \(sandbox.id) is not ready")
             }
+            // The intent first: a daemon killed from here on is completed or rolled back at start-up.
+            container.record.starting = true
+            save(container.record)
             do {
                 try launcher.start(container.runtime, in: sandbox.pod, sink: nil)
             } catch {
                 // The child reported and exits; its exit is processed as ContainerCannotRun by the event thread.
                 container.record.message = error.description
+                container.record.starting = nil
+                save(container.record)
                 throw CRIError.internal("start container \(container.id): \(error)")
             }
+            container.record.starting = nil
             container.record.state = .running
             container.record.startedAt = nowNanoseconds()
             container.record.process = container.runtime.process.flatMap { ProcessIdentity.of(pid: $0.pid) }
+            let kept = container.runtime.keeperFDs
+            container.record.keeperFDs = kept.isEmpty ? nil : kept
+            if kept.isEmpty && sandbox.pod.keeper != nil {
+                logger.warning("container \(container.id.prefix(13)): the pause process could not hold its pidfd and pipes; its exit code and last output would not survive a crash of podshim")
+            }
             save(container.record)
             publish(.containerStartedEvent, container, sandbox)
         }
@@ -403,6 +414,7 @@ final class SandboxManager: Sendable {
             sandbox.lock.withLock { () -> [PodError] in
                 guard sandbox.containers.contains(where: { $0 === container }) else { return [] }
                 let problems = sandbox.pod.remove(container.runtime)
+                sandbox.pod.releaseKept(container.record.keeperFDs ?? [])
                 sandbox.containers.removeAll { $0 === container }
                 return problems
             }
@@ -499,9 +511,10 @@ final class SandboxManager: Sendable {
 
     /// `status` nil: the process ended while podshim was not its parent and the kernel could not
     /// say how; the CRI reason is then `Unknown`.
-    func containerExited(_ id: String, status: ExitStatus?, in sandbox: ManagedSandbox, message: String? = nil) {
-        sandbox.lock.withLock {
-            guard let container = sandbox.container(id), container.record.state != .exited else { return }
+    func containerExited(_ id: String, status: ExitStatus?, in sandbox: ManagedSandbox, message: String? = nil,
+                         finishedAt: Int64? = nil) {
+        let kept: [Int32] = sandbox.lock.withLock {
+            guard let container = sandbox.container(id), container.record.state != .exited else { return [] }
             sandbox.termination.exited(id)
             var status = status
             var message = message
@@ -515,7 +528,7 @@ final class SandboxManager: Sendable {
             container.runtime.markExited(status ?? .exited(code: 255))
             let termination = container.runtime.termination
             container.record.state = .exited
-            container.record.finishedAt = nowNanoseconds()
+            container.record.finishedAt = finishedAt ?? nowNanoseconds()
             if container.record.message.hasPrefix("Terminating") { container.record.message = "" }
             container.record.exitCode = termination?.exitCode ?? 255
             if status == nil {
@@ -525,10 +538,16 @@ final class SandboxManager: Sendable {
                 container.record.reason = termination?.reason ?? "Error"
                 if let text = termination?.message { container.record.message = text }
             }
+            let kept = container.record.keeperFDs ?? []
+            container.record.keeperFDs = nil
             save(container.record)
             container.exited.fire()
             publish(.containerStoppedEvent, container, sandbox)
+            return kept
         }
+        // The exit is recorded: the pause process need not keep the pidfd and pipes any longer
+        // (podshim's own read ends keep the pipes open until they are drained).
+        sandbox.pod.releaseKept(kept)
     }
 
     func pauseExited(_ sandbox: ManagedSandbox, status: ExitStatus?) {

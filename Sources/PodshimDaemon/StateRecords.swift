@@ -50,6 +50,12 @@ struct ContainerRecord: Codable, Equatable, Sendable {
     var stopRequestedAt: Int64?
     /// The resources of the last UpdateContainerResources (protobuf JSON); nil = the config's.
     var resources: String?
+    /// StartContainer began and has not been recorded as done: a restarted daemon completes it
+    /// (the process runs: adopted) or rolls it back (nothing runs any more).
+    var starting: Bool?
+    /// The fds the pod's pause process holds for the running attempt: its pidfd first, then the
+    /// read ends of its output pipes (see `FDKeeper`).
+    var keeperFDs: [Int32]?
 }
 
 /// The daemon's record files: `<state>/cri/sandboxes/<id>.json` and `<state>/cri/containers/<id>.json`.

@@ -38,6 +38,7 @@ public final class Container: TerminationTarget, Sendable {
         var startedWall: Int64?
         var finishedWall: Int64?
         var restarts = 0
+        var keeperFDs: [Int32] = []
     }
 
     private let guarded = Mutex(State())
@@ -110,6 +111,13 @@ public final class Container: TerminationTarget, Sendable {
     }
 
     deinit { releaseMountNamespace() }
+
+    /// The numbers of the fds the pod's pause process holds for this attempt: its pidfd first,
+    /// then its output pipes' read ends (see ``FDKeeper``); empty when none.
+    public var keeperFDs: [Int32] {
+        get { guarded.withLock { $0.keeperFDs } }
+        set { guarded.withLock { $0.keeperFDs = newValue } }
+    }
 
     /// Wall-clock times of the current attempt, for status (nanoseconds since the epoch).
     public var startedAtWall: Int64? { guarded.withLock { $0.startedWall } }

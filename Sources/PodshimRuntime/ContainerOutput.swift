@@ -67,6 +67,9 @@ public final class ContainerOutput: @unchecked Sendable { // owns pipe and log f
         watch(readEnds[1], stream: .stderr)
     }
 
+    /// podshim's read ends of the two pipes (for the fd keeper to hold copies of).
+    public var pipeReadEnds: [Int32] { readEnds }
+
     /// Reads again from the named pipes of a container started by an earlier podshim (one that
     /// was killed): the output the container wrote meanwhile is still in the pipe buffers.
     public static func reattach(container: String, logPath: String, fifoDirectory: String) throws(SystemError) -> ContainerOutput {

@@ -30,6 +30,7 @@ public final class Pod: Sendable {
         var cgroups: PodCgroups?
         var cgroupNotice: String?
         var record: PodStateRecord
+        var keeper: FDKeeper?
     }
 
     private let guarded: Mutex<State>
@@ -52,6 +53,8 @@ public final class Pod: Sendable {
     public let cgroupHierarchy: CgroupHierarchy?
     /// Set when limits cannot be enforced on this host, with the reason (shown once, and in status).
     public var cgroupNotice: String? { guarded.withLock { $0.cgroupNotice } }
+    /// The pause process's fd keeper (daemon pods): what must outlive podshim is held there.
+    public var keeper: FDKeeper? { guarded.withLock { $0.keeper } }
 
     private func update(_ body: (inout State) -> Void) { guarded.withLock { body(&$0) } }
 
@@ -221,6 +224,7 @@ public final class Pod: Sendable {
 
     /// Re-attaches the sandbox and the pod's cgroups after a restart of podshim.
     public func adoptSandbox(_ process: ProcessHandle?, cgroupPath: String?) {
+        let keeper = process.flatMap(FDKeeper.reclaim(from:))
         var cgroups: PodCgroups?
         if let cgroupParent, cgroupHierarchy != nil {
             let controllers = Cgroup(path: cgroupParent.path).availableControllers()
@@ -232,6 +236,7 @@ public final class Pod: Sendable {
         let identity = process.flatMap { ProcessIdentity.of(pid: $0.pid) }
         update { state in
             state.sandbox = process
+            state.keeper = keeper
             if let cgroups { state.cgroups = cgroups }
             if let identity { state.record.sandbox = identity }
         }
@@ -355,15 +360,30 @@ public final class Pod: Sendable {
             }
         }
         let plan = SandboxPlanner.plan(pod: spec, pauseBinary: configuration.pauseBinary, privileged: privilegedSandbox)
+        // A daemon pod's pause process is also its fd keeper: it gets a socketpair as fds 0 and 1.
+        var pair: (pause: Int32, podshim: Int32)?
+        if outputFIFOs {
+            do {
+                pair = try FDKeeper.makePair()
+            } catch {
+                throw PodError("sandbox fd keeper", error)
+            }
+        }
+        let keeper = pair.map { FDKeeper(owning: $0.podshim) }
+        defer { if let pair { close(pair.pause) } }
         do {
-            let process = try Spawner.spawn(plan, sandbox: nil, stdio: .init(), cgroup: cgroups?.sandbox, onCloned: { process in
+            let stdio = pair.map { Spawner.Stdio(input: $0.pause, output: $0.podshim) } ?? .init()
+            let process = try Spawner.spawn(plan, sandbox: nil, stdio: stdio, cgroup: cgroups?.sandbox, onCloned: { process in
                 let identity = ProcessIdentity.of(pid: process.pid)
                 update { $0.record.sandbox = identity }
                 try? saveRecord() // best effort: prepare() wrote the record; recovery also kills through the pod's cgroup
             }) { [events] status in
                 events.post(.sandboxExited(status))
             }
-            update { $0.sandbox = process }
+            update { state in
+                state.sandbox = process
+                state.keeper = keeper
+            }
         } catch {
             throw PodError("sandbox", error)
         }
@@ -412,6 +432,20 @@ public final class Pod: Sendable {
         } catch {
             container.markFailedToStart(String(describing: error))
             throw PodError(subject, error)
+        }
+        if let keeper, let process = container.process {
+            // The pidfd (watched) and the output pipes' read ends outlive podshim in the pause process.
+            // On failure the container runs all the same; only its exit code and last output would
+            // not survive a daemon crash, and the caller reports the empty `keeperFDs`.
+            container.keeperFDs = (try? keeper.hold([process.pidfd] + output.pipeReadEnds, watchMask: 1)) ?? []
+        }
+    }
+
+    /// Has the keeper close what it held for `container` (it has been removed).
+    public func releaseKept(_ numbers: [Int32]) {
+        guard let keeper else { return }
+        for number in numbers {
+            _ = try? keeper.release(number) // best effort: the fds go when the pause process ends anyway
         }
     }
 

@@ -122,6 +122,49 @@ class RestartTest(CRITestCase):
         self.assertEqual(list(c.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=10).items), [])
         self.assert_no_processes(pods)
 
+    def test_exit_codes_and_last_lines_survive_a_daemon_crash(self):
+        """Containers that exit while the daemon is down keep their true exit code, reason, exit
+        time and last output line: the pod's pause process held their pidfds and pipes."""
+        pod_id, cfg = self.run_pod(self.client, "crash-exits")
+        scripts = {
+            "zero": ("sleep 2; echo last-zero; exit 0", 0, "Completed"),
+            "three": ("sleep 2; echo last-three; exit 3", 3, "Error"),
+            # PID 1 of its namespace cannot SIGKILL itself: the test kills it from the host below.
+            "killed": ("echo last-killed; exec sleep 3600", 137, "Error"),
+        }
+        cids = {}
+        for name, (script, _, _) in scripts.items():
+            cids[name] = self.create_container(self.client, pod_id, cfg, name, ["sh", "-c", script],
+                                               log_path=name + ".log")
+            self.start_container(self.client, cids[name])
+        killed_pid, _ = self.record_pid(pod_id, cfg.metadata.uid, ["sleep", "3600"])
+        self.daemon.kill()
+        died = time.time()
+        os.kill(killed_pid, signal.SIGKILL)
+        type(self).recorded.pop(killed_pid, None)  # killed here: whoever inherited it reaps it
+        time.sleep(4)  # every container exits (2 s) while no podshim runs
+        back = time.time()
+        c = self.restart("kill")
+        for name, (_, code, reason) in scripts.items():
+            st = self.wait_container_state(c, cids[name], pb.CONTAINER_EXITED)
+            self.assertEqual(st.exit_code, code, "%s: %r %r" % (name, st.reason, st.message))
+            self.assertEqual(st.reason, reason, name)
+            finished = st.finished_at / 1e9
+            self.assertGreater(finished, died, "%s finished before the daemon died?" % name)
+            self.assertLess(finished, back, "%s: the exit time is when it exited, not when podshim came back" % name)
+            path = os.path.join(cfg.log_directory, name + ".log")
+            deadline = time.time() + 5
+            text = ""
+            while time.time() < deadline:
+                if os.path.exists(path):
+                    with open(path) as f:
+                        text = f.read()
+                if "last-" + name in text:
+                    break
+                time.sleep(0.1)
+            self.assertIn("last-" + name, text, "%s: the line written before it exited is in its log" % name)
+        c.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
+
     def test_sigterm_keeps_pods(self):
         pods = self.make_pods(1, 6001)
         p = pods[0]
