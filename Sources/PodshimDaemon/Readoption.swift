@@ -40,6 +40,13 @@ extension SandboxManager {
             let pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: [],
                           cgroupHierarchy: hierarchy, privileged: config.linux.securityContext.privileged, daemon: true,
                           cgroupParent: parent)
+            let podRecord = (try? Data(contentsOf: URL(fileURLWithPath: layout.stateFile))) // missing or torn: no identities from it
+                .flatMap { try? JSONDecoder().decode(PodStateRecord.self, from: $0) } // torn: as missing
+            if record.creating == true {
+                report.append(rollBackInterruptedRun(record, pod: pod, podRecord: podRecord,
+                                                     containers: containersBySandbox[record.id] ?? []))
+                continue
+            }
             let pause = record.pause.flatMap(Self.reopen)
             pod.adoptSandbox(pause, cgroupPath: record.cgroup)
             if pause == nil && record.ready {
@@ -51,8 +58,6 @@ extension SandboxManager {
             if pause == nil { sandbox.pauseExited.fire() }
             /// Containers that exited while podshim was down, with what the pause process kept.
             var exitedWhileDown: [(container: ManagedContainer, status: ExitStatus?, finishedAt: Int64?)] = []
-            let podRecord = (try? Data(contentsOf: URL(fileURLWithPath: layout.stateFile))) // missing or torn: no identities from it
-                .flatMap { try? JSONDecoder().decode(PodStateRecord.self, from: $0) } // torn: as missing
 
             for var containerRecord in (containersBySandbox[record.id] ?? []).sorted(by: { $0.createdAt < $1.createdAt }) {
                 guard let containerConfig = try? Runtime_V1_ContainerConfig(jsonString: containerRecord.config) else { // reported just below
@@ -147,6 +152,24 @@ extension SandboxManager {
             report.append("sandbox \(sandbox.id.prefix(13)): stop was under way, finished")
             Task { await self.stopPodSandbox(sandbox) }
         }
+    }
+
+    /// A RunPodSandbox the daemon did not finish is undone: its pause process (found through the
+    /// pod's own record, written when it was cloned) is killed, its cgroups, /dev/shm mount and
+    /// directories removed (killing anything left in the cgroups), and its records deleted.
+    private func rollBackInterruptedRun(_ record: SandboxRecord, pod: Pod, podRecord: PodStateRecord?,
+                                        containers: [ContainerRecord]) -> String {
+        let pause = podRecord?.sandbox.flatMap(Self.reopen)
+        pod.adoptSandbox(pause, cgroupPath: podRecord?.cgroup ?? record.cgroup)
+        pod.killSandbox()
+        let problems = pod.removeResources()
+        for container in containers { store.deleteContainer(container.id) }
+        store.deleteSandbox(record.id)
+        let name = record.id.prefix(13)
+        if problems.isEmpty {
+            return "sandbox \(name): RunPodSandbox was interrupted: rolled back" + (pause.map { " (pause pid \($0.pid) killed)" } ?? "")
+        }
+        return "sandbox \(name): RunPodSandbox was interrupted: rolled back, but " + problems.map(\.description).joined(separator: "; ")
     }
 
     /// A StartContainer the daemon did not finish: completed when the process runs (adopted as

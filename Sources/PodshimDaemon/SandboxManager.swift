@@ -93,11 +93,13 @@ final class SandboxManager: Sendable {
                       cgroupHierarchy: hierarchy, privileged: privileged, daemon: true, cgroupParent: parent)
         // jsonString() cannot throw here: the CRI messages hold no Any, Timestamp, Duration or Value fields.
         var record = SandboxRecord(id: id, config: (try? config.jsonString()) ?? "{}", createdAt: nowNanoseconds(),
-                                   ready: false)
+                                   ready: false, creating: true)
         do {
-            try store.save(record) // first, so that a crash from here on leaves something to find
+            try store.save(record) // first, so that a crash from here on leaves something to roll back
             try pod.prepare()
+            Failpoint.hit("run-pod-sandbox/prepared")
             try launcher.startSandbox(of: pod)
+            Failpoint.hit("run-pod-sandbox/started")
         } catch {
             logger.error("RunPodSandbox \(metadata.namespace)/\(metadata.name) failed: \(error)")
             launcher.killSandbox(of: pod)
@@ -109,6 +111,7 @@ final class SandboxManager: Sendable {
         record.pause = pod.sandbox.flatMap { ProcessIdentity.of(pid: $0.pid) }
         record.cgroup = pod.cgroups?.pod.path
         record.ready = true
+        record.creating = nil
         save(record)
         let sandbox = ManagedSandbox(record: record, config: config, pod: pod)
         watchTermination(of: sandbox)
@@ -363,6 +366,7 @@ final class SandboxManager: Sendable {
             save(container.record)
             do {
                 try launcher.start(container.runtime, in: sandbox.pod, sink: nil)
+                Failpoint.hit("start-container/started")
             } catch {
                 // The child reported and exits; its exit is processed as ContainerCannotRun by the event thread.
                 container.record.message = error.description
@@ -414,6 +418,7 @@ final class SandboxManager: Sendable {
             sandbox.lock.withLock { () -> [PodError] in
                 guard sandbox.containers.contains(where: { $0 === container }) else { return [] }
                 let problems = sandbox.pod.remove(container.runtime)
+                Failpoint.hit("remove-container/removed")
                 sandbox.pod.releaseKept(container.record.keeperFDs ?? [])
                 sandbox.containers.removeAll { $0 === container }
                 return problems

@@ -20,6 +20,9 @@ struct SandboxRecord: Codable, Equatable, Sendable {
     var cgroup: String?
     /// StopPodSandbox began (a restarted daemon finishes it).
     var stopping: Bool?
+    /// RunPodSandbox began and has not finished: a restarted daemon rolls it back (kills the
+    /// pause process, removes the cgroups, mounts, directories and the record).
+    var creating: Bool?
 }
 
 /// What the daemon keeps about a container.

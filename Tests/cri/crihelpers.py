@@ -107,10 +107,15 @@ def pod_cgroup_dirs(keys):
 
 
 def proc_starttime(pid):
+    """The start time of a live process; None when it is gone or a zombie (dead, not reaped yet
+    by whoever inherited it)."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             data = f.read()
-        return int(data.rsplit(")", 1)[1].split()[19])
+        fields = data.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            return None
+        return int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -264,6 +269,7 @@ class Daemon:
         self.socket_group = socket_group
         self.precreate_socket_dir = precreate_socket_dir
         self.extra_args = list(extra_args)
+        self.env = {}  # extra environment of the next start (PODSHIM_FAILPOINT, for one)
         self.proc = None
         self.starts = 0
         self.stderr_path = None
@@ -284,7 +290,7 @@ class Daemon:
         err = open(self.stderr_path, "wb")
         try:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err,
-                                         stderr=subprocess.STDOUT, cwd="/")
+                                         stderr=subprocess.STDOUT, cwd="/", env=dict(os.environ, **self.env))
         finally:
             err.close()
         return self.proc
