@@ -27,8 +27,14 @@ enum CRITranslation {
         if hostname.utf8.count > 64 || !hostname.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }) {
             throw CRIError.invalidArgument("config.hostname", "\"\(hostname)\" is not a valid host name")
         }
-        if !config.logDirectory.isEmpty && !config.logDirectory.hasPrefix("/") {
-            throw CRIError.invalidArgument("config.log_directory", "must be an absolute path")
+        if !config.logDirectory.isEmpty {
+            guard config.logDirectory.hasPrefix("/") else {
+                throw CRIError.invalidArgument("config.log_directory", "must be an absolute path")
+            }
+            // `/var/log/pods/../../etc` would put logs (and directories) anywhere on the host.
+            guard !config.logDirectory.split(separator: "/").contains(".."), !config.logDirectory.contains("\0") else {
+                throw CRIError.invalidArgument("config.log_directory", "\"\(config.logDirectory)\" must not contain \"..\"")
+            }
         }
 
         let linux = config.linux.securityContext

@@ -54,6 +54,9 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
     func pullImage(request: Runtime_V1_PullImageRequest, context: ServerContext) async throws -> Runtime_V1_PullImageResponse {
         let reference = request.image.image
         if reference.isEmpty { throw CRIError.invalidArgument("image.image", "required") }
+        if ImageStore.isHostPath(reference) {
+            throw CRIError.invalidArgument("image.image", ImageStore.ResolveError.hostPath(reference).description)
+        }
         let store = self.store
         let record: ImageRecord
         do {
@@ -72,6 +75,9 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
     func removeImage(request: Runtime_V1_RemoveImageRequest, context: ServerContext) async throws -> Runtime_V1_RemoveImageResponse {
         let reference = request.image.image
         if reference.isEmpty { throw CRIError.invalidArgument("image.image", "required") }
+        if ImageStore.isHostPath(reference) {
+            throw CRIError.invalidArgument("image.image", ImageStore.ResolveError.hostPath(reference).description)
+        }
         let store = self.store
         do {
             try await offload { () throws in try store.remove(reference) }

@@ -217,8 +217,9 @@ final class SandboxManager: Sendable {
         // The kubelet names the image by the id PullImage returned; people by tag or path.
         let image: (rootfs: String, record: ImageRecord?)
         do {
-            image = try images.resolve(imageName)
+            image = try images.resolveStored(imageName)
         } catch {
+            if case .hostPath = error { throw CRIError.invalidArgument("config.image.image", error.description) }
             throw PodshimError(.notFound, subject: "config.image.image", message: "\(error)")
         }
         let rootfs = image.rootfs
@@ -344,10 +345,12 @@ final class SandboxManager: Sendable {
     /// The log file: the sandbox's `log_directory` joined with the container's `log_path`.
     private func logPath(_ relative: String, sandbox: ManagedSandbox) throws(PodshimError) -> String {
         if relative.isEmpty { return sandbox.pod.layout.logDirectory + "/" + newIdentifier().prefix(12) + ".log" }
-        if relative.split(separator: "/").contains("..") || relative.contains("\0") {
-            throw CRIError.invalidArgument("config.log_path", "must stay inside the sandbox's log directory")
+        if relative.hasPrefix("/") {
+            throw CRIError.invalidArgument("config.log_path", "\"\(relative)\" is absolute: it must be relative to the sandbox's log_directory")
         }
-        if relative.hasPrefix("/") { return relative }
+        if relative.split(separator: "/").contains("..") || relative.contains("\0") || relative.hasSuffix("/") {
+            throw CRIError.invalidArgument("config.log_path", "\"\(relative)\" must name a file inside the sandbox's log_directory")
+        }
         return sandbox.pod.layout.logDirectory + "/" + relative
     }
 

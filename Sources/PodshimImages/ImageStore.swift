@@ -26,6 +26,7 @@ public struct ImageStore: Sendable {
         case notADirectory(String)
         case invalidName(String)
         case unusablePath(String)
+        case hostPath(String)
 
         public var description: String {
             switch self {
@@ -38,6 +39,9 @@ public struct ImageStore: Sendable {
                 return "image \"\(name)\" is not an absolute path or a store name ([A-Za-z0-9._-], optionally with :tag)"
             case .unusablePath(let path):
                 return "image path \(path) contains ',' ':' or a newline, which overlayfs options cannot carry"
+            case .hostPath(let path):
+                return "\"\(path)\" is a host path, not an image reference: over the CRI an image is a reference or id "
+                    + "in the store (import a directory with: podshim images import)"
             }
         }
     }
@@ -64,6 +68,21 @@ public struct ImageStore: Sendable {
             path = directory + "/" + (try storeName(image)) + "/rootfs"
         }
         return (try checkedRootfs(path, image: image), nil)
+    }
+
+    /// ``resolve(_:)`` for images named by a remote client (the CRI): a reference or image id in
+    /// the store, never a host path — a kubelet's image is never `/`, and a host directory becomes
+    /// an image only through `podshim images import`, a deliberate command.
+    public func resolveStored(_ image: String) throws(ResolveError) -> (rootfs: String, record: ImageRecord) {
+        guard !Self.isHostPath(image) else { throw .hostPath(image) }
+        let resolved = try resolve(image)
+        guard let record = resolved.record else { throw .notFound(image: image, looked: directory) }
+        return (resolved.rootfs, record)
+    }
+
+    /// An absolute path or an `oci:` layout: what only the command line may name as an image.
+    public static func isHostPath(_ image: String) -> Bool {
+        image.hasPrefix("/") || image.hasPrefix("oci:") || image.hasPrefix(".")
     }
 
     /// `path` when overlayfs can take it as a lower directory and it is a directory.

@@ -90,7 +90,7 @@ public final class ContainerOutput: @unchecked Sendable { // owns pipe and log f
 
     private static func openLog(_ logPath: String) throws(SystemError) -> Int32 {
         try libcCall("open", path: logPath) {
-            open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o640)
         }
     }
 
@@ -119,7 +119,7 @@ public final class ContainerOutput: @unchecked Sendable { // owns pipe and log f
     /// the old descriptor's number with dup2, so a write in progress goes to one file or the other.
     public func reopenLog() throws(SystemError) {
         let fresh = try libcCall("open", path: logPath) {
-            open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o640)
         }
         defer { close(fresh) }
         _ = try libcCall("dup2", path: logPath) { dup2(fresh, logFD) }

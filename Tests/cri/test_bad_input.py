@@ -9,7 +9,7 @@ import time
 
 import grpc
 
-from crihelpers import Client, CRITestCase, code_of, log, pb
+from crihelpers import Client, CRITestCase, code_of, container_config, log, pb, pod_config
 
 RUN = "/runtime.v1.RuntimeService/RunPodSandbox"
 CREATE = "/runtime.v1.RuntimeService/CreateContainer"
@@ -210,3 +210,56 @@ class BadInputTest(CRITestCase):
 if __name__ == "__main__":
     import unittest
     unittest.main()
+
+
+class HostPathImageTest(CRITestCase):
+    """Over the CRI an image is a reference or id in the store: a host path is refused at once,
+    never run as a root filesystem, hashed or imported."""
+
+    def test_a_host_path_is_not_an_image(self):
+        pod_id, cfg = self.run_pod(self.client, "hostpath-image")
+        for image in ("/", "/etc", "oci:/tmp", "./busybox"):
+            ccfg = container_config("c", ["cat", "/etc/shadow"])
+            ccfg.image.image = image
+            begin = time.monotonic()
+            code, details, _ = code_of(self.client.rt.CreateContainer, pb.CreateContainerRequest(
+                pod_sandbox_id=pod_id, config=ccfg, sandbox_config=cfg), timeout=10)
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, (image, details))
+            self.assertIn("config.image.image", details)
+            for call, request in ((self.client.img.PullImage, pb.PullImageRequest(image=pb.ImageSpec(image=image))),
+                                  (self.client.img.RemoveImage, pb.RemoveImageRequest(image=pb.ImageSpec(image=image)))):
+                code, details, _ = code_of(call, request, timeout=10)
+                self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, (image, details))
+                self.assertIn("image.image", details)
+            self.assertLess(time.monotonic() - begin, 5, "refused at once, nothing hashed")
+        self.assertEqual(list(self.client.rt.ListContainers(pb.ListContainersRequest(), timeout=10).containers), [])
+        images = self.client.img.ListImages(pb.ListImagesRequest(), timeout=10).images
+        self.assertFalse(any(t.startswith("/") or "etc" in t for i in images for t in i.repo_tags), images)
+
+
+class LogPathTest(CRITestCase):
+    """Log files stay beneath the sandbox's log directory; a log directory with `..` is refused."""
+
+    def test_log_paths_are_confined(self):
+        escape = os.path.join(self.base, "escape-target")
+        code, details, _ = code_of(self.client.rt.RunPodSandbox, pb.RunPodSandboxRequest(config=pod_config(
+            "logdir-escape", log_directory=os.path.join(self.base, "podlogs", "x", "..", "..", "escape-target"))),
+            timeout=15)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.assertIn("config.log_directory", details)
+        self.assertFalse(os.path.exists(escape), "the log directory was created outside")
+        pod_id, cfg = self.run_pod(self.client, "logpath")
+        for log_path, why in ((os.path.join(self.base, "abs.log"), "absolute"), ("../escape.log", ".."),
+                              ("a/../../escape.log", ".."), ("dir/", "a directory")):
+            code, details, _ = code_of(self.client.rt.CreateContainer, pb.CreateContainerRequest(
+                pod_sandbox_id=pod_id, config=container_config("c", ["true"], log_path=log_path),
+                sandbox_config=cfg), timeout=15)
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, (log_path, why, details))
+            self.assertIn("config.log_path", details)
+        self.assertFalse(os.path.exists(os.path.join(self.base, "abs.log")))
+        self.assertFalse(os.path.exists(os.path.join(self.base, "podlogs", "escape.log")))
+        # A relative path with a subdirectory (what a kubelet sends) is fine.
+        cid = self.create_container(self.client, pod_id, cfg, "ok", ["echo", "hi"], log_path="ok/0.log")
+        self.start_container(self.client, cid)
+        self.wait_container_state(self.client, cid, pb.CONTAINER_EXITED)
+        self.assertTrue(os.path.exists(os.path.join(cfg.log_directory, "ok", "0.log")))
