@@ -18,6 +18,7 @@ struct ManifestNode {
     /// A YAML syntax error (including a duplicate key or a second document) is thrown at the
     /// path `manifest`, with its line and column.
     static func document(yaml: String) throws(ManifestError) -> ManifestNode? {
+        try YAMLBudget.check(yaml)
         do {
             return try Yams.compose(yaml: yaml).map { ManifestNode(node: $0, path: "") }
         } catch {
