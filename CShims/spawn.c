@@ -260,6 +260,10 @@ static void clone_sources(const psh_spawn_config *c, int *cloned, int report_fd)
     for (size_t i = 0; i < c->mount_count; i++) {
         const psh_mount_spec *m = &c->mounts[i];
         cloned[i] = -1;
+        if (m->source_fd >= 0) {
+            cloned[i] = m->source_fd; // cloned by podshim from a descriptor it opened itself
+            continue;
+        }
         if (m->propagation == PSH_PROPAGATION_PRIVATE || !m->source) {
             continue;
         }

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/socket.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 const int psh_clone_newns = CLONE_NEWNS;
@@ -234,4 +235,27 @@ int psh_seqpacket_pair(int fds[2]) {
 int psh_pidfd_getfd(int pidfd, int targetfd) {
     long fd = syscall(SYS_pidfd_getfd, pidfd, targetfd, 0);
     return fd < 0 ? -errno : (int)fd;
+}
+
+const uint64_t psh_resolve_beneath = RESOLVE_BENEATH;
+const uint64_t psh_resolve_no_magiclinks = RESOLVE_NO_MAGICLINKS;
+const int psh_o_path = O_PATH;
+
+int psh_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = flags;
+    how.mode = mode;
+    how.resolve = resolve;
+    long fd;
+    do {
+        fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int psh_open_tree_clone(int fd, bool recursive) {
+    unsigned int flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+    long tree = syscall(SYS_open_tree, fd, "", flags);
+    return tree < 0 ? -errno : (int)tree;
 }

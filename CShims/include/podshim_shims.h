@@ -107,6 +107,20 @@ typedef struct psh_keeper_reply {
 int psh_keeper_call(int sock, uint64_t id, int32_t op, int32_t arg, const int *_Nullable fds, int32_t nfds,
                     uint32_t watch_mask, int timeout_ms, psh_keeper_reply *reply);
 
+/// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV... as `resolve` says:
+/// `path` relative to `dirfd`, never leaving it. Returns the fd or -errno.
+int psh_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+
+/// open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH [| AT_RECURSIVE]): a
+/// detached copy of the mount at `fd`, to be moved into a container. Returns the fd or -errno.
+int psh_open_tree_clone(int fd, bool recursive);
+
+/// RESOLVE_* flags of openat2, which import badly.
+extern const uint64_t psh_resolve_beneath;
+extern const uint64_t psh_resolve_no_magiclinks;
+/// O_PATH (glibc hides it behind _GNU_SOURCE).
+extern const int psh_o_path;
+
 /// A SOCK_SEQPACKET socketpair, close-on-exec. Returns 0 or -errno.
 int psh_seqpacket_pair(int fds[_Nonnull 2]);
 
@@ -163,6 +177,9 @@ typedef struct psh_mount_spec {
     int propagation;
     /// mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE) once mounted: submounts read-only too.
     bool recursive_readonly;
+    /// A detached mount tree podshim cloned (open_tree OPEN_TREE_CLONE) from what it opened
+    /// itself, moved into place (move_mount) instead of mounting `source` by name; -1 for none.
+    int source_fd;
 } psh_mount_spec;
 
 enum {

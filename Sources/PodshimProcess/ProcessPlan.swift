@@ -170,6 +170,9 @@ public struct MountPlan: Equatable, Sendable {
     /// A masked path: an empty read-only tmpfs over a directory, /dev/null over anything else
     /// (decided in the child by what the target is).
     public var mask: Bool = false
+    /// A detached mount tree (open_tree) to move into place instead of mounting ``source`` by
+    /// name: what podshim opened and checked is what gets mounted. Owned by whoever set it.
+    public var sourceTree: Int32?
 
     /// Mount propagation: the kernel's private, slave and shared, applied recursively.
     public enum Propagation: Equatable, Sendable {

@@ -234,7 +234,7 @@ public enum Spawner {
             optional: mount.optional, mask: mount.mask,
             propagation: Int32(mount.propagation == .shared ? PSH_PROPAGATION_SHARED
                 : mount.propagation == .slave ? PSH_PROPAGATION_SLAVE : PSH_PROPAGATION_PRIVATE),
-            recursive_readonly: mount.recursiveReadOnly)
+            recursive_readonly: mount.recursiveReadOnly, source_fd: mount.sourceTree ?? -1)
     }
 
     static func cloneFlags(_ namespaces: Namespaces) -> Int32 {

@@ -154,7 +154,9 @@ public final class ContainerOutput: @unchecked Sendable { // owns pipe and log f
         let name = container
         drained.enter()
         do {
-            try EventLoop.shared.watch(fd, onReadable: { [unowned self] fd in
+            // The handlers keep the output alive until both streams are drained and closed (a
+            // restart may drop the container's reference to it before that).
+            try EventLoop.shared.watch(fd, onReadable: { [self] fd in
                 var buffer = [UInt8](repeating: 0, count: 64 * 1024)
                 let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if count > 0 {
@@ -162,7 +164,7 @@ public final class ContainerOutput: @unchecked Sendable { // owns pipe and log f
                     return true
                 }
                 return count < 0 && (errno == EAGAIN || errno == EINTR)
-            }, onClose: { [unowned self] fd in
+            }, onClose: { [self] fd in
                 emit(formatter.finish(), stream: stream, name: name)
                 close(fd)
                 drained.leave()

@@ -394,8 +394,16 @@ public final class Pod: Sendable {
     public func start(_ container: Container, sink: LineSink?) throws(PodError) {
         let subject = "container \(container.name)"
         let output: ContainerOutput
+        let plan: ProcessPlan
+        let subPaths: [Int32]
         do {
-            try checkVolumeSources(of: container)
+            (plan, subPaths) = try openSubPaths(of: container)
+        } catch {
+            container.markFailedToStart(error.description)
+            throw error
+        }
+        defer { for fd in subPaths { close(fd) } }
+        do {
             if outputFIFOs { try FileSystem.createDirectory(outputDirectory, mode: 0o700) }
             output = try ContainerOutput(
                 container: container.name,
@@ -414,7 +422,7 @@ public final class Pod: Sendable {
                 holder = self.container(named: target)?.process
             }
             let process = try Spawner.spawn(
-                container.plan, sandbox: sandbox, pidNamespaceHolder: holder,
+                plan, sandbox: sandbox, pidNamespaceHolder: holder,
                 stdio: .init(output: output.childStdout, error: output.childStderr),
                 cgroup: container.cgroup,
                 onCloned: { process in
@@ -472,27 +480,38 @@ public final class Pod: Sendable {
         try start(container, sink: sink)
     }
 
-    /// A volume's subPath must stay inside the volume even if something made it a symlink.
-    private func checkVolumeSources(of container: Container) throws(PodError) {
+    /// Every bind mount of a volume's subPath, opened inside the volume by the kernel (openat2
+    /// RESOLVE_BENEATH: a symlink, even one swapped in by a running container of the pod, cannot
+    /// lead out); a detached copy of that very mount (open_tree) is moved into the container, so
+    /// what was opened is what gets mounted. Kubernetes creates a missing subPath; so does this, beneath the volume.
+    /// Returns the plan to spawn and the descriptors to close once the child has its mounts.
+    private func openSubPaths(of container: Container) throws(PodError) -> (ProcessPlan, [Int32]) {
         let volumeRoots = spec.volumes.map { volume -> String in
             switch volume.source {
             case .emptyDir: return layout.volumeDirectory(volume.name)
             case .hostPath(let path, _): return path
             }
         }
-        for mount in container.plan.mounts where mount.flags.contains(.bind) {
-            guard let source = mount.source,
+        var plan = container.plan
+        var opened: [Int32] = []
+        for index in plan.mounts.indices where plan.mounts[index].flags.contains(.bind) {
+            guard let source = plan.mounts[index].source,
                   let root = volumeRoots.first(where: { source.hasPrefix($0 + "/") }) else { continue }
-            if !FileManager.default.fileExists(atPath: source) {
-                try? FileSystem.createDirectory(source) // Kubernetes creates a missing subPath; failing that, "cannot be resolved" is thrown below
-            }
-            guard let resolved = FileSystem.resolved(source), FileSystem.resolved(root) != nil else {
-                throw PodError("container \(container.name)", message: "subPath \(source) cannot be resolved")
-            }
-            if FileSystem.resolved(source, inside: root) == nil {
-                throw PodError("container \(container.name)", message: "subPath \(source) escapes its volume (resolves to \(resolved))", code: .invalidArgument)
+            let relative = String(source.dropFirst(root.count + 1))
+            do {
+                let tree = try FileSystem.cloneMountBeneath(root, relative, recursive: plan.mounts[index].flags.contains(.recursive))
+                opened.append(tree)
+                plan.mounts[index].sourceTree = tree
+            } catch {
+                for fd in opened { close(fd) }
+                let code: PodshimError.Code = error.errno == .improperLink || error.errno == .tooManySymbolicLinkLevels
+                    ? .invalidArgument : .internal
+                throw PodError("container \(container.name)",
+                               message: "subPath \(relative) of volume \(root): cannot be opened inside the volume (\(error))",
+                               code: code)
             }
         }
+        return (plan, opened)
     }
 
     // MARK: - Tearing down

@@ -1,3 +1,4 @@
+import CShims
 import SystemPackage
 import Foundation
 import Glibc
@@ -44,6 +45,46 @@ public enum FileSystem {
         let directoryFD = try libcCall("open", path: directory) { open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         defer { close(directoryFD) }
         try libcCall("fsync", path: directory) { fsync(directoryFD) }
+    }
+
+    /// An O_PATH descriptor of `relative` inside `root`, resolved by the kernel without ever
+    /// leaving `root` (openat2 RESOLVE_BENEATH, no magic links): a symlink swapped in at any moment
+    /// cannot redirect it. Missing directories are created on the way (mkdirat beneath `root`)
+    /// when `createDirectories`. Mounting `/proc/self/fd/<fd>` then mounts that very object.
+    public static func openBeneath(_ root: String, _ relative: String, createDirectories: Bool) throws(SystemError) -> Int32 {
+        let rootFD = try libcCall("open", path: root) { open(root, psh_o_path | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(rootFD) }
+        let resolve = psh_resolve_beneath | psh_resolve_no_magiclinks
+        let flags = UInt64(psh_o_path | O_CLOEXEC)
+        let first = psh_openat2(rootFD, relative, flags, 0, resolve)
+        if first >= 0 { return first }
+        guard first == -ENOENT, createDirectories else {
+            throw SystemError("openat2 (beneath \(root))", path: relative, negatedErrno: first)
+        }
+        var parent = try systemCall("dup", path: root) { Int32(fcntl(rootFD, F_DUPFD_CLOEXEC, 0)) }
+        for component in relative.split(separator: "/").map(String.init) where component != "." {
+            var next = psh_openat2(parent, component, flags | UInt64(O_DIRECTORY), 0, resolve)
+            if next == -ENOENT {
+                if mkdirat(parent, component, 0o755) != 0 && errno != EEXIST {
+                    let error = SystemError("mkdirat (beneath \(root))", path: component, errno: .last)
+                    close(parent)
+                    throw error
+                }
+                next = psh_openat2(parent, component, flags | UInt64(O_DIRECTORY), 0, resolve)
+            }
+            close(parent)
+            guard next >= 0 else { throw SystemError("openat2 (beneath \(root))", path: relative, negatedErrno: next) }
+            parent = next
+        }
+        return parent
+    }
+
+    /// ``openBeneath(_:_:createDirectories:)`` (creating missing directories), then a detached
+    /// clone of the mount of what it opened (open_tree OPEN_TREE_CLONE), ready for move_mount.
+    public static func cloneMountBeneath(_ root: String, _ relative: String, recursive: Bool) throws(SystemError) -> Int32 {
+        let fd = try openBeneath(root, relative, createDirectories: true)
+        defer { close(fd) }
+        return try systemCall("open_tree", path: root + "/" + relative) { psh_open_tree_clone(fd, recursive) }
     }
 
     /// `path` with every symlink resolved, or nil when it does not resolve.
