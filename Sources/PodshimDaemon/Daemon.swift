@@ -31,6 +31,9 @@ public struct Daemon {
 
     public let options: Options
 
+    /// How long in-flight RPCs may run after SIGTERM before the daemon exits anyway.
+    static let shutdownGraceSeconds = 3.0
+
     public init(options: Options) {
         self.options = options
     }
@@ -94,6 +97,7 @@ public struct Daemon {
             PodServiceProvider(pods: manifestPods),
         ])
 
+        let socketPath = options.socketPath
         let stopSignals = [SIGTERM, SIGINT].map { signo -> DispatchSourceSignal in
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
@@ -104,6 +108,14 @@ public struct Daemon {
                 manifestPods.events.finishAll()
                 manifestPods.stopAll()
                 server.beginGracefulShutdown()
+                // In-flight RPCs get a moment; then the daemon goes whatever still runs (a long
+                // ExecSync, a pull): pods keep running, and the next daemon picks up from the
+                // records, exactly as after a crash.
+                DispatchQueue.global().asyncAfter(deadline: .now() + Self.shutdownGraceSeconds) { [logger] in
+                    logger.notice("RPCs still in flight \(Self.shutdownGraceSeconds) s after the signal: exiting now; pods keep running")
+                    unlink(socketPath) // as socket.remove() does on a clean stop; the lock file goes with the process
+                    exit(0)
+                }
             }
             source.resume()
             return source

@@ -243,8 +243,21 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         let argv = request.cmd
         let timeout = Double(request.timeout)
         let result: ContainerExec.Result
+        let cancellation = ExecCancellation()
         do {
-            result = try await offload { try ContainerExec.run(in: container.runtime, argv: argv, timeoutSeconds: timeout) }
+            // The RPC's cancellation (the client left, its deadline passed, the server is shutting
+            // down: grpc-swift signals these through the context, not the task) kills the command.
+            result = try await withRPCCancellationHandler {
+                try await withTaskCancellationHandler {
+                    try await offload {
+                        try ContainerExec.run(in: container.runtime, argv: argv, timeoutSeconds: timeout, cancellation: cancellation)
+                    }
+                } onCancel: {
+                    cancellation.cancel()
+                }
+            } onCancelRPC: {
+                cancellation.cancel()
+            }
         } catch {
             throw PodshimError.from(error)
         }
@@ -254,6 +267,10 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         var response = Runtime_V1_ExecSyncResponse()
         response.stdout = Data(result.stdout)
         response.stderr = Data(result.stderr)
+        if result.truncated {
+            // The CRI reply has no field for it: say it where a person reads the output.
+            response.stderr += Data("\n[podshim: output cut at \(ContainerExec.outputLimit >> 20) MiB per stream]\n".utf8)
+        }
         response.exitCode = result.exitCode
         return response
     }

@@ -40,8 +40,13 @@ public enum ContainerExec {
 
     /// Runs `argv` in `container` and waits for it; `timeoutSeconds` 0 = no timeout. Blocks the
     /// calling thread (call it off any async executor).
+    ///
+    /// The run ends when the command exits, after a short drain of its output (a background child
+    /// that keeps stdout open does not hold it to the timeout), when `timeoutSeconds` pass, or when
+    /// `cancellation` is cancelled (the client left): the command is then killed.
     public static func run(
-        in container: Container, argv: [String], timeoutSeconds: Double, outputLimit: Int = outputLimit
+        in container: Container, argv: [String], timeoutSeconds: Double, outputLimit: Int = outputLimit,
+        cancellation: ExecCancellation? = nil
     ) throws(PodshimError) -> Result {
         guard !argv.isEmpty, !argv[0].isEmpty else { throw PodshimError(.invalidArgument, subject: "cmd", message: "required") }
         guard let process = container.process, container.isRunning else {
@@ -79,24 +84,39 @@ public enum ContainerExec {
         let deadline = timeoutSeconds > 0 ? MonotonicInstant.now().advanced(bySeconds: timeoutSeconds) : nil
         var collector = OutputCollector(limit: outputLimit)
         var timedOut = false
+        var cancelled = false
         var open = [outPipe[0], errPipe[0]]
+        /// Once the command has exited: how long its output may still drain.
+        var drainUntil: MonotonicInstant?
         while !open.isEmpty {
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            var wait: Int32 = -1
-            if let deadline {
-                let remaining = deadline.milliseconds(since: MonotonicInstant.now())
-                if remaining <= 0 {
-                    timedOut = true
-                    break
-                }
-                wait = Int32(min(remaining.rounded(.up), 60_000))
+            if drainUntil == nil { fds.append(pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0)) }
+            let now = MonotonicInstant.now()
+            if cancellation?.isCancelled == true {
+                cancelled = true
+                break
             }
-            let ready = poll(&fds, nfds_t(fds.count), wait)
+            var wait: Double = cancellation == nil ? 60_000 : 100 // a cancellation is checked every 100 ms
+            for limit in [deadline, drainUntil].compactMap({ $0 }) {
+                let remaining = limit.milliseconds(since: now)
+                if remaining <= 0 {
+                    if limit == deadline { timedOut = true }
+                    wait = -1
+                }
+                wait = min(wait, remaining)
+            }
+            if wait < 0 { break }
+            let ready = poll(&fds, nfds_t(fds.count), Int32(max(0, wait.rounded(.up))))
             if ready < 0 {
                 if errno == EINTR { continue }
                 break
             }
             for entry in fds where entry.revents != 0 {
+                if entry.fd == child.pidfd {
+                    // The command exited: what it wrote is in the pipes already; read it, briefly.
+                    drainUntil = MonotonicInstant.now().advanced(bySeconds: Self.drainSeconds)
+                    continue
+                }
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 let count = read(entry.fd, &buffer, buffer.count)
                 if count > 0 {
@@ -106,19 +126,30 @@ public enum ContainerExec {
                 }
             }
         }
-        if timedOut {
+        if timedOut || cancelled {
             _ = try? child.send(.kill) // it may have exited already; the bounded wait below ends either way
         }
-        // Output pipes may stay open in a daemonised grandchild; the exit of the command is what counts.
-        let status = exited.wait(timeoutSeconds: timedOut ? 10 : (deadline == nil ? 3600 : max(1, timeoutSeconds)))
-        if status == nil && !timedOut {
-            timedOut = true
+        let status = exited.wait(timeoutSeconds: 10)
+        if status == nil {
             _ = try? child.send(.kill) // it may have exited already; the bounded wait below ends either way
             _ = exited.wait(timeoutSeconds: 10)
         }
+        if cancelled { throw PodshimError(.cancelled, operation: "exec", subject: argv[0], message: "the client went away") }
         return Result(exitCode: status?.code ?? 137, stdout: collector.stdout, stderr: collector.stderr,
                       timedOut: timedOut, truncated: collector.truncated)
     }
+
+    /// How long the output of an exited command may still be read (a background child may hold
+    /// its pipes open for ever).
+    static let drainSeconds = 0.5
+}
+
+/// Set by whoever waits for an exec (the RPC's cancellation handler); the exec checks it.
+public final class ExecCancellation: Sendable {
+    private let flag = Mutex(false)
+    public init() {}
+    public var isCancelled: Bool { flag.withLock { $0 } }
+    public func cancel() { flag.withLock { $0 = true } }
 }
 
 /// Collects two output streams up to a byte limit each.
