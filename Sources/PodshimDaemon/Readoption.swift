@@ -66,7 +66,8 @@ extension SandboxManager {
                 }
                 if containerRecord.starting == true {
                     report.append(finishInterruptedStart(&containerRecord, pod: pod,
-                                                         identity: containerRecord.process ?? podRecord?.containers[containerRecord.id]))
+                                                         identity: containerRecord.process ?? podRecord?.containers[containerRecord.id],
+                                                         kept: podRecord?.keeperFDs?[containerRecord.id]))
                 }
                 var process: ProcessHandle?
                 var kept: (handle: ProcessHandle, status: ExitStatus?, finishedAt: Int64?)?
@@ -98,6 +99,15 @@ extension SandboxManager {
                     ?? PodshimSpecContainer.placeholder(name: containerRecord.id, image: containerRecord.image)
                 let runtime = pod.adopt(spec, plan: plan, resources: planned?.resources ?? .init(),
                                         logPath: containerRecord.logPath, process: process ?? kept?.handle)
+                if let process, containerRecord.keeperFDs == nil, let keeper = pod.keeper {
+                    // Adopted without anything kept (its start was interrupted before the pause
+                    // process took its fds): hand them over now, so its exit survives the next crash.
+                    if let numbers = try? keeper.hold([process.pidfd] + (runtime.outputLog?.pipeReadEnds ?? []), watchMask: 1) {
+                        containerRecord.keeperFDs = numbers
+                        runtime.keeperFDs = numbers
+                        save(containerRecord)
+                    } // else: reported below like any container whose exit may not survive a crash
+                }
                 let container = ManagedContainer(record: containerRecord, config: containerConfig, runtime: runtime)
                 sandbox.containers.append(container)
                 if let kept {
@@ -175,15 +185,19 @@ extension SandboxManager {
     /// A StartContainer the daemon did not finish: completed when the process runs (adopted as
     /// running), else rolled back — anything left in the container's cgroup is killed, and the
     /// container is exited (it ran) or created again (nothing was started), never started twice.
-    private func finishInterruptedStart(_ record: inout ContainerRecord, pod: Pod, identity: ProcessIdentity?) -> String {
+    private func finishInterruptedStart(_ record: inout ContainerRecord, pod: Pod, identity: ProcessIdentity?,
+                                        kept: [Int32]?) -> String {
         record.starting = nil
         defer { save(record) }
         let name = record.id.prefix(13)
-        if let identity, Self.reopen(identity) != nil {
+        if let identity, Self.reopen(identity) != nil || kept != nil {
+            // It runs, or it ran and the pause process kept its pidfd: a started container, whose
+            // exit (if any) the caller reads from the keeper as for any other.
             record.state = .running
             record.process = identity
+            record.keeperFDs = kept ?? record.keeperFDs
             if record.startedAt == 0 { record.startedAt = nowNanoseconds() }
-            return "container \(name): its start was under way, completed (pid \(identity.pid) runs)"
+            return "container \(name): its start was under way, completed (pid \(identity.pid))"
         }
         if let cgroup = pod.cgroups?.container(record.id), cgroup.isPopulated {
             _ = try? cgroup.killAll() // best effort: a stray process of the interrupted start; removal kills again
@@ -208,7 +222,9 @@ extension SandboxManager {
               let pidfd = try? FDKeeper.take(number, from: pause) else { return nil } // no copy: reported as Unknown by the caller
         let handle = ProcessHandle(pid: identity.pid, pidfd: pidfd)
         let finishedAt = try? keeper.exitTime(of: number) // the pause process did not answer: the time of re-adoption
-        return (handle, handle.exitStatusAfterReaping(), finishedAt ?? nil)
+        // Reaped by whoever inherited it: the pidfd has its status; not reaped yet: /proc has it.
+        return (handle, identity.zombieExitStatus ?? handle.exitStatusAfterReaping() ?? identity.zombieExitStatus,
+                finishedAt ?? nil)
     }
 
     /// A pidfd for `identity` if that very process still runs: identity checked, pidfd opened,
@@ -233,10 +249,13 @@ extension SandboxManager {
     }
 
     private func watch(_ process: ProcessHandle, onExit: @escaping @Sendable (ExitStatus?) -> Void) {
+        let identity = ProcessIdentity.of(pid: process.pid) // pinned by the pidfd: this very process, if alive
         do {
             try EventLoop.shared.watch(process.pidfd, onReadable: { _ in
                 DispatchQueue.global().async {
-                    onExit(process.exitStatusAfterReaping()) // up to 200 ms for the inheriting reaper (pid 1, usually)
+                    // A zombie's status is in /proc until whoever inherited it reaps it; then the
+                    // pidfd has it (up to 200 ms of waiting for that reaper).
+                    onExit(identity?.zombieExitStatus ?? process.exitStatusAfterReaping() ?? identity?.zombieExitStatus)
                 }
                 return false
             }, onClose: { _ in }) // the handle owns (and closes) the pidfd

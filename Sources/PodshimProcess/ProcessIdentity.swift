@@ -34,6 +34,21 @@ public struct ProcessIdentity: Codable, Equatable, Sendable {
         return (fields[0], start)
     }
 
+    /// The exit status of this process while it is a zombie (exited, not reaped yet by whoever
+    /// inherited it): field 52 of /proc/<pid>/stat, in waitpid's format. Nil when it is alive,
+    /// already reaped, or the pid names another process.
+    public var zombieExitStatus: ExitStatus? {
+        guard let stat = try? FileSystem.readKernelFile("/proc/\(pid)/stat"), // reaped: no entry
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state), fields[19] field 22 (start time), fields[49] field 52 (exit code).
+        guard fields.count > 49, fields[0] == "Z", UInt64(fields[19]) == startTime,
+              let status = Int32(fields[49].trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+        let signal = status & 0x7f
+        if signal == 0 { return .exited(code: (status >> 8) & 0xff) }
+        return .signaled(Signal(rawValue: signal), coreDumped: status & 0x80 != 0)
+    }
+
     /// True when `pid` is still this very process.
     public var isAlive: Bool { ProcessIdentity.of(pid: pid) == self }
 }

@@ -260,6 +260,7 @@ public final class Pod: Sendable {
             state.containers.removeAll { $0 === container }
             state.spec.containers.removeAll { $0.name == container.name }
             state.record.containers[container.name] = nil
+            state.record.keeperFDs?[container.name] = nil
         }
         do { try saveRecord() } catch { problems.append(PodError("pod \(spec.name) record", error)) }
         return problems
@@ -445,7 +446,16 @@ public final class Pod: Sendable {
             // The pidfd (watched) and the output pipes' read ends outlive podshim in the pause process.
             // On failure the container runs all the same; only its exit code and last output would
             // not survive a daemon crash, and the caller reports the empty `keeperFDs`.
-            container.keeperFDs = (try? keeper.hold([process.pidfd] + output.pipeReadEnds, watchMask: 1)) ?? []
+            let kept = (try? keeper.hold([process.pidfd] + output.pipeReadEnds, watchMask: 1)) ?? []
+            container.keeperFDs = kept
+            if !kept.isEmpty {
+                update { state in
+                    var all = state.record.keeperFDs ?? [:]
+                    all[container.name] = kept
+                    state.record.keeperFDs = all
+                }
+                try? saveRecord() // best effort: the caller's own record normally carries them too
+            }
         }
     }
 

@@ -22,6 +22,9 @@ public struct PodStateRecord: Codable, Equatable, Sendable {
     /// True when `podshim serve` owns the pod: a restarted daemon re-adopts it, so recovery after
     /// a crashed `podshim run` leaves it alone.
     public var daemon: Bool?
+    /// Per container, the fd numbers the pause process holds for it (see `FDKeeper`): the daemon
+    /// finds them here when it died before recording a start.
+    public var keeperFDs: [String: [Int32]]?
 
     public init(name: String, namespace: String, podID: String, owner: ProcessIdentity,
                 stateDirectory: String, dataDirectory: String) {
