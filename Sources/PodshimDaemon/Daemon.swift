@@ -31,6 +31,9 @@ public struct Daemon {
 
     public let options: Options
 
+    /// Concurrent RPCs per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
+    static let maxConcurrentStreams = 256
+
     /// How long in-flight RPCs may run after SIGTERM before the daemon exits anyway.
     static let shutdownGraceSeconds = 3.0
 
@@ -85,6 +88,14 @@ public struct Daemon {
         // CRI requests are small (the largest, CreateContainer, carries env, mounts and labels);
         // 2 MiB keeps an abusive client from tying up the event loops decoding junk.
         transportConfig.rpc.maxRequestPayloadSize = 2 << 20
+        // Advertised in SETTINGS, so a client queues its RPCs beyond it instead of having its
+        // connection torn down; it also bounds what half-open streams of one connection can cost.
+        transportConfig.http2.maxConcurrentStreams = Self.maxConcurrentStreams
+        // A connection nobody uses is closed (gracefully, GOAWAY); a client that vanished without
+        // closing is found by keepalive pings and its connection dropped.
+        transportConfig.connection.maxIdleTime = .seconds(5 * 60)
+        transportConfig.connection.keepalive.time = .seconds(60)
+        transportConfig.connection.keepalive.timeout = .seconds(20)
         transportConfig.channelDebuggingCallbacks.onAcceptTCPConnection = { [logger] channel in
             policy.check(channel) { logger.warning("\($0)") }
         }

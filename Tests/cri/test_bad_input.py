@@ -207,10 +207,6 @@ class BadInputTest(CRITestCase):
         self.assertTrue(self.daemon.alive())
 
 
-if __name__ == "__main__":
-    import unittest
-    unittest.main()
-
 
 class HostPathImageTest(CRITestCase):
     """Over the CRI an image is a reference or id in the store: a host path is refused at once,
@@ -263,3 +259,8 @@ class LogPathTest(CRITestCase):
         self.start_container(self.client, cid)
         self.wait_container_state(self.client, cid, pb.CONTAINER_EXITED)
         self.assertTrue(os.path.exists(os.path.join(cfg.log_directory, "ok", "0.log")))
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
