@@ -140,3 +140,13 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (hack/fuzz.sh): only when PODSHIM_FUZZ is set, built with
+// -sanitize=fuzzer,address -parse-as-library into their own scratch path.
+if Context.environment["PODSHIM_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "podshim-fuzz",
+        dependencies: ["PodshimSpec", "PodshimSecurity", "PodshimImages", "PodshimDaemon", "PodshimCRI"],
+        path: "Tests/Fuzz/Sources"))
+    package.products.append(.executable(name: "podshim-fuzz", targets: ["podshim-fuzz"]))
+}

@@ -82,6 +82,7 @@ public struct Daemon {
         }
         for line in manager.readopt() { logger.notice("\(line)") }
         if let notice = manager.cgroupNotice { logger.warning("\(notice)") }
+        if let notice = manager.pidsLimitNotice { logger.warning("\(notice)") }
 
         let policy = PeerPolicy(group: group)
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults

@@ -44,6 +44,15 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         network.message = "each pod gets its own network namespace with only loopback up (no CNI plugins, no outside connectivity)"
         var response = Runtime_V1_StatusResponse()
         response.status.conditions = [runtime, network]
+        if let notice = manager.pidsLimitNotice {
+            // Not one of the kubelet's required conditions (it ignores others), but there for people.
+            var pids = Runtime_V1_RuntimeCondition()
+            pids.type = "PodPidsLimitEnforced"
+            pids.status = false
+            pids.reason = "NoPidsController"
+            pids.message = notice
+            response.status.conditions.append(pids)
+        }
         // One handler, the default (""): recursive read-only mounts yes, user namespaces not yet.
         var handler = Runtime_V1_RuntimeHandler()
         handler.features.recursiveReadOnlyMounts = true

@@ -627,6 +627,15 @@ final class SandboxManager: Sendable {
             + "cgroupsPerQOS: false and enforceNodeAllocatable: [] (its /kubepods cgroups would be v1, which podshim does not use)"
     }
 
+    /// Set when `--pod-pids-limit` is configured but this host cannot enforce it (no cgroup v2
+    /// hierarchy, or no pids controller in it): said at start-up and in Status.
+    var pidsLimitNotice: String? {
+        guard let limit = configuration.podPidsLimit else { return nil }
+        guard let hierarchy else { return "pod pids limit \(limit) is not enforced: no cgroup v2 hierarchy is mounted" }
+        guard !hierarchy.controllers.contains("pids") else { return nil }
+        return "pod pids limit \(limit) is not enforced: cgroup v2 at \(hierarchy.mountPoint) has no pids controller"
+    }
+
     /// Status(verbose) `config`: where things are, the cgroup driver and what it means on this host.
     func verboseInfo() -> String {
         var values: [String: Any] = [

@@ -1,0 +1,53 @@
+// libFuzzer entry point for podshim's parsers of untrusted input. One binary, the target chosen
+// by PODSHIM_FUZZ_TARGET: manifest, quantity, seccomp, image-reference, tar-member, cri-pod,
+// cri-container. Run through hack/fuzz.sh, which builds it with -sanitize=fuzzer,address.
+// Every input must end in a value or a thrown error: a trap, a crash or a hang is a finding.
+
+import Foundation
+import PodshimCRI
+@testable import PodshimDaemon
+@testable import PodshimImages
+import PodshimSecurity
+import PodshimSpec
+import SwiftProtobuf
+
+private let target = ProcessInfo.processInfo.environment["PODSHIM_FUZZ_TARGET"] ?? ""
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func podshimFuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    let bytes = [UInt8](UnsafeRawBufferPointer(start: start, count: count))
+    let text = String(decoding: bytes, as: UTF8.self)
+    switch target {
+    case "manifest":
+        _ = try? ManifestParser.parse(yaml: text)
+    case "quantity":
+        _ = Quantity(text)
+    case "seccomp":
+        if let profile = try? SeccompProfileParser.parse(bytes, source: "fuzz") {
+            _ = try? Seccomp.compile(profile, capabilities: Capabilities.all)
+        }
+    case "image-reference":
+        _ = ImageReference.isValidTagReference(text)
+        _ = ImageReference.split(text)
+        _ = ImageReference.normalizedTag(text)
+        _ = ImageReference.idHex(text)
+        _ = ImageReference.withoutDefaultRegistry(text)
+        _ = ImageStore.isHostPath(text)
+    case "tar-member":
+        _ = LayerArchive.isSafe(text)
+    case "cri-pod":
+        if let config = try? Runtime_V1_PodSandboxConfig(serializedBytes: bytes) {
+            _ = try? CRITranslation.pod(config)
+            _ = try? CRITranslation.cgroupResources(config.linux.resources, field: "config.linux.resources")
+        }
+    case "cri-container":
+        if let config = try? Runtime_V1_ContainerConfig(serializedBytes: bytes) {
+            _ = try? CRITranslation.container(config, key: "fuzz", image: ImageDefaults())
+            _ = try? CRITranslation.cgroupResources(config.linux.resources, field: "config.linux.resources")
+            _ = CRITranslation.containerFields(config)
+        }
+    default:
+        fatalError("PODSHIM_FUZZ_TARGET must name a target (see Tests/Fuzz/Sources/Fuzz.swift), not \"\(target)\"")
+    }
+    return 0
+}
