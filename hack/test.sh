@@ -5,7 +5,8 @@
 #     stubs generated from Proto/ (hack/test-cri.sh), a kubelet's call sequence among them;
 #  3. the cgroup v2 enforcement tests inside a VM with a full cgroup v2 hierarchy
 #     (hack/vm/run-in-vm.sh), because hosts like ours are hybrid (cgroup v1 owns cpu/memory):
-#     podshim run's limits, and the kubelet's cgroup tree through the CRI (hack/test-cri-vm.sh).
+#     podshim run's limits, and the kubelet's cgroup tree through the CRI (hack/test-cri-vm.sh);
+#  4. libFuzzer over the parsers of untrusted input (hack/fuzz.sh; PODSHIM_FUZZ_SECONDS per target).
 # Usage: hack/test.sh [extra swift test arguments]      PODSHIM_SKIP_VM=1 skips step 3.
 # Exit status: 0 when every suite passed, 1 otherwise (the summary at the end names the failures).
 set -uo pipefail
@@ -52,7 +53,8 @@ if ! step "setup (packages, build, pause, busybox image)" hack/setup.sh \
 fi
 
 step "swift test (unit and root integration tests)" swift test --skip-build "$@"
-step "CRI API tests (podshim serve, Python grpcio client)" hack/test-cri.sh
+step "CRI API tests (podshim serve, Python grpcio client; chaos: 200 daemon kills)" hack/test-cri.sh
+step "fuzzing (libFuzzer, ${PODSHIM_FUZZ_SECONDS:-60} s per target)" hack/fuzz.sh "${PODSHIM_FUZZ_SECONDS:-60}"
 
 if [ "${PODSHIM_SKIP_VM:-0}" = 1 ]; then
   summary+=("skipped cgroup v2 enforcement in a VM (PODSHIM_SKIP_VM=1)")

@@ -23,7 +23,7 @@ public func podshimFuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     case "quantity":
         _ = Quantity(text)
     case "seccomp":
-        if let profile = try? SeccompProfileParser.parse(bytes, source: "fuzz") {
+        if let profile = try? SeccompProfileDocument.parse(bytes, source: "fuzz") {
             _ = try? Seccomp.compile(profile, capabilities: Capabilities.all)
         }
     case "image-reference":
@@ -50,4 +50,22 @@ public func podshimFuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         fatalError("PODSHIM_FUZZ_TARGET must name a target (see Tests/Fuzz/Sources/Fuzz.swift), not \"\(target)\"")
     }
     return 0
+}
+
+// SwiftPM links an executable's entry point as `<module>_main`; with -parse-as-library there is
+// none, so this is it: libFuzzer's driver, run on the entry point above.
+@_silgen_name("LLVMFuzzerRunDriver")
+private func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+@_cdecl("podshim_fuzz_main")
+public func podshimFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in
+        podshimFuzz(UnsafeRawPointer(data ?? UnsafePointer(bitPattern: 1)!), size)
+    }
 }
