@@ -86,6 +86,11 @@ class Daemon:
         self.sock = os.path.join(base, "run", "podshim.sock")
         os.makedirs(os.path.dirname(self.sock), mode=0o711)
         self.log = open(os.path.join(base, "daemon.log"), "w")
+        # The state directory on a tmpfs, as podshim's default /run/podshim is on a systemd host:
+        # its records are fsync'd, which costs nothing there (6.7 ms a write on this VM's disk).
+        os.makedirs(base + "/state")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0711,size=256m", "podshim-bench-state", base + "/state"],
+                       check=True)
         self.proc = subprocess.Popen([PODSHIM, "serve", "--socket", self.sock, "--state-dir", base + "/state",
                                       "--root", base + "/root", "--image-dir", IMAGES, "--log-dir", base + "/logs"],
                                      stdout=self.log, stderr=self.log)
@@ -134,8 +139,9 @@ def bundle(base, rootfs, name, args):
 def main():
     base = tempfile.mkdtemp(prefix="podshim-bench-", dir="/tmp")
     results = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release, "runs": RUNS}}
-    daemon = Daemon(base)
+    daemon = None
     try:
+        daemon = Daemon(base)
         rt = daemon.rt
         # --- 1. container start ---
         rootfs = os.path.join(IMAGES, "busybox", "rootfs")
@@ -324,9 +330,11 @@ def main():
         }
         rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox), timeout=60)
     finally:
-        daemon.stop()
+        if daemon is not None:
+            daemon.stop()
         subprocess.run([PODSHIM, "cleanup", "--state-dir", base + "/state", "--root", base + "/root"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["umount", base + "/state"], stderr=subprocess.DEVNULL)
         subprocess.run(["rm", "-rf", "--one-file-system", base])
 
     results["goals"] = goals(results)
