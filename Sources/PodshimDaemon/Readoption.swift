@@ -102,11 +102,15 @@ extension SandboxManager {
                 if let process, containerRecord.keeperFDs == nil, let keeper = pod.keeper {
                     // Adopted without anything kept (its start was interrupted before the pause
                     // process took its fds): hand them over now, so its exit survives the next crash.
-                    if let numbers = try? keeper.hold([process.pidfd] + (runtime.outputLog?.pipeReadEnds ?? []), watchMask: 1) {
+                    do {
+                        let numbers = try keeper.hold([process.pidfd] + (runtime.outputLog?.pipeReadEnds ?? []), watchMask: 1)
                         containerRecord.keeperFDs = numbers
                         runtime.keeperFDs = numbers
                         save(containerRecord)
-                    } // else: reported below like any container whose exit may not survive a crash
+                    } catch {
+                        report.append("container \(containerRecord.id.prefix(13)): its pause process cannot hold its pidfd (\(error)): "
+                            + "its exit status would not survive another crash of podshim")
+                    }
                 }
                 let container = ManagedContainer(record: containerRecord, config: containerConfig, runtime: runtime)
                 sandbox.containers.append(container)
@@ -222,9 +226,7 @@ extension SandboxManager {
               let pidfd = try? FDKeeper.take(number, from: pause) else { return nil } // no copy: reported as Unknown by the caller
         let handle = ProcessHandle(pid: identity.pid, pidfd: pidfd)
         let finishedAt = try? keeper.exitTime(of: number) // the pause process did not answer: the time of re-adoption
-        // Reaped by whoever inherited it: the pidfd has its status; not reaped yet: /proc has it.
-        return (handle, identity.zombieExitStatus ?? handle.exitStatusAfterReaping() ?? identity.zombieExitStatus,
-                finishedAt ?? nil)
+        return (handle, Self.exitStatus(of: handle, identity: identity), finishedAt ?? nil)
     }
 
     /// A pidfd for `identity` if that very process still runs: identity checked, pidfd opened,
@@ -237,25 +239,42 @@ extension SandboxManager {
 
     /// An adopted process is not our child: its exit arrives on its pidfd, and its status — when
     /// the kernel keeps it for pidfds (Linux 6.15) — once whoever inherited it has reaped it.
+    /// The exit status of an exited process that is not podshim's child: a zombie's from /proc
+    /// until whoever inherited it reaps it, then the pidfd's (Linux ≥ 6.15). An init that reaps
+    /// slowly is waited for, up to 5 s.
+    static func exitStatus(of process: ProcessHandle, identity: ProcessIdentity?) -> ExitStatus? {
+        for _ in 0..<250 {
+            if let status = identity?.zombieExitStatus { return status }
+            switch process.exitStatusIfReaped() {
+            case .some(let status): return status
+            case .none: return identity?.zombieExitStatus
+            case .notYet: usleep(20_000)
+            }
+        }
+        return nil
+    }
+
     func watchAdopted(_ process: ProcessHandle, container: ManagedContainer, in sandbox: ManagedSandbox) {
-        watch(process) { [weak self] status in
+        let identity = sandbox.lock.withLock { container.record.process }
+        watch(process, identity: identity) { [weak self] status in
             self?.containerExited(container.id, status: status, in: sandbox,
                                   message: "the container was re-adopted after a restart of podshim; the kernel did not report its exit status")
         }
     }
 
     func watchAdoptedPause(_ process: ProcessHandle, sandbox: ManagedSandbox) {
-        watch(process) { [weak self] status in self?.pauseExited(sandbox, status: status) }
+        watch(process, identity: sandbox.lock.withLock { sandbox.record.pause }) { [weak self] status in
+            self?.pauseExited(sandbox, status: status)
+        }
     }
 
-    private func watch(_ process: ProcessHandle, onExit: @escaping @Sendable (ExitStatus?) -> Void) {
-        let identity = ProcessIdentity.of(pid: process.pid) // pinned by the pidfd: this very process, if alive
+    /// `identity` is the recorded one (the process may be a zombie already, which has no live
+    /// identity to read).
+    private func watch(_ process: ProcessHandle, identity: ProcessIdentity?, onExit: @escaping @Sendable (ExitStatus?) -> Void) {
         do {
             try EventLoop.shared.watch(process.pidfd, onReadable: { _ in
                 DispatchQueue.global().async {
-                    // A zombie's status is in /proc until whoever inherited it reaps it; then the
-                    // pidfd has it (up to 200 ms of waiting for that reaper).
-                    onExit(identity?.zombieExitStatus ?? process.exitStatusAfterReaping() ?? identity?.zombieExitStatus)
+                    onExit(Self.exitStatus(of: process, identity: identity))
                 }
                 return false
             }, onClose: { _ in }) // the handle owns (and closes) the pidfd

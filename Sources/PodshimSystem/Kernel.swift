@@ -34,16 +34,31 @@ extension ProcessHandle {
     /// retried for up to 200 ms.
     public func exitStatusAfterReaping() -> ExitStatus? {
         for _ in 0..<10 {
-            var status: Int32 = 0
-            let result = psh_pidfd_exit_status(pidfd, &status)
-            if result == 0 {
-                let signal = status & 0x7f
-                if signal == 0 { return .exited(code: (status >> 8) & 0xff) }
-                return .signaled(Signal(rawValue: signal), coreDumped: status & 0x80 != 0)
+            switch exitStatusIfReaped() {
+            case .some(let status): return status
+            case .none: return nil
+            case .notYet: usleep(20_000)
             }
-            if result != -EAGAIN { return nil }
-            usleep(20_000)
         }
         return nil
+    }
+
+    /// One look at the pidfd: the status once someone reaped the process, `.notYet` while it is
+    /// unreaped (running or a zombie), nil when the kernel cannot say (before Linux 6.15).
+    public func exitStatusIfReaped() -> ReapedStatus {
+        var status: Int32 = 0
+        let result = psh_pidfd_exit_status(pidfd, &status)
+        if result == -EAGAIN { return .notYet }
+        guard result == 0 else { return .none }
+        let signal = status & 0x7f
+        if signal == 0 { return .some(.exited(code: (status >> 8) & 0xff)) }
+        return .some(.signaled(Signal(rawValue: signal), coreDumped: status & 0x80 != 0))
+    }
+
+    /// What one look at a pidfd says about its process's exit.
+    public enum ReapedStatus: Sendable {
+        case some(ExitStatus)
+        case notYet
+        case none
     }
 }
