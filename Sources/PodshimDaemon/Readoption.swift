@@ -64,7 +64,8 @@ extension SandboxManager {
                     report.append("container \(containerRecord.id): unreadable config, record left in place")
                     continue
                 }
-                if containerRecord.starting == true {
+                let interruptedStart = containerRecord.starting == true
+                if interruptedStart {
                     report.append(finishInterruptedStart(&containerRecord, pod: pod,
                                                          identity: containerRecord.process ?? podRecord?.containers[containerRecord.id],
                                                          kept: podRecord?.keeperFDs?[containerRecord.id]))
@@ -110,6 +111,16 @@ extension SandboxManager {
                     } catch {
                         report.append("container \(containerRecord.id.prefix(13)): its pause process cannot hold its pidfd (\(error)): "
                             + "its exit status would not survive another crash of podshim")
+                    }
+                }
+                if containerRecord.state == .created {
+                    do {
+                        // Rolled back: its next start must not be born in a cgroup that had cgroup.kill.
+                        if interruptedStart { try pod.renewCgroup(of: runtime) }
+                        // Recorded first, then made: a CreateContainer the daemon did not finish.
+                        try pod.completeCreation(of: runtime)
+                    } catch {
+                        report.append("container \(containerRecord.id.prefix(13)): cannot complete its creation: \(error)")
                     }
                 }
                 let container = ManagedContainer(record: containerRecord, config: containerConfig, runtime: runtime)

@@ -429,8 +429,20 @@ public final class Pod: Sendable {
                 onCloned: { process in
                     container.markCloned()
                     container.holdMountNamespace(of: process.pid)
+                    // The pidfd (watched) and the output pipes' read ends go to the pause process at
+                    // once, so that an exit during a crash of podshim right now is not lost. On
+                    // failure the container runs all the same; the caller reports the empty `keeperFDs`.
+                    let kept = keeper.flatMap { try? $0.hold([process.pidfd] + output.pipeReadEnds, watchMask: 1) } ?? [] // see above
+                    container.keeperFDs = kept
                     let identity = ProcessIdentity.of(pid: process.pid)
-                    update { $0.record.containers[container.name] = identity }
+                    update { state in
+                        state.record.containers[container.name] = identity
+                        if !kept.isEmpty {
+                            var all = state.record.keeperFDs ?? [:]
+                            all[container.name] = kept
+                            state.record.keeperFDs = all
+                        }
+                    }
                     try? saveRecord() // best effort: prepare() wrote the record; recovery also kills through the pod's cgroup
                 }
             ) { [events] status in
@@ -441,21 +453,6 @@ public final class Pod: Sendable {
         } catch {
             container.markFailedToStart(String(describing: error))
             throw PodError(subject, error)
-        }
-        if let keeper, let process = container.process {
-            // The pidfd (watched) and the output pipes' read ends outlive podshim in the pause process.
-            // On failure the container runs all the same; only its exit code and last output would
-            // not survive a daemon crash, and the caller reports the empty `keeperFDs`.
-            let kept = (try? keeper.hold([process.pidfd] + output.pipeReadEnds, watchMask: 1)) ?? []
-            container.keeperFDs = kept
-            if !kept.isEmpty {
-                update { state in
-                    var all = state.record.keeperFDs ?? [:]
-                    all[container.name] = kept
-                    state.record.keeperFDs = all
-                }
-                try? saveRecord() // best effort: the caller's own record normally carries them too
-            }
         }
     }
 
@@ -476,18 +473,35 @@ public final class Pod: Sendable {
                 try FileSystem.removeTree(directory)
                 try FileSystem.createDirectory(directory)
             }
-            // A fresh leaf cgroup too, as a new container gets: on Linux 6.18 a child cloned
-            // (CLONE_INTO_CGROUP) into a cgroup that once had cgroup.kill written is killed at
-            // birth (the kill sequence it is compared against is not the target's).
-            if let cgroups, let old = container.cgroup {
-                try old.remove()
-                container.cgroup = try cgroups.addContainer(container.name, resources: container.resources)
-            }
+            try renewCgroup(of: container)
         } catch {
             container.markFailedToStart(String(describing: error))
             throw PodError("container \(container.name)", error)
         }
         try start(container, sink: sink)
+    }
+
+    /// Gives `container` a fresh leaf cgroup, as a new container gets: on Linux 6.18 a child cloned
+    /// (CLONE_INTO_CGROUP) into a cgroup that once had cgroup.kill written is killed at birth (the
+    /// kill sequence it is compared against is not the target's). The old one is removed (what
+    /// still ran in it is killed).
+    public func renewCgroup(of container: Container) throws(SystemError) {
+        guard let cgroups, let old = container.cgroup else { return }
+        if old.exists { try old.remove() }
+        container.cgroup = try cgroups.addContainer(container.name, resources: container.resources)
+    }
+
+    /// Completes the creation of a re-adopted container that was never started: its directories
+    /// and its leaf cgroup exist afterwards (a daemon killed during CreateContainer recorded the
+    /// container first, then made them).
+    public func completeCreation(of container: Container) throws(PodError) {
+        try prepareDirectories(of: container)
+        guard let cgroups, container.cgroup?.exists != true else { return }
+        do {
+            container.cgroup = try cgroups.addContainer(container.name, resources: container.resources)
+        } catch {
+            throw PodError("container \(container.name) cgroup", error)
+        }
     }
 
     /// Every bind mount of a volume's subPath, opened inside the volume by the kernel (openat2

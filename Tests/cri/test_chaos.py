@@ -63,6 +63,11 @@ class ChaosTest(CRITestCase):
             found = [x for x in containers(client) if x.state == state]
             return rng.choice(found) if found else None
 
+        def start(client):
+            target = pick(client, pb.CONTAINER_CREATED)
+            if target:
+                client.rt.StartContainer(pb.StartContainerRequest(container_id=target.id), timeout=30)
+
         def stop(client):
             target = pick(client, pb.CONTAINER_RUNNING)
             if target:
@@ -79,11 +84,11 @@ class ChaosTest(CRITestCase):
             if target:
                 client.rt.ExecSync(pb.ExecSyncRequest(container_id=target.id, cmd=["echo", "hi"], timeout=5), timeout=10)
 
-        operations = [new_container, new_container, new_container, stop, remove, remove, execute]
+        operations = [new_container, new_container, new_container, start, start, stop, remove, remove, execute]
 
         for kill in range(KILLS):
             operation = rng.choice(operations)
-            delay = rng.uniform(0, 0.03)
+            delay = rng.uniform(0, 0.06)
             done = threading.Event()
 
             def work(client=c, operation=operation):
