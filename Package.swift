@@ -141,12 +141,20 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// libFuzzer targets (hack/fuzz.sh): only when PODSHIM_FUZZ is set, built with
-// -sanitize=fuzzer,address -parse-as-library into their own scratch path.
+// libFuzzer targets (hack/fuzz.sh): only when PODSHIM_FUZZ is set. podshim's own parsing
+// modules and the fuzz entry point are built with coverage (-sanitize=fuzzer) and ASan; the
+// dependencies (NIO, gRPC, protobuf) are not instrumented, so the same .build is reused and
+// only these modules compile again.
 if Context.environment["PODSHIM_FUZZ"] != nil {
+    let instrumented: Set<String> = ["PodshimSystem", "PodshimSpec", "PodshimSecurity", "PodshimImages", "PodshimDaemon"]
+    for target in package.targets where instrumented.contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    }
     package.targets.append(.executableTarget(
         name: "podshim-fuzz",
         dependencies: ["PodshimSpec", "PodshimSecurity", "PodshimImages", "PodshimDaemon", "PodshimCRI"],
-        path: "Tests/Fuzz/Sources"))
+        path: "Tests/Fuzz/Sources",
+        swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-parse-as-library"])],
+        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))
     package.products.append(.executable(name: "podshim-fuzz", targets: ["podshim-fuzz"]))
 }

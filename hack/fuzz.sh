@@ -3,7 +3,7 @@
 # profiles, image references, tar member names and the CRI request translation.
 # Usage: hack/fuzz.sh [SECONDS per target, default 60] [TARGET ...]
 #        hack/fuzz.sh 600          # the ≥ 10 min per target run
-# Builds Tests/Fuzz (PODSHIM_FUZZ=1) with -sanitize=fuzzer,address into .build-fuzz, runs two
+# Builds Tests/Fuzz (PODSHIM_FUZZ=1: podshim's parsing modules instrumented), runs two
 # targets at a time from the committed seeds in Tests/Fuzz/corpus (new inputs go to a temp dir),
 # and fails on any crash, trap, leak or hang, printing the input that caused it. A finding
 # becomes a regression test and its input a seed.
@@ -13,10 +13,10 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(manifest quantity seccomp image-reference tar-member cri-pod cri-container)
-echo "== building podshim-fuzz (-sanitize=fuzzer,address)"
-PODSHIM_FUZZ=1 swift build --scratch-path .build-fuzz --product podshim-fuzz \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | grep -vE "ld.gold: warning: Cannot export local symbol" | tail -3
-bin=$(PODSHIM_FUZZ=1 swift build --scratch-path .build-fuzz --show-bin-path)/podshim-fuzz
+echo "== building podshim-fuzz (podshim's parsers with -sanitize=fuzzer,address)"
+# The same .build as everything else: only podshim's own modules compile again (instrumented).
+PODSHIM_FUZZ=1 swift build --product podshim-fuzz 2>&1 | grep -vE "ld.gold: warning: Cannot export local symbol" | tail -3
+bin=$(PODSHIM_FUZZ=1 swift build --show-bin-path)/podshim-fuzz
 work=$(mktemp -d /tmp/podshim-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
