@@ -26,7 +26,6 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -814,18 +813,9 @@ int psh_spawn_kill_in_setup(const psh_spawn_handle *handle) {
     return psh_pidfd_send_signal(pidfd, SIGKILL);
 }
 
-int psh_spawn_finish(const psh_spawn_handle *handle, int timeout_ms, psh_spawn_report *report) {
+int psh_spawn_finish(const psh_spawn_handle *handle, psh_spawn_report *report) {
     psh_spawn_report r;
     size_t got = 0;
-    struct pollfd ready = {.fd = handle->report_fd, .events = POLLIN};
-    int polled;
-    do {
-        polled = poll(&ready, 1, timeout_ms);
-    } while (polled < 0 && errno == EINTR);
-    if (polled == 0) {
-        close(handle->report_fd);
-        return 2;
-    }
     while (got < sizeof r) {
         ssize_t n = read(handle->report_fd, (char *)&r + got, sizeof r - got);
         if (n < 0 && errno == EINTR) {

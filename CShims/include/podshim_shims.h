@@ -347,9 +347,10 @@ int psh_spawn_start(const psh_spawn_config *config, psh_spawn_handle *handle);
 int psh_spawn_kill_in_setup(const psh_spawn_handle *handle);
 
 /// Waits until the child has exec'd (returns 0) or reports why it could not (returns 1 and fills
-/// `report`; the child then exits with status 127). Returns 2 when neither happened within
-/// `timeout_ms` (-1 = no limit): the caller should kill the child. Closes handle->report_fd.
-int psh_spawn_finish(const psh_spawn_handle *handle, int timeout_ms, psh_spawn_report *report);
+/// `report`; the child then exits with status 127). No timeout here: a child that hangs in its
+/// setup is killed by the caller's watchdog (psh_spawn_kill_in_setup), which ends the wait.
+/// Closes handle->report_fd.
+int psh_spawn_finish(const psh_spawn_handle *handle, psh_spawn_report *report);
 
 /// Human name of a stage ("mount", "execve", ...).
 const char *psh_stage_name(int32_t stage);

@@ -40,11 +40,12 @@ extension SandboxManager {
             let pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: [],
                           cgroupHierarchy: hierarchy, privileged: config.linux.securityContext.privileged, daemon: true,
                           cgroupParent: parent)
-            let podRecord = (try? Data(contentsOf: URL(fileURLWithPath: layout.stateFile))) // missing or torn: no identities from it
-                .flatMap { try? JSONDecoder().decode(PodStateRecord.self, from: $0) } // torn: as missing
+            let containerRecords = containersBySandbox[record.id] ?? []
+            // The pod's own record names processes and kept fds only an interrupted operation needs.
+            let interrupted = record.creating == true || containerRecords.contains { $0.starting == true }
+            let podRecord = interrupted ? PodStateRecord.load(layout.stateFile) : nil
             if record.creating == true {
-                report.append(rollBackInterruptedRun(record, pod: pod, podRecord: podRecord,
-                                                     containers: containersBySandbox[record.id] ?? []))
+                report.append(rollBackInterruptedRun(record, pod: pod, podRecord: podRecord, containers: containerRecords))
                 continue
             }
             let pause = record.pause.flatMap(Self.reopen)
@@ -59,7 +60,7 @@ extension SandboxManager {
             /// Containers that exited while podshim was down, with what the pause process kept.
             var exitedWhileDown: [(container: ManagedContainer, status: ExitStatus?, finishedAt: Int64?)] = []
 
-            for var containerRecord in (containersBySandbox[record.id] ?? []).sorted(by: { $0.createdAt < $1.createdAt }) {
+            for var containerRecord in containerRecords.sorted(by: { $0.createdAt < $1.createdAt }) {
                 guard let containerConfig = try? Runtime_V1_ContainerConfig(jsonString: containerRecord.config) else { // reported just below
                     report.append("container \(containerRecord.id): unreadable config, record left in place")
                     continue
@@ -248,8 +249,6 @@ extension SandboxManager {
         return handle
     }
 
-    /// An adopted process is not our child: its exit arrives on its pidfd, and its status — when
-    /// the kernel keeps it for pidfds (Linux 6.15) — once whoever inherited it has reaped it.
     /// The exit status of an exited process that is not podshim's child: a zombie's from /proc
     /// until whoever inherited it reaps it, then the pidfd's (Linux ≥ 6.15). An init that reaps
     /// slowly is waited for, up to 5 s.
@@ -265,6 +264,8 @@ extension SandboxManager {
         return nil
     }
 
+    /// An adopted process is not our child: its exit arrives on its pidfd, its status as
+    /// ``exitStatus(of:identity:)`` finds it.
     func watchAdopted(_ process: ProcessHandle, container: ManagedContainer, in sandbox: ManagedSandbox) {
         let identity = sandbox.lock.withLock { container.record.process }
         watch(process, identity: identity) { [weak self] status in

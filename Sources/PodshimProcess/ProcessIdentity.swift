@@ -26,12 +26,14 @@ public struct ProcessIdentity: Codable, Equatable, Sendable {
         fields(stat: stat)?.startTime
     }
 
-    private static func fields(stat: String) -> (state: Substring, startTime: UInt64)? {
+    private static func fields(stat: String) -> (state: Substring, startTime: UInt64, exitCode: Int32?)? {
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // fields[0] is field 3 (state); field 22 is fields[19].
+        // fields[0] is field 3 (state); field 22 (start time) is fields[19], field 52 (exit code,
+        // in waitpid's format) fields[49].
         guard fields.count > 19, let start = UInt64(fields[19]) else { return nil }
-        return (fields[0], start)
+        let exitCode = fields.count > 49 ? Int32(fields[49].trimmingCharacters(in: .whitespacesAndNewlines)) : nil
+        return (fields[0], start, exitCode)
     }
 
     /// The exit status of this process while it is a zombie (exited, not reaped yet by whoever
@@ -39,14 +41,9 @@ public struct ProcessIdentity: Codable, Equatable, Sendable {
     /// already reaped, or the pid names another process.
     public var zombieExitStatus: ExitStatus? {
         guard let stat = try? FileSystem.readKernelFile("/proc/\(pid)/stat"), // reaped: no entry
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // fields[0] is field 3 (state), fields[19] field 22 (start time), fields[49] field 52 (exit code).
-        guard fields.count > 49, fields[0] == "Z", UInt64(fields[19]) == startTime,
-              let status = Int32(fields[49].trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
-        let signal = status & 0x7f
-        if signal == 0 { return .exited(code: (status >> 8) & 0xff) }
-        return .signaled(Signal(rawValue: signal), coreDumped: status & 0x80 != 0)
+              let fields = Self.fields(stat: stat), fields.state == "Z", fields.startTime == startTime,
+              let status = fields.exitCode else { return nil }
+        return ExitStatus(waitStatus: status)
     }
 
     /// True when `pid` is still this very process.

@@ -110,8 +110,8 @@ public enum Spawner {
         let process = ProcessHandle(pid: handle.pid, pidfd: handle.pidfd)
         onCloned(process)
         var report = psh_spawn_report()
-        // No timeout here: the watchdog kills a child that hangs, which closes the report pipe.
-        let outcome = psh_spawn_finish(watchdog.handle, -1, &report)
+        // The watchdog kills a child that hangs, which closes the report pipe.
+        let outcome = psh_spawn_finish(watchdog.handle, &report)
         if watchdog.finish() {
             // The child was killed in its setup (its pipe closed as if it had exec'd); make sure.
             _ = try? process.send(.kill) // it is already dying from the watchdog's SIGKILL; ESRCH is fine

@@ -97,16 +97,17 @@ public enum ContainerExec {
                 break
             }
             var wait: Double = cancellation == nil ? 60_000 : 100 // a cancellation is checked every 100 ms
+            var expired = false
             for limit in [deadline, drainUntil].compactMap({ $0 }) {
                 let remaining = limit.milliseconds(since: now)
                 if remaining <= 0 {
+                    expired = true
                     if limit == deadline { timedOut = true }
-                    wait = -1
                 }
                 wait = min(wait, remaining)
             }
-            if wait < 0 { break }
-            let ready = poll(&fds, nfds_t(fds.count), Int32(max(0, wait.rounded(.up))))
+            if expired { break }
+            let ready = poll(&fds, nfds_t(fds.count), Int32(wait.rounded(.up)))
             if ready < 0 {
                 if errno == EINTR { continue }
                 break

@@ -174,10 +174,8 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
     }
 
     private func runningOwner() -> Int32? {
-        guard let data = FileManager.default.contents(atPath: pod.layout.stateFile),
-              // Unreadable (written by rename, so never torn; a foreign file): no live owner to refuse for.
-              let record = try? JSONDecoder().decode(PodStateRecord.self, from: data),
-              record.owner.isAlive else { return nil }
+        // Unreadable (written by rename, so never torn; a foreign file): no live owner to refuse for.
+        guard let record = PodStateRecord.load(pod.layout.stateFile), record.owner.isAlive else { return nil }
         return record.owner.pid
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import PodshimProcess
 
 /// What podshim writes about a running pod, atomically, so another podshim can clean up after a crash.
@@ -36,5 +37,12 @@ public struct PodStateRecord: Codable, Equatable, Sendable {
         self.containers = [:]
         self.stateDirectory = stateDirectory
         self.dataDirectory = dataDirectory
+    }
+
+    /// The record at `path`; nil when it is missing or unreadable (records are replaced by
+    /// rename, so unreadable means a foreign or damaged file, which callers treat as none).
+    public static func load(_ path: String) -> PodStateRecord? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(PodStateRecord.self, from: data) // unreadable: as missing, see above
     }
 }

@@ -21,9 +21,7 @@ public enum Recovery {
         var live: Set<String> = []
         for id in (try? FileManager.default.contentsOfDirectory(atPath: statePods)) ?? [] { // no pods directory yet: nothing to clean up
             let directory = statePods + "/" + id
-            guard let data = FileManager.default.contents(atPath: directory + "/pod.json"),
-                  let record = try? JSONDecoder().decode(PodStateRecord.self, from: data) // unreadable: handled below as an incomplete pod (reported)
-            else {
+            guard let record = PodStateRecord.load(directory + "/pod.json") else { // missing or unreadable: an incomplete pod (reported)
                 if isOld(directory) {
                     report += remove([directory, dataPods + "/" + id], what: "incomplete pod \(id)")
                 } else {

@@ -29,30 +29,15 @@ public enum Kernel {
 }
 
 extension ProcessHandle {
-    /// How the process ended, read from its pidfd after it was reaped by someone else (Linux ≥
-    /// 6.15, PIDFD_INFO_EXIT); nil when the kernel cannot say. `EAGAIN` (not reaped yet) is
-    /// retried for up to 200 ms.
-    public func exitStatusAfterReaping() -> ExitStatus? {
-        for _ in 0..<10 {
-            switch exitStatusIfReaped() {
-            case .some(let status): return status
-            case .none: return nil
-            case .notYet: usleep(20_000)
-            }
-        }
-        return nil
-    }
-
-    /// One look at the pidfd: the status once someone reaped the process, `.notYet` while it is
-    /// unreaped (running or a zombie), nil when the kernel cannot say (before Linux 6.15).
+    /// How the process ended, read from its pidfd after someone else reaped it (Linux ≥ 6.15,
+    /// PIDFD_INFO_EXIT): `.some` then, `.notYet` while it is unreaped (running or a zombie),
+    /// `.none` when the kernel cannot say. One look; callers wait (see `Readoption`).
     public func exitStatusIfReaped() -> ReapedStatus {
         var status: Int32 = 0
         let result = psh_pidfd_exit_status(pidfd, &status)
         if result == -EAGAIN { return .notYet }
         guard result == 0 else { return .none }
-        let signal = status & 0x7f
-        if signal == 0 { return .some(.exited(code: (status >> 8) & 0xff)) }
-        return .some(.signaled(Signal(rawValue: signal), coreDumped: status & 0x80 != 0))
+        return .some(ExitStatus(waitStatus: status))
     }
 
     /// What one look at a pidfd says about its process's exit.

@@ -200,6 +200,19 @@ def processes_of(base, keys=(), exclude=()):
     return found
 
 
+def read_until(path, done, timeout=10):
+    """The text of `path` once `done(text)` holds, or what it was when `timeout` passed."""
+    deadline = time.time() + timeout
+    text = ""
+    while True:
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+        if done(text) or time.time() > deadline:
+            return text
+        time.sleep(0.1)
+
+
 def kill_recorded(pids):
     """SIGKILL each {pid: starttime} that is still the same process. Returns the pids killed."""
     killed = []

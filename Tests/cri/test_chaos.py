@@ -63,26 +63,25 @@ class ChaosTest(CRITestCase):
             found = [x for x in containers(client) if x.state == state]
             return rng.choice(found) if found else None
 
-        def start(client):
-            target = pick(client, pb.CONTAINER_CREATED)
-            if target:
-                client.rt.StartContainer(pb.StartContainerRequest(container_id=target.id), timeout=30)
+        def on_one(state, rpc):
+            """An operation on a random container in `state`, if there is one."""
+            def operation(client):
+                target = pick(client, state)
+                if target:
+                    rpc(client, target.id)
+            return operation
 
-        def stop(client):
-            target = pick(client, pb.CONTAINER_RUNNING)
-            if target:
-                stopped.add(target.id)
-                client.rt.StopContainer(pb.StopContainerRequest(container_id=target.id, timeout=0), timeout=30)
+        def stop_one(client, cid):
+            stopped.add(cid)
+            client.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0), timeout=30)
 
-        def remove(client):
-            target = pick(client, pb.CONTAINER_EXITED)
-            if target:
-                client.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=target.id), timeout=30)
-
-        def execute(client):
-            target = pick(client, pb.CONTAINER_RUNNING)
-            if target:
-                client.rt.ExecSync(pb.ExecSyncRequest(container_id=target.id, cmd=["echo", "hi"], timeout=5), timeout=10)
+        start = on_one(pb.CONTAINER_CREATED, lambda client, cid: client.rt.StartContainer(
+            pb.StartContainerRequest(container_id=cid), timeout=30))
+        stop = on_one(pb.CONTAINER_RUNNING, stop_one)
+        remove = on_one(pb.CONTAINER_EXITED, lambda client, cid: client.rt.RemoveContainer(
+            pb.RemoveContainerRequest(container_id=cid), timeout=30))
+        execute = on_one(pb.CONTAINER_RUNNING, lambda client, cid: client.rt.ExecSync(
+            pb.ExecSyncRequest(container_id=cid, cmd=["echo", "hi"], timeout=5), timeout=10))
 
         operations = [new_container, new_container, new_container, start, start, stop, remove, remove, execute]
 

@@ -6,7 +6,7 @@ import time
 
 import grpc
 
-from crihelpers import CRITestCase, EventCollector, IMAGE, code_of, pb
+from crihelpers import CRITestCase, EventCollector, IMAGE, code_of, pb, read_until
 
 CRI_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)) (stdout|stderr) (F|P) (.*)$")
 
@@ -193,15 +193,7 @@ class LifecycleTest(CRITestCase):
         path = os.path.join(cfg.log_directory, "talker/0.log")
         st = self.container_status(c, cid).status
         self.assertTrue(st.log_path.endswith("talker/0.log"), st.log_path)
-        deadline = time.time() + 10
-        text = ""
-        while time.time() < deadline:
-            if os.path.exists(path):
-                with open(path) as f:
-                    text = f.read()
-                if "stdout F hello" in text and "oops" in text:
-                    break
-            time.sleep(0.1)
+        text = read_until(path, lambda t: "stdout F hello" in t and "oops" in t)
         lines = text.splitlines()
         matches = [CRI_LINE.match(x) for x in lines]
         self.assertTrue(lines, "no log at %s" % path)

@@ -4,7 +4,8 @@ import os
 import signal
 import time
 
-from crihelpers import CRITestCase, find_container_pid, log, pb, proc_cmdline, proc_starttime, processes_of
+from crihelpers import (CRITestCase, find_container_pid, log, pb, proc_cmdline, proc_starttime, processes_of,
+                        read_until)
 
 
 class RestartTest(CRITestCase):
@@ -152,16 +153,7 @@ class RestartTest(CRITestCase):
             finished = st.finished_at / 1e9
             self.assertGreater(finished, died, "%s finished before the daemon died?" % name)
             self.assertLess(finished, back, "%s: the exit time is when it exited, not when podshim came back" % name)
-            path = os.path.join(cfg.log_directory, name + ".log")
-            deadline = time.time() + 5
-            text = ""
-            while time.time() < deadline:
-                if os.path.exists(path):
-                    with open(path) as f:
-                        text = f.read()
-                if "last-" + name in text:
-                    break
-                time.sleep(0.1)
+            text = read_until(os.path.join(cfg.log_directory, name + ".log"), lambda t: "last-" + name in t, timeout=5)
             self.assertIn("last-" + name, text, "%s: the line written before it exited is in its log" % name)
         c.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
 
