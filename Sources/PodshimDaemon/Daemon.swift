@@ -86,9 +86,9 @@ public struct Daemon {
 
         let policy = PeerPolicy(group: group)
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
-        // CRI requests are small (the largest, CreateContainer, carries env, mounts and labels);
-        // 2 MiB keeps an abusive client from tying up the event loops decoding junk.
-        transportConfig.rpc.maxRequestPayloadSize = 2 << 20
+        // CRI requests are small; RequestSizeLimit refuses those over 2 MiB with RESOURCE_EXHAUSTED,
+        // and the transport resets a stream whose message exceeds 4 MiB before buffering more.
+        transportConfig.rpc.maxRequestPayloadSize = RequestSizeLimit.hardLimit
         // Advertised in SETTINGS, so a client queues its RPCs beyond it instead of having its
         // connection torn down; it also bounds what half-open streams of one connection can cost.
         transportConfig.http2.maxConcurrentStreams = Self.maxConcurrentStreams
@@ -107,7 +107,7 @@ public struct Daemon {
             RuntimeServiceProvider(manager: manager, version: options.version),
             ImageServiceProvider(store: manager.images, containerRoot: configuration.rootDirectory + "/pods"),
             PodServiceProvider(pods: manifestPods),
-        ])
+        ], interceptors: [RequestSizeLimit()])
 
         let socketPath = options.socketPath
         let stopSignals = [SIGTERM, SIGINT].map { signo -> DispatchSourceSignal in

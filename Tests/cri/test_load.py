@@ -55,9 +55,12 @@ class LoadTest(CRITestCase):
         try:
             request = pb.RunPodSandboxRequest(config=pb.PodSandboxConfig(hostname="x" * (3 << 20)))
             code, details, _ = code_of(raw.rt.RunPodSandbox, request, timeout=30)
-            # grpc-swift-nio-transport fails the decode with RESOURCE_EXHAUSTED but resets the
-            # stream (RST_STREAM CANCEL) before its trailers reach the client: grpcio then says
-            # CANCELLED. Either way the request is refused and nothing else is hurt.
+            self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+            self.assertIn("over the limit of 2097152 bytes", details)
+            # Over the transport's own cap (4 MiB) the stream is reset before the message is
+            # buffered whole: grpcio says CANCELLED. Refused either way, nothing else hurt.
+            request = pb.RunPodSandboxRequest(config=pb.PodSandboxConfig(hostname="x" * (5 << 20)))
+            code, details, _ = code_of(raw.rt.RunPodSandbox, request, timeout=30)
             self.assertIn(code, (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED), details)
         finally:
             raw.close()
