@@ -81,6 +81,8 @@ public struct Daemon {
             throw PodError("state directory \(manager.store.directory)", error).podshimError
         }
         for line in manager.readopt() { logger.notice("\(line)") }
+        let manifestPods = ManifestPods(configuration: configuration, logger: logger)
+        for line in manifestPods.readopt() { logger.notice("\(line)") }
         if let notice = manager.cgroupNotice { logger.warning("\(notice)") }
         if let notice = manager.pidsLimitNotice { logger.warning("\(notice)") }
 
@@ -102,7 +104,6 @@ public struct Daemon {
         }
         let transport = HTTP2ServerTransport.Posix(
             listeningSocketDescriptor: Int(socket.descriptor), transportSecurity: .plaintext, config: transportConfig)
-        let manifestPods = ManifestPods(configuration: configuration, logger: logger)
         let server = GRPCServer(transport: transport, services: [
             RuntimeServiceProvider(manager: manager, version: options.version),
             ImageServiceProvider(store: manager.images, containerRoot: configuration.rootDirectory + "/pods"),
@@ -118,7 +119,6 @@ public struct Daemon {
                 SystemdNotify.notify(SystemdNotify.stoppingMessage(status: "stopping; pods keep running"), logger: logger)
                 manager.events.finishAll()
                 manifestPods.events.finishAll()
-                manifestPods.stopAll()
                 server.beginGracefulShutdown()
                 // In-flight RPCs get a moment; then the daemon goes whatever still runs (a long
                 // ExecSync, a pull): pods keep running, and the next daemon picks up from the

@@ -11,7 +11,9 @@ import PodshimSpec
 /// supervision as `podshim run`: probes, restarts with back-off, graceful termination — on a
 /// task of its own (no thread), its messages turned into events and log lines.
 ///
-/// These pods are not re-adopted after a restart of the daemon (the CRI's are).
+/// Each pod's manifest is kept (durably) in `<state>/manifest-pods/<uid>.yaml` from RunPod until
+/// the pod has finished; a restarted daemon takes those pods back (``readopt()``), as it does the
+/// CRI's sandboxes: their processes keep running through a restart (or a crash) of the daemon.
 final class ManifestPods: Sendable {
     final class Entry: Sendable {
         let id: String
@@ -36,6 +38,10 @@ final class ManifestPods: Sendable {
         self.logger = logger
     }
 
+    /// Where the manifests of running pods are kept.
+    private var directory: String { configuration.stateDirectory + "/manifest-pods" }
+    private func manifestPath(_ id: String) -> String { directory + "/" + id + ".yaml" }
+
     var all: [Entry] { entries.withLock { Array($0.values).sorted { $0.id < $1.id } } }
 
     func entry(_ id: String) throws(PodshimError) -> Entry {
@@ -58,19 +64,12 @@ final class ManifestPods: Sendable {
         if entries.withLock({ $0[id] != nil }) {
             throw CRIError.alreadyExists("pod with uid \(id) is already running")
         }
-        let events = self.events
-        let logger = self.logger
-        let printer = TerminalPrinter(names: spec.containers.map(\.name), messages: { message in
-            logger.info("pod \(id.prefix(13)): \(message)")
-            var event = Podshim_V1_PodEvent()
-            event.podID = id
-            event.timestamp = nowNanoseconds()
-            event.message = message
-            events.publish(event)
-        })
+        if entries.withLock({ $0[id] != nil }) {
+            throw CRIError.alreadyExists("pod with uid \(id) is already running")
+        }
         let runner: PodRunner
         do {
-            runner = try PodRunner(spec: spec, configuration: configuration, printer: printer)
+            runner = try PodRunner(spec: spec, configuration: configuration, printer: printer(for: id, names: spec.containers.map(\.name)), daemon: true)
         } catch {
             throw CRIError.invalidArgument("manifest." + error.path, error.message)
         }
@@ -81,14 +80,84 @@ final class ManifestPods: Sendable {
             return true
         }
         guard inserted else { throw CRIError.alreadyExists("pod with uid \(id) is already running") }
-        Task.detached {
-            let result = await runner.run(stopSignals: [])
-            if !result.problems.isEmpty {
-                logger.warning("pod \(id.prefix(13)): \(result.problems.map(\.description).joined(separator: "; "))")
+        do {
+            // Kept before anything is made: a restarted daemon finds the pod by it.
+            try FileSystem.createDirectory(directory, mode: 0o700)
+            try FileSystem.writeAtomically(manifestPath(id), manifest, mode: 0o600)
+        } catch {
+            _ = entries.withLock { $0.removeValue(forKey: id) }
+            throw PodError("pod \(id) manifest", error).podshimError
+        }
+        launch(entry)
+        return id
+    }
+
+    /// Takes back the pods a previous daemon ran (at start-up, before serving). A pod whose set-up
+    /// never began (no record of it) is dropped: its RunPod is rolled back. One line per finding.
+    func readopt() -> [String] {
+        var report: [String] = []
+        // No directory: no pod service pod ever ran here.
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+        for name in names {
+            let path = directory + "/" + name
+            guard name.hasSuffix(".yaml") else {
+                if name.contains(".tmp.") { unlink(path) } // an interrupted write of a manifest
+                continue
             }
+            let id = String(name.dropLast(5))
+            guard let manifest = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }),
+                  var spec = try? ManifestParser.parse(yaml: manifest) else { // kept by this daemon, so parseable unless damaged (reported)
+                report.append("pod \(id): its kept manifest \(path) is unreadable; left in place")
+                continue
+            }
+            spec.uid = id
+            let layout = PodLayout(pod: spec, podID: id, configuration: configuration)
+            guard let record = PodStateRecord.load(layout.stateFile) else {
+                unlink(path)
+                report.append("pod \(id) (\(spec.namespace)/\(spec.name)): RunPod was interrupted before the pod was set up: dropped")
+                continue
+            }
+            do {
+                let runner = try PodRunner(spec: spec, configuration: configuration, printer: printer(for: id, names: spec.containers.map(\.name)),
+                                           daemon: true, adopting: record)
+                let entry = Entry(id: id, spec: spec, runner: runner)
+                entries.withLock { $0[id] = entry }
+                launch(entry)
+                report.append("pod \(id) (\(spec.namespace)/\(spec.name)): re-adopting")
+            } catch {
+                report.append("pod \(id): cannot be planned again (\(error.path): \(error.message)); left to `podshim cleanup`")
+            }
+        }
+        return report
+    }
+
+    /// Messages of a pod: the daemon's log and the WatchPods stream.
+    private func printer(for id: String, names: [String]) -> TerminalPrinter {
+        let events = self.events
+        let logger = self.logger
+        return TerminalPrinter(names: names, messages: { message in
+            logger.info("pod \(id.prefix(13)): \(message)")
+            var event = Podshim_V1_PodEvent()
+            event.podID = id
+            event.timestamp = nowNanoseconds()
+            event.message = message
+            events.publish(event)
+        })
+    }
+
+    /// Runs the pod's supervision on a task of its own; once it has finished (torn down), its
+    /// manifest is no longer kept: nothing of it is left to take back.
+    private func launch(_ entry: Entry) {
+        let logger = self.logger
+        let path = manifestPath(entry.id)
+        Task.detached {
+            let result = await entry.runner.run(stopSignals: [])
+            if !result.problems.isEmpty {
+                logger.warning("pod \(entry.id.prefix(13)): \(result.problems.map(\.description).joined(separator: "; "))")
+            }
+            unlink(path)
             entry.done.fire()
         }
-        return id
     }
 
     func stop(_ entry: Entry, graceSeconds: Int64?) {
@@ -104,11 +173,6 @@ final class ManifestPods: Sendable {
             }
         }
         _ = entries.withLock { $0.removeValue(forKey: entry.id) }
-    }
-
-    /// Stops every pod (daemon shutdown): these pods do not outlive the daemon.
-    func stopAll() {
-        for entry in all where !entry.done.hasFired { entry.runner.stop(graceSeconds: nil) }
     }
 
     static func status(_ entry: Entry) -> Podshim_V1_PodStatusResponse {

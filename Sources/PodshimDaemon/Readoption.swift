@@ -230,42 +230,16 @@ extension SandboxManager {
         return "container \(name): its start was under way and nothing runs: rolled back to created"
     }
 
-    /// What the pod's pause process kept of a container that exited while podshim was down: its
-    /// pidfd (taken back with pidfd_getfd) gives the exit status, the pause process the exit time.
+    /// What the pod's pause process kept of a container that exited while podshim was down.
     private func keptExit(of record: ContainerRecord, pod: Pod, pause: ProcessHandle?)
         -> (handle: ProcessHandle, status: ExitStatus?, finishedAt: Int64?)? {
-        guard let pause, let keeper = pod.keeper, let number = record.keeperFDs?.first, let identity = record.process,
-              let pidfd = try? FDKeeper.take(number, from: pause) else { return nil } // no copy: reported as Unknown by the caller
-        let handle = ProcessHandle(pid: identity.pid, pidfd: pidfd)
-        let finishedAt = try? keeper.exitTime(of: number) // the pause process did not answer: the time of re-adoption
-        return (handle, Self.exitStatus(of: handle, identity: identity), finishedAt ?? nil)
+        guard let pause, let keeper = pod.keeper, let number = record.keeperFDs?.first, let identity = record.process else { return nil }
+        return Adoption.keptExit(number: number, identity: identity, pause: pause, keeper: keeper)
     }
 
-    /// A pidfd for `identity` if that very process still runs: identity checked, pidfd opened,
-    /// identity checked again (now pinned by the pidfd).
-    static func reopen(_ identity: ProcessIdentity) -> ProcessHandle? {
-        // The process may have exited meanwhile (ESRCH is expected): nil, and the caller reports it gone.
-        guard identity.isAlive, let handle = try? ProcessHandle(opening: identity.pid), identity.isAlive else { return nil }
-        return handle
-    }
+    static func reopen(_ identity: ProcessIdentity) -> ProcessHandle? { Adoption.reopen(identity) }
 
-    /// The exit status of an exited process that is not podshim's child: a zombie's from /proc
-    /// until whoever inherited it reaps it, then the pidfd's (Linux ≥ 6.15). An init that reaps
-    /// slowly is waited for, up to 5 s.
-    static func exitStatus(of process: ProcessHandle, identity: ProcessIdentity?) -> ExitStatus? {
-        for _ in 0..<250 {
-            if let status = identity?.zombieExitStatus { return status }
-            switch process.exitStatusIfReaped() {
-            case .some(let status): return status
-            case .none: return identity?.zombieExitStatus
-            case .notYet: usleep(20_000)
-            }
-        }
-        return nil
-    }
-
-    /// An adopted process is not our child: its exit arrives on its pidfd, its status as
-    /// ``exitStatus(of:identity:)`` finds it.
+    /// An adopted process is not our child: its exit arrives on its pidfd.
     func watchAdopted(_ process: ProcessHandle, container: ManagedContainer, in sandbox: ManagedSandbox) {
         let identity = sandbox.lock.withLock { container.record.process }
         watch(process, identity: identity) { [weak self] status in
@@ -280,16 +254,9 @@ extension SandboxManager {
         }
     }
 
-    /// `identity` is the recorded one (the process may be a zombie already, which has no live
-    /// identity to read).
     private func watch(_ process: ProcessHandle, identity: ProcessIdentity?, onExit: @escaping @Sendable (ExitStatus?) -> Void) {
         do {
-            try EventLoop.shared.watch(process.pidfd, onReadable: { _ in
-                DispatchQueue.global().async {
-                    onExit(Self.exitStatus(of: process, identity: identity))
-                }
-                return false
-            }, onClose: { _ in }) // the handle owns (and closes) the pidfd
+            try Adoption.watch(process, identity: identity, onExit: onExit)
         } catch {
             logger.error("cannot watch pid \(process.pid): \(error)")
         }

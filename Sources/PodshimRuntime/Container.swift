@@ -161,6 +161,11 @@ public final class Container: TerminationTarget, Sendable {
     /// How many times it was restarted (the attempt number of its current run).
     public var restartCount: Int { guarded.withLock { $0.restarts } }
 
+    /// Re-adoption: the attempt the adopted process runs as (found from its log files).
+    package func adoptAttempt(_ attempt: Int) {
+        guarded.withLock { $0.restarts = attempt }
+    }
+
     /// Makes an exited container startable again, as a new attempt (its previous termination is
     /// returned; the caller gives it a fresh writable layer).
     package func prepareForRestart() -> ContainerTermination? {

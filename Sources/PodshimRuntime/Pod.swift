@@ -222,6 +222,30 @@ public final class Pod: Sendable {
         return container
     }
 
+    /// Re-attaches a container of a planned pod (``PodRunner`` adopting a pod of the pod service)
+    /// whose process was found again after a restart of podshim, running or kept by the pause
+    /// process after its exit: it is started, its output (FIFOs) read again into its current log.
+    public func adoptStarted(_ container: Container, process: ProcessHandle, keeperFDs: [Int32]) {
+        container.markCloned()
+        container.markStarted(process)
+        container.keeperFDs = keeperFDs
+        if outputFIFOs {
+            // A failure leaves the output unread (the caller reports it): the log misses it.
+            container.output = try? ContainerOutput.reattach(
+                container: container.name,
+                logPath: container.logPath ?? layout.logFile(container: container.name, attempt: container.restartCount),
+                fifoDirectory: outputDirectory)
+        }
+    }
+
+    /// The latest attempt of `name` that has a log file (0 when none).
+    public func latestAttempt(of name: String) -> Int {
+        let directory = (layout.logFile(container: name, attempt: 0) as NSString).deletingLastPathComponent
+        // No log directory yet: the first attempt.
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return files.compactMap { $0.hasSuffix(".log") ? Int($0.dropLast(4)) : nil }.max() ?? 0
+    }
+
     /// Re-attaches the sandbox and the pod's cgroups after a restart of podshim.
     public func adoptSandbox(_ process: ProcessHandle?, cgroupPath: String?) {
         let keeper = process.flatMap(FDKeeper.reclaim(from:))

@@ -24,6 +24,8 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
     private var snapshot = PodStatusSnapshot()
     /// A grace period given with a stop request (the API's StopPod), overriding the manifest's.
     private var requestedGrace: Int64?
+    /// The pod's record when this runner takes over a pod a previous daemon ran.
+    private let adopting: PodStateRecord?
 
     /// The pod's status as of its last event; safe from any thread.
     public var status: PodStatusSnapshot { snapshotLock.withLock { snapshot } }
@@ -50,9 +52,15 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
     }
 
     /// Plans the pod (images, commands) without starting anything.
+    /// `daemon`: the pod belongs to `podshim serve` (its output goes through FIFOs and its pause
+    /// process keeps what must outlive the daemon; recovery leaves it to the daemon).
+    /// `adopting`: the record of the pod as a previous daemon ran it; ``run(stopSignals:)`` then
+    /// takes its processes back instead of starting them.
     public init(spec: PodSpec, configuration: RuntimeConfiguration, printer: TerminalPrinter? = nil,
-                launcher: any Launcher = PodLauncher()) throws(ManifestError) {
+                launcher: any Launcher = PodLauncher(), daemon: Bool = false,
+                adopting: PodStateRecord? = nil) throws(ManifestError) {
         self.launcher = launcher
+        self.adopting = adopting
         let podID = spec.uid ?? UUID().uuidString.lowercased()
         let layout = PodLayout(pod: spec, podID: podID, configuration: configuration)
         guard access(configuration.pauseBinary, X_OK) == 0 else {
@@ -70,7 +78,8 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
             }
         }
         let plans = try PodPlanner.plan(spec, layout: layout, configuration: configuration)
-        pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: plans, cgroupHierarchy: hierarchy)
+        pod = Pod(spec: spec, layout: layout, configuration: configuration, plans: plans, cgroupHierarchy: hierarchy,
+                  daemon: daemon)
         let printer = printer ?? TerminalPrinter(names: spec.containers.map(\.name))
         self.printer = printer
         let termination = Termination(sandbox: { [pod] in pod.sandbox }, onEvent: { event in
@@ -106,6 +115,10 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
         }
 
         var problems: [PodError] = []
+        if let adopting {
+            await offload { [self] in adopt(adopting) }
+            return await finish(problems: [])
+        }
         let refused: PodError? = await offload { [self] in
             for line in Recovery.cleanUpAbandonedPods(configuration: pod.configuration, hierarchy: pod.cgroupHierarchy) {
                 printer.message(line)
@@ -119,7 +132,12 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
             problems.append(problem)
             requestStop(reason: "setup failed")
         }
+        return await finish(problems: problems)
+    }
 
+    /// Supervises the pod until its containers are done for good, tears it down, reports.
+    private func finish(problems: [PodError]) async -> Result {
+        var problems = problems
         await waitForContainers()
         await offload { [self] in
             for container in pod.containers {
@@ -171,6 +189,79 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
             return error
         }
         return nil
+    }
+
+    /// Takes back a pod a previous daemon ran (blocking: on a Dispatch worker): its pause process
+    /// and its containers' processes, when PID and start time match the record; a container that
+    /// exited meanwhile gets the exit status its pause process kept; one never started is started.
+    /// Restart counts continue from the containers' log files; probes start over.
+    private func adopt(_ record: PodStateRecord) {
+        let events = pod.events
+        let pause = record.sandbox.flatMap(Adoption.reopen)
+        pod.adoptSandbox(pause, cgroupPath: record.cgroup)
+        if let pause {
+            printer.message("pod \(pod.spec.name) (uid \(pod.layout.podID)): re-adopted, sandbox pid \(pause.pid)")
+            do {
+                try Adoption.watch(pause, identity: record.sandbox) { status in
+                    events.post(.sandboxExited(status ?? .exited(code: 255)))
+                }
+            } catch {
+                printer.message("warning: the sandbox's exit cannot be watched: \(error)")
+            }
+        } else {
+            printer.message("pod \(pod.spec.name): its sandbox exited while podshim was down")
+        }
+        let sink: LineSink = { [printer] in printer.containerLine($0, $1, $2) }
+        for container in pod.containers {
+            let name = container.name
+            container.adoptAttempt(pod.latestAttempt(of: name))
+            let kept = record.keeperFDs?[name] ?? []
+            guard let identity = record.containers[name] else {
+                // Never cloned: the previous daemon died while setting the pod up.
+                guard pause != nil else { continue }
+                do {
+                    try launcher.start(container, in: pod, sink: sink)
+                    supervisor.started(container)
+                    printer.message("container \(name) started: pid \(container.process?.pid ?? 0)")
+                } catch {
+                    printer.message(error.description)
+                }
+                continue
+            }
+            if let process = Adoption.reopen(identity) {
+                pod.adoptStarted(container, process: process, keeperFDs: kept)
+                do {
+                    try Adoption.watch(process, identity: identity) { status in
+                        container.markExitObserved(at: MonotonicInstant.now())
+                        events.post(.containerExited(name: name, status: status ?? .exited(code: 255)))
+                    }
+                } catch {
+                    printer.message("warning: container \(name): its exit cannot be watched: \(error)")
+                }
+                supervisor.started(container)
+                printer.message("container \(name) re-adopted: pid \(process.pid)"
+                    + (container.outputLog == nil ? " (its output pipes could not be reopened: not logged)" : ""))
+                continue
+            }
+            var status: ExitStatus?
+            var handle = ProcessHandle?.none
+            if let pause, let keeper = pod.keeper, let number = kept.first,
+               let found = Adoption.keptExit(number: number, identity: identity, pause: pause, keeper: keeper) {
+                handle = found.handle
+                status = found.status
+            }
+            if let handle {
+                pod.adoptStarted(container, process: handle, keeperFDs: kept)
+            } else {
+                container.markCloned()
+            }
+            supervisor.started(container)
+            printer.message("container \(name) exited while podshim was down: "
+                + (status.map { "\($0)" } ?? "its exit status was not kept (reported as 255)"))
+            container.markExitObserved(at: MonotonicInstant.now())
+            events.post(.containerExited(name: name, status: status ?? .exited(code: 255)))
+        }
+        if pause == nil { events.post(.sandboxExited(.exited(code: 255))) }
     }
 
     private func runningOwner() -> Int32? {

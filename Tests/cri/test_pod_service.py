@@ -1,13 +1,15 @@
 """podshim.v1.PodService: a whole manifest under the daemon's supervision — probes, restarts,
 phases and conditions — on the same socket as the CRI, through an independent client."""
 
+import glob
+import os
 import threading
 import time
 import uuid
 
 import grpc
 
-from crihelpers import CRITestCase
+from crihelpers import CRITestCase, find_container_pid, proc_starttime
 from podshim.v1 import pods_pb2 as ppb
 from podshim.v1 import pods_pb2_grpc as ppbg
 
@@ -92,3 +94,62 @@ class PodServiceTest(CRITestCase):
                                timeout=10)
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("manifest.spec.containers", error.exception.details())
+
+    def test_manifest_pod_is_readopted_after_a_daemon_crash(self):
+        """SIGKILL the daemon under a running manifest pod: its processes go on, a container that
+        exits meanwhile is reported with its true exit code and its last line is in its log, and
+        the restarted daemon supervises the pod again (StopPod, RemovePod work)."""
+        stub = self.stub()
+        uid = "svc-" + uuid.uuid4().hex[:8]
+        self.track(uid=uid)
+        manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {{ name: survivor, uid: {uid} }}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: steady
+    image: busybox
+    command: [sh, -c, "echo steady-up; exec sleep 3600"]
+  - name: quits
+    image: busybox
+    command: [sh, -c, "echo quits-up; sleep 5; echo quitting-while-down; exit 3"]
+""".format(uid=uid)
+        pod_id = stub.RunPod(ppb.RunPodRequest(manifest=manifest), timeout=30).pod_id
+        self.wait_status(stub, pod_id, lambda s: all(c.state == "Running" for c in s.containers) and len(s.containers) == 2)
+        pid = None
+        deadline = time.time() + 5
+        while pid is None and time.time() < deadline:
+            pid = find_container_pid(["sleep", "3600"], keys={uid}, daemon_pid=self.daemon.pid, base=self.base)
+            time.sleep(0.1)
+        self.assertIsNotNone(pid)
+        started = proc_starttime(pid)
+        type(self).recorded[pid] = started
+
+        cls = type(self)
+        cls.remember_descendants()
+        self.daemon.kill()
+        cls.client.close()
+        time.sleep(6)  # `quits` exits (3) while no daemon runs
+        self.daemon.start()
+        cls.client = self.new_client(self.daemon.socket)
+        stub = self.stub()
+        try:
+            status = self.wait_status(stub, pod_id, lambda s: any(
+                c.name == "quits" and c.state == "Terminated" for c in s.containers), timeout=20)
+            by_name = {c.name: c for c in status.containers}
+            self.assertEqual(by_name["quits"].exit_code, 3, status)
+            self.assertEqual(by_name["steady"].state, "Running", status)
+            self.assertEqual(proc_starttime(pid), started, "the running container was not re-adopted as it was")
+            logs = glob.glob(os.path.join(self.base, "**", "*%s*" % uid, "quits", "0.log"), recursive=True)
+            self.assertEqual(len(logs), 1, "log of quits: %s" % logs)
+            with open(logs[0]) as f:
+                self.assertIn("quitting-while-down", f.read())
+            stub.StopPod(ppb.StopPodRequest(pod_id=pod_id, grace_period_seconds=1), timeout=10)
+            final = self.wait_status(stub, pod_id, lambda s: s.finished, timeout=20)
+            self.assertTrue(all(c.state == "Terminated" for c in final.containers), final)
+        finally:
+            stub.RemovePod(ppb.RemovePodRequest(pod_id=pod_id), timeout=60)
+        self.assertNotEqual(proc_starttime(pid), started, "the adopted container still runs after RemovePod")
