@@ -82,7 +82,8 @@ let package = Package(
         /// Pods and containers: the planners, termination, supervision, logs, the foreground pod runner.
         .target(
             name: "PodshimRuntime",
-            dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "PodshimImages", "PodshimProcess"]
+            dependencies: ["PodshimSystem", "PodshimCgroups", "PodshimSecurity", "PodshimSpec", "PodshimImages", "PodshimProcess",
+                           "PodshimNetwork"]
         ),
         /// The Kubernetes CRI runtime.v1 messages and gRPC stubs, generated from Proto/ by hack/gen-proto.sh.
         .target(
@@ -94,10 +95,16 @@ let package = Package(
             ]
         ),
         /// `podshim serve`: the CRI services over a guarded Unix socket, durable state, re-adoption.
+        /// Pod networking through CNI plugins: configuration, plugin calls, the attachment cache, netns pins.
+        .target(
+            name: "PodshimNetwork",
+            dependencies: ["PodshimSystem"]
+        ),
         .target(
             name: "PodshimDaemon",
             dependencies: [
                 "PodshimRuntime", "PodshimImages", "PodshimProcess", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
+                "PodshimNetwork",
                 // Imported directly: the seccomp cache (CapabilitySet).
                 "PodshimSecurity",
                 .product(name: "Logging", package: "swift-log"),
@@ -111,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "podshim",
             dependencies: [
-                "PodshimRuntime", "PodshimImages", "PodshimSpec", "PodshimDaemon", "PodshimCRI",
+                "PodshimRuntime", "PodshimImages", "PodshimSpec", "PodshimDaemon", "PodshimCRI", "PodshimNetwork",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

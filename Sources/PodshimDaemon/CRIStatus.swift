@@ -25,6 +25,14 @@ enum CRIStatus {
         status.linux.namespaces.options = options
         // `network` stays unset while the pod has no IP: present with an empty ip reads to the
         // kubelet as "this sandbox lost its network", and it replaces the sandbox.
+        if let ips = sandbox.record.ips, let first = ips.first {
+            status.network.ip = first
+            status.network.additionalIps = ips.dropFirst().map { ip in
+                var additional = Runtime_V1_PodIP()
+                additional.ip = ip
+                return additional
+            }
+        }
         return status
     }
 

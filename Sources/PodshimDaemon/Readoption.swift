@@ -50,6 +50,8 @@ extension SandboxManager {
             }
             let pause = record.pause.flatMap(Self.reopen)
             pod.adoptSandbox(pause, cgroupPath: record.cgroup)
+            // Its hostPorts are taken again (a new pod asking for one of them is refused).
+            _ = network?.restore(podID: record.id, pod: "\(spec.namespace)/\(spec.name)")
             if pause == nil && record.ready {
                 record.ready = false
                 save(record)
@@ -159,6 +161,11 @@ extension SandboxManager {
             store.deleteContainer(record.id)
             report.append("container \(record.id.prefix(13)): its sandbox is gone, record removed")
         }
+        // Attachments of pods that no longer exist (removed while podshim was down, or an
+        // interrupted RunPodSandbox whose DEL failed above): DEL, so no IP or rule leaks.
+        if let network {
+            report += network.collectGarbage(live: Set(allSandboxes.map(\.id)))
+        }
         return report
     }
 
@@ -187,15 +194,23 @@ extension SandboxManager {
                                         containers: [ContainerRecord]) -> String {
         let pause = podRecord?.sandbox.flatMap(Self.reopen)
         pod.adoptSandbox(pause, cgroupPath: podRecord?.cgroup ?? record.cgroup)
+        var networkProblem: String?
+        if let network {
+            do {
+                try network.detach(podID: record.id) // an ADD under way or done: DEL (nothing cached: nothing to do)
+            } catch {
+                networkProblem = "its network could not be released (retried at the next start-up): \(error)"
+            }
+        }
         pod.killSandbox()
-        let problems = pod.removeResources()
+        let problems = pod.removeResources().map(\.description) + (networkProblem.map { [$0] } ?? [])
         for container in containers { store.deleteContainer(container.id) }
         store.deleteSandbox(record.id)
         let name = record.id.prefix(13)
         if problems.isEmpty {
             return "sandbox \(name): RunPodSandbox was interrupted: rolled back" + (pause.map { " (pause pid \($0.pid) killed)" } ?? "")
         }
-        return "sandbox \(name): RunPodSandbox was interrupted: rolled back, but " + problems.map(\.description).joined(separator: "; ")
+        return "sandbox \(name): RunPodSandbox was interrupted: rolled back, but " + problems.joined(separator: "; ")
     }
 
     /// A StartContainer the daemon did not finish: completed when the process runs (adopted as

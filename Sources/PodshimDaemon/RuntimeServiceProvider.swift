@@ -35,13 +35,12 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
             runtime.reason = "StateNotWritable"
             runtime.message = "\(unwritable): \(Errno.last)"
         }
-        // Networking is a pod network namespace with loopback up, and nothing else: no CNI, no
-        // interfaces to the outside. That is ready for what podshim offers, and says so.
+        let condition = await offload { manager.networkCondition }
         var network = Runtime_V1_RuntimeCondition()
         network.type = "NetworkReady"
-        network.status = true
-        network.reason = "LoopbackOnly"
-        network.message = "each pod gets its own network namespace with only loopback up (no CNI plugins, no outside connectivity)"
+        network.status = condition.ready
+        network.reason = condition.reason
+        network.message = condition.message
         var response = Runtime_V1_StatusResponse()
         response.status.conditions = [runtime, network]
         if let notice = manager.pidsLimitNotice {
@@ -81,9 +80,9 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     }
 
     func stopPodSandbox(request: Runtime_V1_StopPodSandboxRequest, context: ServerContext) async throws -> Runtime_V1_StopPodSandboxResponse {
-        do {
+        do throws(PodshimError) {
             let sandbox = try manager.sandbox(request.podSandboxID)
-            await manager.stopPodSandbox(sandbox)
+            if let failure = await manager.stopPodSandbox(sandbox) { throw failure }
         } catch let error where error.code == .notFound {
             // Stopping what is gone is done (the kubelet retries after restarts).
         }

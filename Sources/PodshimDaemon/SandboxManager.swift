@@ -11,6 +11,7 @@ import PodshimSpec
 import PodshimSystem
 import SwiftProtobuf
 import PodshimProcess
+import PodshimNetwork
 
 /// The daemon's pods and containers: the CRI's operations on top of ``Pod``, with durable records.
 /// Blocking methods: call them through ``offload(_:)``.
@@ -23,6 +24,8 @@ final class SandboxManager: Sendable {
     let logger: Logger
     /// Starts and kills pause processes and containers (``PodLauncher``; a fake in unit tests).
     let launcher: any Launcher
+    /// Pod networking through CNI; nil with `--network none` (loopback-only pods).
+    let network: CNIManager?
     private struct Table {
         var sandboxes: [String: ManagedSandbox] = [:]
         /// Names being created right now (name/namespace/uid/attempt), so two racing RunPodSandbox
@@ -41,6 +44,7 @@ final class SandboxManager: Sendable {
         self.configuration = configuration
         self.hierarchy = hierarchy
         self.logger = logger
+        network = configuration.cniManager()
         store = StateStore(stateDirectory: configuration.stateDirectory)
         images = ImageStore(directory: configuration.imageDirectory)
     }
@@ -100,13 +104,31 @@ final class SandboxManager: Sendable {
             Failpoint.hit("run-pod-sandbox/prepared")
             try launcher.startSandbox(of: pod)
             Failpoint.hit("run-pod-sandbox/started")
+            if let network, !spec.hostNetwork, let pause = pod.sandbox {
+                // The record says `creating`: a crash from here on is rolled back with a DEL.
+                let attachment = try network.attach(Self.networkRequest(config, id: id, cgroup: pod.cgroups?.pod.path),
+                                                    pausePID: pause.pid)
+                record.ips = attachment.ips
+                try pod.writeHosts(ips: attachment.ips)
+                Failpoint.hit("run-pod-sandbox/networked")
+            }
         } catch {
             logger.error("RunPodSandbox \(metadata.namespace)/\(metadata.name) failed: \(error)")
+            if let network {
+                for problem in network.takeProblems() { logger.warning("RunPodSandbox \(metadata.namespace)/\(metadata.name): \(problem)") }
+                do {
+                    try network.detach(podID: id)
+                } catch {
+                    logger.error("RunPodSandbox \(metadata.namespace)/\(metadata.name): network left for the next start-up to release: \(error)")
+                }
+            }
             launcher.killSandbox(of: pod)
             _ = pod.events.nextBlocking(until: pod.events.clock.now().advanced(bySeconds: 5)) // on a Dispatch worker (offloaded)
             for problem in pod.removeResources() { logger.warning("cleanup of failed sandbox \(id): \(problem)") }
             store.deleteSandbox(id)
-            throw CRIError.internal("run pod sandbox \(metadata.namespace)/\(metadata.name): \(error)")
+            let failure = PodshimError.from(error)
+            throw PodshimError(failure.code == .notFound ? .internal : failure.code, operation: "run pod sandbox",
+                               subject: "\(metadata.namespace)/\(metadata.name)", errno: failure.errno, message: failure.description)
         }
         record.pause = pod.sandbox.flatMap { ProcessIdentity.of(pid: $0.pid) }
         record.cgroup = pod.cgroups?.pod.path
@@ -120,6 +142,31 @@ final class SandboxManager: Sendable {
         table.withLock { $0.sandboxes[id] = sandbox }
         logger.info("sandbox \(id.prefix(13)) \(metadata.namespace)/\(metadata.name) ready, pause pid \(pod.sandbox?.pid ?? 0)")
         return id
+    }
+
+    /// What CNI is told about the pod: its names (CNI_ARGS), hostPorts (portMappings: those with a
+    /// host port, protocol in lower case, as containerd passes them) and cgroup.
+    static func networkRequest(_ config: Runtime_V1_PodSandboxConfig, id: String, cgroup: String?) -> PodNetworkRequest {
+        let mappings = config.portMappings.filter { $0.hostPort > 0 }.map { mapping in
+            PortMapping(hostPort: Int(mapping.hostPort), containerPort: Int(mapping.containerPort),
+                        protocol: mapping.protocol == .udp ? "udp" : mapping.protocol == .sctp ? "sctp" : "tcp",
+                        hostIP: mapping.hostIp)
+        }
+        return PodNetworkRequest(podID: id, namespace: config.metadata.namespace, name: config.metadata.name,
+                                 uid: config.metadata.uid, portMappings: mappings, cgroupPath: cgroup)
+    }
+
+    /// NetworkReady as Status reports it: CNI's default network loaded and its plugins found.
+    var networkCondition: (ready: Bool, reason: String, message: String) {
+        guard let network else {
+            return (true, "NetworkingOff", "podshim runs with --network none: each pod gets its own network namespace with only loopback up")
+        }
+        switch network.network() {
+        case .success(let list):
+            return (true, "", "CNI network \(list.name) from \(list.file) (plugins \(list.types.joined(separator: ", ")))")
+        case .failure(let error):
+            return (false, "NetworkPluginNotReady", "cni plugin not initialized: \(error)")
+        }
     }
 
     /// Where the sandbox's cgroups go: under the kubelet's `cgroup_parent` (in the form of the
@@ -145,8 +192,10 @@ final class SandboxManager: Sendable {
     }
 
     /// Stops every container (at once, as containerd does: the kubelet has already given them their
-    /// grace period) and the pause process. Idempotent.
-    func stopPodSandbox(_ sandbox: ManagedSandbox) async {
+    /// grace period) and the pause process, then detaches the pod from the network (CNI DEL).
+    /// Idempotent. Returns the DEL's failure: the kubelet retries the stop.
+    @discardableResult
+    func stopPodSandbox(_ sandbox: ManagedSandbox) async -> PodshimError? {
         let containers: [ManagedContainer] = sandbox.lock.withLock {
             if sandbox.record.stopping != true && sandbox.record.ready {
                 // Terminating: out of readiness at once, and recorded so a restart finishes it.
@@ -174,11 +223,24 @@ final class SandboxManager: Sendable {
                 save(sandbox.record)
             }
         }
+        guard let network, !sandbox.pod.spec.hostNetwork else { return nil }
+        let id = sandbox.id
+        let failure: PodshimError? = await offload { () -> PodshimError? in
+            do throws(PodshimError) {
+                try network.detach(podID: id)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { logger.error("sandbox \(id.prefix(13)): \(failure)") }
+        return failure
     }
 
     /// Stops the sandbox, removes its containers, cgroups, mounts and directories. Idempotent.
     func removePodSandbox(_ sandbox: ManagedSandbox) async throws(PodshimError) {
-        await stopPodSandbox(sandbox)
+        // A DEL that failed at stop is tried again; still failing, the sandbox stays for a retry.
+        if let failure = await stopPodSandbox(sandbox) { throw failure }
         let containers = sandbox.lock.withLock { sandbox.containers }
         for container in containers {
             try await removeContainer(container, in: sandbox)

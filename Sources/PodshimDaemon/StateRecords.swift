@@ -23,6 +23,8 @@ struct SandboxRecord: Codable, Equatable, Sendable {
     /// RunPodSandbox began and has not finished: a restarted daemon rolls it back (kills the
     /// pause process, removes the cgroups, mounts, directories and the record).
     var creating: Bool?
+    /// The pod's IPs from CNI, the first IPv4 first (PodSandboxStatus.network).
+    var ips: [String]?
 }
 
 /// What the daemon keeps about a container.

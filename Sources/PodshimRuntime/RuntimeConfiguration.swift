@@ -1,3 +1,14 @@
+import PodshimNetwork
+
+/// How pods are networked.
+public enum NetworkSetting: Sendable, Equatable {
+    /// Each pod gets its own network namespace with only loopback up.
+    case none
+    /// CNI plugins: the default network of the configuration directory; a plugin call that takes
+    /// longer than `timeoutSeconds` is killed.
+    case cni(CNIConfigurationDirectory, timeoutSeconds: Double)
+}
+
 /// Where podshim keeps things on the host.
 public struct RuntimeConfiguration: Sendable, Equatable {
     /// Volatile state: per-pod state files, the pod's /dev/shm, generated /etc files. Default /run/podshim.
@@ -18,6 +29,17 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     public var podPidsLimit: Int64?
     /// How a CRI `cgroup_parent` is written: a cgroupfs path or a systemd slice name.
     public var cgroupDriver: CgroupDriver
+    /// Pod networking (host-network pods never take part).
+    public var network: NetworkSetting = .none
+
+    /// The CNI driver for ``network`` (nil for `.none`): attachments cached under the root
+    /// directory (host-local leases outlive a reboot, so must the means to release them), network
+    /// namespaces pinned under the state directory.
+    public func cniManager() -> CNIManager? {
+        guard case .cni(let directory, let timeout) = network else { return nil }
+        return CNIManager(options: .init(configuration: directory, cacheDirectory: rootDirectory + "/cni/results",
+                                         pinDirectory: stateDirectory + "/netns", timeoutSeconds: timeout))
+    }
 
     public init(
         stateDirectory: String = "/run/podshim", rootDirectory: String = "/var/lib/podshim",

@@ -26,6 +26,30 @@ struct ManifestNode {
         }
     }
 
+    /// The documents of the YAML stream `yaml` that are not empty, each at the empty path with
+    /// its position in the stream (empty and null documents count, so `index` is what a reader
+    /// counts between the `---` lines). The ``YAMLBudget`` bounds the stream as a whole. A YAML
+    /// syntax error, in any document, is thrown at the path `manifest`, with its line and column.
+    static func documents(yaml: String) throws(ManifestError) -> [(index: Int, node: ManifestNode)] {
+        try YAMLBudget.check(yaml)
+        do {
+            let parser = try Parser(yaml: yaml)
+            var documents: [(index: Int, node: ManifestNode)] = []
+            var index = 0
+            while let root = try parser.nextRoot() {
+                let node = ManifestNode(node: root, path: "")
+                if !node.isNull { documents.append((index, node)) }
+                index += 1
+            }
+            return documents
+        } catch {
+            throw ManifestError(path: "manifest", message: describe(yamlError: error))
+        }
+    }
+
+    /// The line the node starts on (1 for the first), when the parser recorded it.
+    var line: Int? { node.mark?.line }
+
     /// An error about this node.
     func error(_ message: String) -> ManifestError {
         ManifestError(path: path, message: message)

@@ -15,23 +15,64 @@ import Foundation
 public enum ManifestParser {
     /// Parses and validates a Pod manifest.
     ///
-    /// - Parameter yaml: the manifest text, a single YAML document.
+    /// - Parameter yaml: the manifest text, a single YAML document (empty documents around it,
+    ///   such as a leading or trailing `---`, are ignored).
     /// - Returns: the validated pod, with defaults filled in.
     /// - Throws: ``ManifestError`` for the first problem found. YAML syntax errors, an empty
-    ///   document and a document that is not a mapping are reported at the path `manifest`.
+    ///   document, a document that is not a mapping and a stream of several documents (which
+    ///   ``parseAll(yaml:)`` reads) are reported at the path `manifest`.
     public static func parse(yaml: String) throws(ManifestError) -> PodSpec {
-        guard let document = try ManifestNode.document(yaml: yaml), !document.isNull else {
+        let documents = try ManifestNode.documents(yaml: yaml)
+        guard let first = documents.first else {
             throw ManifestError(path: "manifest", message: "empty")
         }
-        guard case .mapping = document.node else {
-            throw ManifestError(path: "manifest", message: "must be a mapping (a Pod manifest)")
+        guard documents.count == 1 else {
+            let line = documents[1].node.line.map { " (the second starts at line \($0))" } ?? ""
+            throw ManifestError(path: "manifest",
+                                message: "several documents\(line): use ManifestParser.parseAll to read more than one pod")
         }
-        do {
-            return try parsePod(document)
-        } catch where error.path.isEmpty {
-            // Only the document itself has the empty path.
-            throw ManifestError(path: "manifest", message: error.message)
+        return try parseDocument(first.node, at: "manifest")
+    }
+
+    /// Parses and validates a stream of Pod manifests, YAML documents separated by `---`; empty
+    /// documents are skipped.
+    ///
+    /// - Returns: the validated pods, in the order of the stream.
+    /// - Throws: ``ManifestError`` for the first problem found. With one document, exactly as
+    ///   ``parse(yaml:)``; with several, the path starts with the document's position in the
+    ///   stream, counting empty ones (`documents[1].spec.containers[0].image`, `documents[2]` for
+    ///   the document itself). Pod names must be unique in the stream, and so must the uids it
+    ///   gives. The ``YAMLBudget`` applies to the stream as a whole.
+    public static func parseAll(yaml: String) throws(ManifestError) -> [PodSpec] {
+        let documents = try ManifestNode.documents(yaml: yaml)
+        guard let first = documents.first else {
+            throw ManifestError(path: "manifest", message: "empty")
         }
+        if documents.count == 1 { return [try parseDocument(first.node, at: "manifest")] }
+
+        var pods: [PodSpec] = []
+        var names: [String: Int] = [:]
+        var uids: [String: Int] = [:]
+        for (index, node) in documents {
+            let document = "documents[\(index)]"
+            let pod: PodSpec
+            do {
+                pod = try parseDocument(node, at: "")
+            } catch {
+                let path = error.path.isEmpty || error.path.hasPrefix("[") ? document + error.path : "\(document).\(error.path)"
+                throw ManifestError(path: path, message: error.message)
+            }
+            if let earlier = names.updateValue(index, forKey: pod.name) {
+                throw ManifestError(path: "\(document).metadata.name",
+                                    message: "\"\(pod.name)\" is already the name of documents[\(earlier)]")
+            }
+            if let uid = pod.uid, let earlier = uids.updateValue(index, forKey: uid) {
+                throw ManifestError(path: "\(document).metadata.uid",
+                                    message: "\"\(uid)\" is already the uid of documents[\(earlier)]")
+            }
+            pods.append(pod)
+        }
+        return pods
     }
 
     /// Reads the file at `path` and parses it as a Pod manifest.
@@ -39,11 +80,36 @@ public enum ManifestParser {
     /// - Throws: ``ManifestError`` at the path `manifest` when the file cannot be read or is not
     ///   UTF-8 text, and otherwise as ``parse(yaml:)``.
     public static func parse(contentsOf path: String) throws(ManifestError) -> PodSpec {
+        try parse(yaml: text(contentsOf: path))
+    }
+
+    /// Reads the file at `path` and parses it as a stream of Pod manifests.
+    ///
+    /// - Throws: ``ManifestError`` at the path `manifest` when the file cannot be read or is not
+    ///   UTF-8 text, and otherwise as ``parseAll(yaml:)``.
+    public static func parseAll(contentsOf path: String) throws(ManifestError) -> [PodSpec] {
+        try parseAll(yaml: text(contentsOf: path))
+    }
+
+    private static func text(contentsOf path: String) throws(ManifestError) -> String {
         let bytes = try ManifestFile.contents(of: path)
         guard let text = String(bytes: bytes, encoding: .utf8) else {
             throw ManifestError(path: "manifest", message: "cannot read \(path): not UTF-8 text")
         }
-        return try parse(yaml: text)
+        return text
+    }
+
+    /// One document as a pod; an error about the document itself is thrown at `documentPath`.
+    private static func parseDocument(_ document: ManifestNode, at documentPath: String) throws(ManifestError) -> PodSpec {
+        guard case .mapping = document.node else {
+            throw ManifestError(path: documentPath, message: "must be a mapping (a Pod manifest)")
+        }
+        do {
+            return try parsePod(document)
+        } catch where error.path.isEmpty {
+            // Only the document itself has the empty path.
+            throw ManifestError(path: documentPath, message: error.message)
+        }
     }
 
     // MARK: - Pod, metadata, spec
@@ -53,7 +119,7 @@ public enum ManifestParser {
     private static let specFields: Set<String> = [
         "hostname", "restartPolicy", "terminationGracePeriodSeconds", "shareProcessNamespace",
         "hostNetwork", "hostPID", "hostIPC",
-        "securityContext", "volumes", "containers",
+        "securityContext", "volumes", "containers", "dnsPolicy", "dnsConfig",
     ]
 
     /// The default for `spec.terminationGracePeriodSeconds`, as in Kubernetes.
@@ -109,6 +175,7 @@ public enum ManifestParser {
         result.hostNetwork = try spec.bool("hostNetwork") ?? false
         result.hostPID = try spec.bool("hostPID") ?? false
         result.hostIPC = try spec.bool("hostIPC") ?? false
+        (result.dnsPolicy, result.podDNSConfig) = try parseDNS(in: spec)
         if result.hostPID && shareProcessNamespace {
             throw ManifestError(path: "spec.shareProcessNamespace", message: "cannot be true together with hostPID")
         }

@@ -39,8 +39,15 @@ public struct PodSpec: Equatable, Sendable {
     public var hostIPC: Bool = false
     /// Namespaced sysctls written in the pod's namespaces (`spec.securityContext.sysctls`, CRI sysctls).
     public var sysctls: [Sysctl] = []
-    /// The pod's resolv.conf (`spec.dnsConfig`, CRI DnsConfig); nil = the host's.
+    /// The pod's resolv.conf as the CRI's DnsConfig gives it: it replaces the host's file whole.
+    /// Nil = ``dnsPolicy`` and ``podDNSConfig`` decide (see ``resolvConf(hostResolvConf:)``).
     public var dnsConfig: DNSConfig?
+    /// `spec.dnsPolicy`, `ClusterFirst` when absent (as in Kubernetes); podshim has no cluster DNS,
+    /// so the cluster policies fall back to `Default` (``DNSPolicy/effective``).
+    public var dnsPolicy: DNSPolicy = .clusterFirst
+    /// `spec.dnsConfig`: added to the host's resolv.conf, or all of it with dnsPolicy `None`.
+    /// Nil when absent or empty.
+    public var podDNSConfig: PodDNSConfig?
 
     public init(
         name: String, namespace: String = "default", uid: String? = nil,

@@ -7,6 +7,10 @@ import CYaml
 ///
 /// One pass of libyaml's event parser (the one Yams uses): each node counts 1, an alias counts the
 /// nodes of what it names, a collection the sum of its children.
+///
+/// The limits hold for the whole stream, every document together (``ManifestParser/parseAll(yaml:)``),
+/// and anchors are not forgotten at a document's end: Yams' composer resolves an alias to an anchor
+/// of an earlier document, so a bomb can be split across documents.
 enum YAMLBudget {
     /// Bytes of manifest text.
     static let maximumBytes = 1 << 20

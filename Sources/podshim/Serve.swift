@@ -37,6 +37,7 @@ struct Serve: AsyncParsableCommand {
     var cgroupDriver: CgroupDriver?
 
     @OptionGroup var host: HostOptions
+    @OptionGroup var networkOptions: NetworkOptions
 
     func run() async throws {
         let file: ServeConfigFile.Values
@@ -57,6 +58,12 @@ struct Serve: AsyncParsableCommand {
         }
         var configuration = host.runtimeConfiguration(file: file)
         configuration.cgroupDriver = cgroupDriver ?? file.cgroupDriver ?? .cgroupfs
+        do {
+            configuration.network = try networkOptions.serveSetting(file: file)
+        } catch {
+            FileHandle.standardError.write(Data("podshim serve: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         let socket = self.socket.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
             ?? file.socket ?? Serve.defaultSocket
         let options = Daemon.Options(

@@ -32,6 +32,10 @@ struct ServeConfigFile {
         var cgroupDriver: CgroupDriver?
         var requireCgroups: Bool?
         var podPidsLimit: Int64?
+        var network: NetworkOptions.Mode?
+        var cniConfDir: String?
+        var cniBinDir: String?
+        var cniTimeout: Double?
     }
 
     /// `/etc/podshim/podshim.conf:7: cgroup-driver: "cgroup" is not one of cgroupfs, systemd`.
@@ -53,6 +57,7 @@ struct ServeConfigFile {
     static let keys = [
         "socket", "socket-group", "state-dir", "root", "image-dir", "log-dir", "pause-binary",
         "cgroup-root", "cgroup-driver", "require-cgroups", "pod-pids-limit",
+        "network", "cni-conf-dir", "cni-bin-dir", "cni-timeout",
     ]
 
     /// Parses a file's text; `path` only names the file in errors.
@@ -104,6 +109,20 @@ struct ServeConfigFile {
                 case "false": values.requireCgroups = false
                 default: throw fail("\"\(value)\" is not true or false")
                 }
+            case "network":
+                guard let mode = NetworkOptions.Mode(rawValue: value), mode != .host else {
+                    throw fail("\"\(value)\" is not one of cni, none")
+                }
+                values.network = mode
+            case "cni-conf-dir": values.cniConfDir = try absolutePath()
+            case "cni-bin-dir":
+                guard value.split(separator: ":").allSatisfy({ $0.hasPrefix("/") }) else {
+                    throw fail("\"\(value)\" is not a ':'-separated list of absolute paths")
+                }
+                values.cniBinDir = value
+            case "cni-timeout":
+                guard let seconds = Double(value), seconds > 0 else { throw fail("\"\(value)\" is not a number of seconds above 0") }
+                values.cniTimeout = seconds
             case "pod-pids-limit":
                 guard let limit = Int64(value), limit >= 1 else { throw fail("\"\(value)\" is not a whole number of at least 1") }
                 values.podPidsLimit = limit

@@ -41,7 +41,14 @@ final class ManifestErrorTests: XCTestCase {
     func testSecondDocument() {
         assertManifestError(
             manifest() + "\n---\n" + manifest(),
-            "manifest: invalid YAML at line 5, column 1: expected a single document in the stream, but found another document"
+            "manifest: several documents (the second starts at line 6): use ManifestParser.parseAll to read more than one pod"
+        )
+        // Empty documents around the one pod are not a second document.
+        XCTAssertEqual(parseManifest("---\n" + manifest() + "\n---\n# end\n")?.name, "web")
+        // A syntax error in a later document is still a syntax error.
+        assertManifestError(
+            manifest() + "\n---\nkind: [Pod\n",
+            "manifest: invalid YAML at line 7, column 1: did not find expected ',' or ']' (while parsing a flow sequence at line 6, column 7)"
         )
     }
 

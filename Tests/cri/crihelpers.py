@@ -271,8 +271,11 @@ class Daemon:
     """One `podshim serve` on dirs under `base`."""
 
     def __init__(self, base, socket_path=None, socket_group=None, name="daemon",
-                 state=None, root=None, logs=None, precreate_socket_dir=True, extra_args=(), image_dir=None):
+                 state=None, root=None, logs=None, precreate_socket_dir=True, extra_args=(), image_dir=None,
+                 node_netns=None):
         self.base = base
+        # A network namespace file the daemon runs in (a throw-away "node" for CNI tests).
+        self.node_netns = node_netns
         self.image_dir = image_dir or IMAGE_DIR
         self.name = name
         self.socket = socket_path or os.path.join(base, "run", "cri.sock")
@@ -293,6 +296,11 @@ class Daemon:
              "--root", self.root, "--image-dir", self.image_dir, "--log-dir", self.logs]
         if self.socket_group is not None:
             a += ["--socket-group", str(self.socket_group)]
+        if "--network" not in self.extra_args:
+            a += ["--network", "none"]  # CNI tests say otherwise
+        if self.node_netns:
+            # nsenter enters the network namespace and execs podshim (same pid).
+            a = ["nsenter", "--net=" + self.node_netns] + a
         return a + self.extra_args
 
     def spawn(self):

@@ -189,7 +189,7 @@ class ConformanceBehaviourTest(CRITestCase):
         conditions = {c.type: c for c in self.client.rt.Status(pb.StatusRequest(), timeout=10).status.conditions}
         self.assertTrue(conditions["RuntimeReady"].status)
         self.assertTrue(conditions["NetworkReady"].status)
-        self.assertEqual(conditions["NetworkReady"].reason, "LoopbackOnly")
+        self.assertEqual(conditions["NetworkReady"].reason, "NetworkingOff")
         self.assertIn("loopback", conditions["NetworkReady"].message)
 
     def test_metadata_labels_and_annotations_are_kept(self):

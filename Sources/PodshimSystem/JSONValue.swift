@@ -1,6 +1,8 @@
 /// A JSON value, parsed by a small strict RFC 8259 parser of our own, so that integers keep all 64
 /// bits (syscall argument values go up to 2^64 − 1) and syntax errors name a line and column.
-enum JSONValue: Equatable, Sendable {
+/// Objects keep their members in document order, so a document read and written again (a CNI
+/// configuration handed on to a plugin) keeps its keys as they were.
+public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     /// The number's literal text, converted on use (`-1`, `4294967295`, `1.5e3`).
@@ -10,7 +12,7 @@ enum JSONValue: Equatable, Sendable {
     /// Members in document order; a repeated key keeps its last value when looked up.
     case object([(key: String, value: JSONValue)])
 
-    static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): return true
         case let (.bool(a), .bool(b)): return a == b
@@ -24,7 +26,7 @@ enum JSONValue: Equatable, Sendable {
     }
 
     /// What kind of value this is, for messages: `a string`, `an array`, ….
-    var kindDescription: String {
+    public var kindDescription: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
@@ -36,19 +38,19 @@ enum JSONValue: Equatable, Sendable {
     }
 
     /// Parses one JSON document (optionally preceded by a UTF-8 byte order mark).
-    static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         return try parser.parseDocument()
     }
 }
 
 /// Why a document is not JSON, with the 1-based line and column of the offending byte.
-struct JSONSyntaxError: Error, Equatable, CustomStringConvertible {
-    var message: String
-    var line: Int
-    var column: Int
+public struct JSONSyntaxError: Error, Equatable, CustomStringConvertible {
+    public var message: String
+    public var line: Int
+    public var column: Int
 
-    var description: String { "\(message) at line \(line), column \(column)" }
+    public var description: String { "\(message) at line \(line), column \(column)" }
 }
 
 private struct JSONParser {
@@ -323,4 +325,92 @@ private struct JSONParser {
         }
         return JSONSyntaxError(message: message, line: line, column: column)
     }
+}
+
+// MARK: - Reading and writing
+
+extension JSONValue {
+    /// The member `key` of an object (its last value when repeated); nil for a missing key or a non-object.
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.last { $0.key == key }?.value
+    }
+
+    public var stringValue: String? { if case .string(let value) = self { value } else { nil } }
+    public var boolValue: Bool? { if case .bool(let value) = self { value } else { nil } }
+    public var arrayValue: [JSONValue]? { if case .array(let value) = self { value } else { nil } }
+    public var objectMembers: [(key: String, value: JSONValue)]? { if case .object(let value) = self { value } else { nil } }
+    /// A number that is an integer in Int's range.
+    public var intValue: Int? { if case .number(let text) = self { Int(text) } else { nil } }
+
+    /// This object with `key` set to `value` (replacing every earlier member of that name, in place
+    /// of the first); a non-object is returned as it is.
+    public func setting(_ key: String, to value: JSONValue) -> JSONValue {
+        guard case .object(var members) = self else { return self }
+        if let first = members.firstIndex(where: { $0.key == key }) {
+            members[first].value = value
+            members = members.enumerated().filter { $0.offset == first || $0.element.key != key }.map(\.element)
+        } else {
+            members.append((key, value))
+        }
+        return .object(members)
+    }
+
+    /// This object without `key`.
+    public func removing(_ key: String) -> JSONValue {
+        guard case .object(let members) = self else { return self }
+        return .object(members.filter { $0.key != key })
+    }
+
+    /// Compact JSON text (numbers as they were written, strings escaped as RFC 8259 requires).
+    public var text: String {
+        var output = ""
+        write(to: &output)
+        return output
+    }
+
+    private func write(to output: inout String) {
+        switch self {
+        case .null: output += "null"
+        case .bool(let value): output += value ? "true" : "false"
+        case .number(let literal): output += literal
+        case .string(let value): Self.writeString(value, to: &output)
+        case .array(let values):
+            output += "["
+            for (index, value) in values.enumerated() {
+                if index > 0 { output += "," }
+                value.write(to: &output)
+            }
+            output += "]"
+        case .object(let members):
+            output += "{"
+            for (index, member) in members.enumerated() {
+                if index > 0 { output += "," }
+                Self.writeString(member.key, to: &output)
+                output += ":"
+                member.value.write(to: &output)
+            }
+            output += "}"
+        }
+    }
+
+    private static func writeString(_ value: String, to output: inout String) {
+        output += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case _ where scalar.value < 0x20:
+                output += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: output.unicodeScalars.append(scalar)
+            }
+        }
+        output += "\""
+    }
+
+    /// A JSON number value from an integer.
+    public static func integer(_ value: Int) -> JSONValue { .number(String(value)) }
 }
