@@ -133,6 +133,7 @@ let package = Package(
         ),
         .testTarget(name: "PodshimSpecTests", dependencies: ["PodshimSpec"]),
         .testTarget(name: "PodshimSecurityTests", dependencies: ["PodshimSecurity", "PodshimSystem"]),
+        .testTarget(name: "PodshimNetworkTests", dependencies: ["PodshimNetwork", "PodshimSystem"]),
         .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimImages", "PodshimSystem", "PodshimTesting",
                                                                  .product(name: "Logging", package: "swift-log")]),

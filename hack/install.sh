@@ -103,10 +103,41 @@ $pause_line
 #require-cgroups = false
 # pids.max of every pod cgroup, like the kubelet's podPidsLimit. Default: no limit.
 #pod-pids-limit = 4096
+
+# Pod networking: cni (the first configuration in cni-conf-dir) or none (loopback only).
+#network = cni
+#cni-conf-dir = /etc/cni/net.d
+#cni-bin-dir = /opt/cni/bin:/usr/lib/cni
+# Seconds a CNI plugin call may take.
+#cni-timeout = 60
 EOF
   chmod 0644 "$dest$config.new"
   mv -f "$dest$config.new" "$dest$config"
   echo "== wrote $dest$config"
+fi
+
+# A default pod network (Debian's containernetworking-plugins), unless the node has one already:
+# bridge psh0 with 10.88.0.0/16, hostPorts through portmap. Pods then reach each other by IP.
+cni_dir=$dest/etc/cni/net.d
+if ls "$cni_dir"/*.conf "$cni_dir"/*.conflist "$cni_dir"/*.json >/dev/null 2>&1; then
+  echo "== kept the CNI configuration in $cni_dir"
+else
+  install -d -m 0755 "$cni_dir"
+  cat >"$cni_dir/10-podshim.conflist.new" <<'EOF'
+{
+  "cniVersion": "1.0.0",
+  "name": "podshim",
+  "plugins": [
+    { "type": "bridge", "bridge": "psh0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.88.0.0/16" }]], "routes": [{ "dst": "0.0.0.0/0" }] } },
+    { "type": "portmap", "capabilities": { "portMappings": true } },
+    { "type": "firewall" }
+  ]
+}
+EOF
+  chmod 0644 "$cni_dir/10-podshim.conflist.new"
+  mv -f "$cni_dir/10-podshim.conflist.new" "$cni_dir/10-podshim.conflist"
+  echo "== wrote $cni_dir/10-podshim.conflist"
 fi
 
 install -d -m 0755 "$dest/etc/systemd/system"

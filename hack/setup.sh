@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
 
-packages=(libseccomp-dev libcap-dev busybox-static gcc libc6-dev)
+# containernetworking-plugins and iptables: pod networking through CNI (bridge, host-local, portmap).
+packages=(libseccomp-dev libcap-dev busybox-static gcc libc6-dev containernetworking-plugins iptables)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

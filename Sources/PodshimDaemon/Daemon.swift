@@ -83,6 +83,7 @@ public struct Daemon {
         for line in manager.readopt() { logger.notice("\(line)") }
         let manifestPods = ManifestPods(configuration: configuration, logger: logger)
         for line in manifestPods.readopt() { logger.notice("\(line)") }
+        for line in manager.collectNetworkGarbage() { logger.notice("\(line)") }
         if let notice = manager.cgroupNotice { logger.warning("\(notice)") }
         if let notice = manager.pidsLimitNotice { logger.warning("\(notice)") }
 

@@ -161,11 +161,6 @@ extension SandboxManager {
             store.deleteContainer(record.id)
             report.append("container \(record.id.prefix(13)): its sandbox is gone, record removed")
         }
-        // Attachments of pods that no longer exist (removed while podshim was down, or an
-        // interrupted RunPodSandbox whose DEL failed above): DEL, so no IP or rule leaks.
-        if let network {
-            report += network.collectGarbage(live: Set(allSandboxes.map(\.id)))
-        }
         return report
     }
 
@@ -185,6 +180,18 @@ extension SandboxManager {
             report.append("sandbox \(sandbox.id.prefix(13)): stop was under way, finished")
             Task { await self.stopPodSandbox(sandbox) }
         }
+    }
+
+    /// Network attachments of pods that no longer exist (removed while podshim was down, or an
+    /// interrupted RunPodSandbox whose DEL failed): DEL, so no IP or rule leaks. A pod is live
+    /// while it has a state directory (CRI sandboxes, pod service pods, `podshim run` pods of the
+    /// same state directory); call after every kind has been re-adopted.
+    func collectNetworkGarbage() -> [String] {
+        guard let network else { return [] }
+        let podsDirectory = configuration.stateDirectory + "/pods"
+        // No pods directory: no pod is live.
+        let live = Set((try? FileManager.default.contentsOfDirectory(atPath: podsDirectory)) ?? []).union(allSandboxes.map(\.id))
+        return network.collectGarbage(live: live)
     }
 
     /// A RunPodSandbox the daemon did not finish is undone: its pause process (found through the

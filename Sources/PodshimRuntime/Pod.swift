@@ -130,9 +130,9 @@ public final class Pod: Sendable {
                 ? ((try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? Self.hostsFile(hostname: hostname))
                 : Self.hostsFile(hostname: hostname)
             try FileSystem.writeAtomically(layout.etcDirectory + "/hosts", hosts, durable: false)
-            let resolv = spec.dnsConfig?.resolvConf
-                // A host without resolv.conf has no DNS servers to pass on.
-                ?? (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+            // The CRI's DnsConfig, else the manifest's dnsPolicy and dnsConfig over the host's file.
+            // A host without resolv.conf has no DNS servers to pass on.
+            let resolv = spec.resolvConf(hostResolvConf: (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? "")
             try FileSystem.writeAtomically(layout.etcDirectory + "/resolv.conf", resolv, durable: false)
             try FileSystem.createDirectory(layout.dataDirectory, mode: 0o711)
             try FileSystem.createDirectory(layout.logDirectory)

@@ -4,6 +4,7 @@ import Glibc
 import PodshimCgroups
 import PodshimSpec
 import PodshimSystem
+import PodshimNetwork
 
 /// Runs one pod in the foreground (`podshim run`): start the sandbox and the containers, stream
 /// their output, wait until every container has exited, then remove everything but the logs.
@@ -26,6 +27,8 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
     private var requestedGrace: Int64?
     /// The pod's record when this runner takes over a pod a previous daemon ran.
     private let adopting: PodStateRecord?
+    /// Pod networking through CNI (nil: loopback only).
+    private let network: CNIManager?
 
     /// The pod's status as of its last event; safe from any thread.
     public var status: PodStatusSnapshot { snapshotLock.withLock { snapshot } }
@@ -61,6 +64,7 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
                 adopting: PodStateRecord? = nil) throws(ManifestError) {
         self.launcher = launcher
         self.adopting = adopting
+        network = spec.hostNetwork ? nil : configuration.cniManager()
         let podID = spec.uid ?? UUID().uuidString.lowercased()
         let layout = PodLayout(pod: spec, podID: podID, configuration: configuration)
         guard access(configuration.pauseBinary, X_OK) == 0 else {
@@ -162,12 +166,29 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
     /// Prepares the pod, starts its sandbox and containers (blocking: on a Dispatch worker).
     private func setUp() -> PodError? {
         var sandboxMilliseconds = 0.0
-        do {
+        do throws(PodError) {
             try pod.prepare()
             let begin = MonotonicInstant.now()
             try launcher.startSandbox(of: pod)
             sandboxMilliseconds = MonotonicInstant.now().milliseconds(since: begin)
             if let notice = pod.cgroupNotice { printer.message("warning: " + notice) }
+            if let network, let pause = pod.sandbox {
+                let spec = pod.spec
+                let request = PodNetworkRequest(podID: pod.layout.podID, namespace: spec.namespace, name: spec.name,
+                                                uid: spec.uid ?? pod.layout.podID, cgroupPath: pod.cgroups?.pod.path)
+                do throws(PodshimError) {
+                    let attachment = try network.attach(request, pausePID: pause.pid)
+                    do {
+                        try pod.writeHosts(ips: attachment.ips)
+                    } catch {
+                        throw PodshimError.from(error)
+                    }
+                    printer.message("pod \(spec.name): IP \(attachment.ips.joined(separator: ", ")) (CNI network \(attachment.network))")
+                } catch {
+                    for problem in network.takeProblems() { printer.message("warning: " + problem) }
+                    throw PodError("pod \(spec.name) network", error)
+                }
+            }
             printer.message("pod \(pod.spec.name) (uid \(pod.layout.podID)): sandbox pid \(pod.sandbox?.pid ?? 0) "
                 + "(\(String(format: "%.1f", sandboxMilliseconds)) ms), logs in \(pod.layout.logDirectory)")
             if SandboxPlanner.isPrivileged(pod.spec) {
@@ -377,7 +398,8 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
         for container in pod.containers { container.kill() }
     }
 
-    /// Kills the sandbox, waits for it, removes every mount and directory of the pod.
+    /// Kills the sandbox, waits for it, detaches the pod from the network (CNI DEL), removes every
+    /// mount and directory of the pod.
     private func tearDown() async -> [PodError] {
         if pod.sandbox != nil {
             launcher.killSandbox(of: pod)
@@ -386,6 +408,16 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
                 if case .sandboxExited = event { break waitLoop }
             }
         }
-        return await offload { [self] in pod.removeResources() }
+        return await offload { [self] in
+            var problems: [PodError] = []
+            if let network {
+                do {
+                    try network.detach(podID: pod.layout.podID)
+                } catch {
+                    problems.append(PodError("pod \(pod.spec.name) network", error))
+                }
+            }
+            return problems + pod.removeResources()
+        }
     }
 }

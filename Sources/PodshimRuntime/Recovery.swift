@@ -59,6 +59,12 @@ public enum Recovery {
             if let sandbox = record.sandbox, kill(sandbox) {
                 report.append("killed sandbox (pid \(sandbox.pid)) of pod \(record.name)")
             }
+            // Its network attachment, if it had one (nothing cached: nothing to do).
+            do {
+                try configuration.cniManager(forCleanup: true)?.detach(podID: id)
+            } catch {
+                report.append("could not release the network of pod \(record.name): \(error)")
+            }
             report += remove([record.stateDirectory, record.dataDirectory], what: "pod \(record.name) (\(id))")
         }
         // Pod cgroups without a live pod (e.g. their state was lost). Only empty ones: a populated

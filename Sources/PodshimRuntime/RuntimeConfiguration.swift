@@ -35,8 +35,17 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     /// The CNI driver for ``network`` (nil for `.none`): attachments cached under the root
     /// directory (host-local leases outlive a reboot, so must the means to release them), network
     /// namespaces pinned under the state directory.
-    public func cniManager() -> CNIManager? {
-        guard case .cni(let directory, let timeout) = network else { return nil }
+    /// `forCleanup`: one even with `.none`, to release what an earlier podshim with CNI attached
+    /// (the cache holds each attachment's configuration; plugins are looked for in the default places).
+    public func cniManager(forCleanup: Bool = false) -> CNIManager? {
+        var directory = CNIConfigurationDirectory()
+        var timeout = 60.0
+        if case .cni(let configured, let seconds) = network {
+            directory = configured
+            timeout = seconds
+        } else if !forCleanup {
+            return nil
+        }
         return CNIManager(options: .init(configuration: directory, cacheDirectory: rootDirectory + "/cni/results",
                                          pinDirectory: stateDirectory + "/netns", timeoutSeconds: timeout))
     }

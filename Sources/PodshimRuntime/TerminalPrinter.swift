@@ -10,19 +10,24 @@ public final class TerminalPrinter: Sendable {
     private let width: Int
 
     private let sink: (@Sendable (String) -> Void)?
+    /// Set when several pods share the terminal: `pod/container |` and `podshim: pod: …`.
+    private let pod: String?
 
-    /// `names`: the container names, to align the prefixes. With a `messages` sink (the daemon),
-    /// podshim's messages go there instead of stderr and container lines are not echoed (they
-    /// are in the CRI log files).
-    public init(names: [String], messages: (@Sendable (String) -> Void)? = nil) {
+    /// `names`: the container names, to align the prefixes (with `pod`, every pod's
+    /// `pod/container` names, so that the pods' lines align too). With a `messages` sink (the
+    /// daemon), podshim's messages go there instead of stderr and container lines are not echoed
+    /// (they are in the CRI log files).
+    public init(names: [String], pod: String? = nil, messages: (@Sendable (String) -> Void)? = nil) {
         width = names.map(\.count).max() ?? 0
         sink = messages
+        self.pod = pod
     }
 
     /// A line a container printed; stderr lines go to podshim's stderr.
     public func containerLine(_ container: String, _ stream: LogStream, _ text: [UInt8]) {
         if sink != nil { return }
-        var bytes = Array((container.padding(toLength: width, withPad: " ", startingAt: 0) + " | ").utf8)
+        let name = pod.map { "\($0)/\(container)" } ?? container
+        var bytes = Array((name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0) + " | ").utf8)
         bytes += text
         bytes.append(UInt8(ascii: "\n"))
         write(bytes, fd: stream == .stdout ? 1 : 2)
@@ -31,7 +36,7 @@ public final class TerminalPrinter: Sendable {
     /// A message from podshim itself, on stderr.
     public func message(_ text: String) {
         if let sink { return sink(text) }
-        write(Array(("podshim: " + text + "\n").utf8), fd: 2)
+        write(Array(("podshim: " + (pod.map { "\($0): " } ?? "") + text + "\n").utf8), fd: 2)
     }
 
     private func write(_ bytes: [UInt8], fd: Int32) {

@@ -16,7 +16,7 @@ import unittest
 
 import grpc
 
-from crihelpers import CRITestCase, Daemon, code_of, container_config, log, pb, pod_config, read_until
+from crihelpers import CRITestCase, code_of, log, mounts_under, pb, pod_config, read_until
 
 PLUGINS = "/usr/lib/cni"
 
@@ -394,3 +394,43 @@ class BadNetworkConfigTest(NetworkTestCase):
         self.assertEqual(status.state, pb.CONTAINER_RUNNING)
         c.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=running_id), timeout=60)
         self.assert_nothing_left()
+
+
+class RunCommandNetworkTest(unittest.TestCase):
+    """`podshim run` of examples/two-pods.yaml (two pods in one file): each gets an IP through the
+    same CNI path, prints it, and the client reaches the server by its pod IP; nothing is left."""
+
+    def test_two_pods_of_one_manifest_talk_by_ip(self):
+        if os.geteuid() != 0 or not have_plugins():
+            self.skipTest("needs root and containernetworking-plugins")
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        node = Node()
+        base = tempfile.mkdtemp(prefix="podshim-run-net-")
+        try:
+            with open(os.path.join(repo, "examples", "cni", "10-example.conflist")) as f:
+                config = json.load(f)
+            config["plugins"][0]["bridge"] = "psh" + secrets.token_hex(4)
+            config["plugins"][0]["ipam"]["dataDir"] = os.path.join(base, "ipam")
+            os.makedirs(os.path.join(base, "net.d"))
+            with open(os.path.join(base, "net.d", "10-example.conflist"), "w") as f:
+                json.dump(config, f)
+            argv = ["nsenter", "--net=" + node.path, os.environ["PODSHIM_BIN"], "run",
+                    "--state-dir", os.path.join(base, "state"), "--root", os.path.join(base, "root"),
+                    "--image-dir", os.environ["PODSHIM_IMAGE_DIR"], "--log-dir", os.path.join(base, "logs"),
+                    "--cni-conf-dir", os.path.join(base, "net.d"), "--cni-bin-dir", PLUGINS,
+                    os.path.join(repo, "examples", "two-pods.yaml")]
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            log("podshim run stdout:\n" + r.stdout + "\nstderr:\n" + r.stderr)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("network: cni (", r.stderr)
+            self.assertRegex(r.stderr, r"server: pod server: IP 10\.89\.0\.\d+ \(CNI network podshim-example\)")
+            self.assertRegex(r.stderr, r"client: pod client: IP 10\.89\.0\.\d+")
+            self.assertRegex(r.stdout, r"client/fetch +\| from 10\.89\.0\.\d+: hello from server at 10\.89\.0\.\d+/29")
+            leases = os.listdir(os.path.join(base, "ipam", "podshim-example"))
+            self.assertEqual([f for f in leases if f != "lock" and not f.startswith("last_reserved")], [])
+            self.assertEqual([l for l in node.links() if "veth" in l], [])
+        finally:
+            for m in reversed(mounts_under(base)):
+                subprocess.run(["umount", "-l", m], check=False)
+            shutil.rmtree(base, ignore_errors=True)
+            node.remove()

@@ -1,4 +1,4 @@
-@testable import PodshimSecurity
+import PodshimSystem
 import XCTest
 
 final class JSONValueTests: XCTestCase {
