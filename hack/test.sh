@@ -52,7 +52,11 @@ if ! step "setup (packages, build, pause, busybox image)" hack/setup.sh \
   finish
 fi
 
-step "swift test (unit and root integration tests)" swift test --skip-build "$@"
+# swift test (XCTest and swift-testing) leaves a few TemporaryDirectory.* behind in $TMPDIR per run:
+# give it a directory of its own, removed afterwards.
+test_tmp=$(mktemp -d /tmp/podshim-swift-test.XXXXXX)
+step "swift test (unit and root integration tests)" env TMPDIR="$test_tmp" swift test --skip-build "$@"
+rm -rf "$test_tmp"
 step "CRI API tests (podshim serve, Python grpcio client; chaos: 200 daemon kills)" hack/test-cri.sh
 step "fuzzing (libFuzzer, ${PODSHIM_FUZZ_SECONDS:-60} s per target)" hack/fuzz.sh "${PODSHIM_FUZZ_SECONDS:-60}"
 

@@ -94,11 +94,11 @@ import Testing
         }
 
         let path = directory + "/podshim.conf"
-        try "cgroup-driver = systemd\npod-pids-limit = -1\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "cgroup-driver = systemd\npod-pids-limit = -1\n".write(toFile: path, atomically: false, encoding: .utf8)
         #expect(throws: ServeConfigFile.Error(path: path, line: 2, key: "pod-pids-limit", message: "\"-1\" is not a whole number of at least 1")) {
             try ServeConfigFile.load(path: path, required: false)
         }
-        try "cgroup-driver = systemd\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "cgroup-driver = systemd\n".write(toFile: path, atomically: false, encoding: .utf8)
         #expect(try ServeConfigFile.load(path: path, required: true) == ServeConfigFile.Values(cgroupDriver: .systemd))
     }
 

@@ -77,7 +77,7 @@ final class PodSharingTests: XCTestCase {
     func testHostPathVolumesReadOnlyAndSubPath() throws {
         let host = harness.base + "/host-volume"
         try FileManager.default.createDirectory(atPath: host + "/sub", withIntermediateDirectories: true)
-        try "from-host".write(toFile: host + "/sub/input", atomically: true, encoding: .utf8)
+        try "from-host".write(toFile: host + "/sub/input", atomically: false, encoding: .utf8)
         let (status, run) = try harness.run("""
             apiVersion: v1
             kind: Pod

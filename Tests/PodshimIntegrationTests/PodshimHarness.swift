@@ -125,7 +125,7 @@ final class PodshimHarness {
     func start(_ manifest: String, extraArguments: [String] = []) throws -> Run {
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         let file = base + "/pod-\(launched.count).yaml"
-        try manifest.write(toFile: file, atomically: true, encoding: .utf8)
+        try manifest.write(toFile: file, atomically: false, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.podshim)
         process.arguments = ["run", file] + commonArguments + extraArguments

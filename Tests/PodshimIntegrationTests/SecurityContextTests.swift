@@ -173,7 +173,7 @@ final class SecurityContextTests: XCTestCase {
         try """
             { "defaultAction": "SCMP_ACT_ALLOW",
               "syscalls": [ { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 } ] }
-            """.write(toFile: profile, atomically: true, encoding: .utf8)
+            """.write(toFile: profile, atomically: false, encoding: .utf8)
         let (values, _) = try check([("mkdir", "mkdir /tmp/d"), ("touch", "touch /tmp/f")],
                                     securityContext: "{ seccompProfile: { type: Localhost, localhostProfile: \(profile) } }")
         XCTAssertEqual(values["Seccomp"], "2")

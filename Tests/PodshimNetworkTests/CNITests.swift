@@ -70,11 +70,11 @@ final class CNIConfigurationTests: XCTestCase {
                                                 cacheDirectory: directory + "/cache", pinDirectory: directory + "/pins"))
         guard case .failure(let none) = manager.network() else { return XCTFail("a network without configuration") }
         XCTAssertTrue(none.description.contains("no network configuration"))
-        try #"{"cniVersion":"1.0.0","name":"b","plugins":[{"type":"fake"}]}"#.write(toFile: directory + "/20-b.conflist", atomically: true, encoding: .utf8)
-        try #"{"cniVersion":"1.0.0","name":"a","type":"fake"}"#.write(toFile: directory + "/10-a.conf", atomically: true, encoding: .utf8)
-        try "not a config".write(toFile: directory + "/00-readme.txt", atomically: true, encoding: .utf8)
+        try #"{"cniVersion":"1.0.0","name":"b","plugins":[{"type":"fake"}]}"#.write(toFile: directory + "/20-b.conflist", atomically: false, encoding: .utf8)
+        try #"{"cniVersion":"1.0.0","name":"a","type":"fake"}"#.write(toFile: directory + "/10-a.conf", atomically: false, encoding: .utf8)
+        try "not a config".write(toFile: directory + "/00-readme.txt", atomically: false, encoding: .utf8)
         XCTAssertEqual(try manager.network().get().name, "a")
-        try #"{"cniVersion":"1.0.0","name":"a2","type":"missing"}"#.write(toFile: directory + "/10-a.conf", atomically: true, encoding: .utf8)
+        try #"{"cniVersion":"1.0.0","name":"a2","type":"missing"}"#.write(toFile: directory + "/10-a.conf", atomically: false, encoding: .utf8)
         guard case .failure(let missing) = manager.network() else { return XCTFail("a missing plugin is not ready") }
         XCTAssertTrue(missing.description.contains("plugin \"missing\" not found in \(bin)"), missing.description)
     }

@@ -212,7 +212,7 @@ final class ManifestParserTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
 
         let file = directory.appendingPathComponent("pod.yaml")
-        try manifest().write(to: file, atomically: true, encoding: .utf8)
+        try manifest().write(to: file, atomically: false, encoding: .utf8)
         XCTAssertEqual(try ManifestParser.parse(contentsOf: file.path).name, "web")
 
         let missing = directory.appendingPathComponent("missing.yaml").path
@@ -240,7 +240,7 @@ final class ManifestParserTests: XCTestCase {
         }
 
         let broken = directory.appendingPathComponent("broken.yaml")
-        try "apiVersion: v2\nkind: Pod\n".write(to: broken, atomically: true, encoding: .utf8)
+        try "apiVersion: v2\nkind: Pod\n".write(to: broken, atomically: false, encoding: .utf8)
         XCTAssertThrowsError(try ManifestParser.parse(contentsOf: broken.path)) { error in
             XCTAssertEqual(error as? ManifestError, ManifestError(path: "apiVersion", message: "must be v1"))
         }

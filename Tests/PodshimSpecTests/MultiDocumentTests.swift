@@ -75,7 +75,7 @@ final class MultiDocumentTests: XCTestCase {
 
     func testParseAllContentsOfAFile() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("pods-\(UUID()).yaml").path
-        try (pod("web") + "\n---\n" + pod("db")).write(toFile: path, atomically: true, encoding: .utf8)
+        try (pod("web") + "\n---\n" + pod("db")).write(toFile: path, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         XCTAssertEqual(try ManifestParser.parseAll(contentsOf: path).map(\.name), ["web", "db"])
         XCTAssertThrowsError(try ManifestParser.parseAll(contentsOf: path + ".missing")) { error in
