@@ -371,7 +371,7 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func streamPodSandboxStats(request: Runtime_V1_StreamPodSandboxStatsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxStatsResponse>, context: ServerContext) async throws {
         throw CRIError.unimplemented("StreamPodSandboxStats")
     }
-    /// Keeps the node's pod CIDR (for pod networking, which podshim does not configure yet).
+    /// Keeps the node's pod CIDR: CNI configurations that use `{{.PodCIDR}}` get it.
     func updateRuntimeConfig(request: Runtime_V1_UpdateRuntimeConfigRequest, context: ServerContext) async throws -> Runtime_V1_UpdateRuntimeConfigResponse {
         let cidr = request.runtimeConfig.networkConfig.podCidr
         try manager.setPodCIDR(cidr)

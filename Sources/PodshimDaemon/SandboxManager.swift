@@ -47,6 +47,7 @@ final class SandboxManager: Sendable {
         network = configuration.cniManager()
         store = StateStore(stateDirectory: configuration.stateDirectory)
         images = ImageStore(directory: configuration.imageDirectory)
+        network?.podCIDR = podCIDR // as the kubelet last set it
     }
 
     // MARK: - Lookup
@@ -679,7 +680,8 @@ final class SandboxManager: Sendable {
         } catch {
             throw CRIError.internal("store pod CIDR: \(error)")
         }
-        logger.info("pod CIDR \(cidr.isEmpty ? "(none)" : cidr) (kept for pod networking; podshim does not configure pod IPs yet)")
+        network?.podCIDR = cidr
+        logger.info("pod CIDR \(cidr.isEmpty ? "(none)" : cidr) (CNI configurations using \(CNIConfigurationDirectory.podCIDRPlaceholder) get it)")
     }
 
     /// What a hybrid or v1 host means for a kubelet, or nil on a full cgroup v2 host.

@@ -104,8 +104,13 @@ public struct CNIConfigurationDirectory: Sendable, Equatable {
         }.joined(separator: "|")
     }
 
-    /// The default network, or why there is none usable.
-    public func load() -> Result<CNINetworkList, PodshimError> {
+    /// containerd's template placeholders, replaced by the node's pod CIDR from the kubelet
+    /// (UpdateRuntimeConfig): `"subnet": "{{.PodCIDR}}"` in a host-local range.
+    public static let podCIDRPlaceholder = "{{.PodCIDR}}"
+
+    /// The default network, or why there is none usable. `podCIDR` (the first of the kubelet's
+    /// comma-separated list) replaces ``podCIDRPlaceholder`` in the file.
+    public func load(podCIDR: String = "") -> Result<CNINetworkList, PodshimError> {
         guard let file = candidates().first else {
             return .failure(PodshimError(.failedPrecondition, operation: "load CNI configuration", subject: directory,
                                          message: "no network configuration (.conflist, .conf, .json) found"))
@@ -113,9 +118,19 @@ public struct CNIConfigurationDirectory: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: file) else {
             return .failure(PodshimError(.failedPrecondition, operation: "read CNI configuration", subject: file, errno: .last))
         }
+        var bytes = Array(data)
+        let text = String(decoding: bytes, as: UTF8.self)
+        if text.contains(Self.podCIDRPlaceholder) {
+            let cidr = podCIDR.split(separator: ",").first.map(String.init) ?? ""
+            guard !cidr.isEmpty else {
+                return .failure(PodshimError(.failedPrecondition, operation: "load CNI configuration", subject: file,
+                                             message: "it uses \(Self.podCIDRPlaceholder) and no pod CIDR is set yet (UpdateRuntimeConfig)"))
+            }
+            bytes = Array(text.replacingOccurrences(of: Self.podCIDRPlaceholder, with: cidr).utf8)
+        }
         let list: CNINetworkList
         do {
-            list = try CNINetworkList.parse(Array(data), file: file)
+            list = try CNINetworkList.parse(bytes, file: file)
         } catch {
             return .failure(error)
         }

@@ -100,6 +100,7 @@ public final class CNIManager: Sendable {
 
     public let options: Options
     private struct State {
+        var podCIDR = ""
         var signature: String?
         var loaded: Result<CNINetworkList, PodshimError>?
         var busy: Set<String> = []
@@ -124,11 +125,18 @@ public final class CNIManager: Sendable {
 
     // MARK: - Configuration
 
-    /// The default network, re-read when the directory's files changed since the last look.
+    /// The node's pod CIDR (UpdateRuntimeConfig), for configurations that use it.
+    public var podCIDR: String {
+        get { state.withLock { $0.podCIDR } }
+        set { state.withLock { $0.podCIDR = newValue } }
+    }
+
+    /// The default network, re-read when the directory's files or the pod CIDR changed since the last look.
     public func network() -> Result<CNINetworkList, PodshimError> {
-        let signature = options.configuration.signature()
+        let cidr = podCIDR
+        let signature = options.configuration.signature() + "|" + cidr
         if let cached = state.withLock({ $0.signature == signature ? $0.loaded : nil }) { return cached }
-        let loaded = options.configuration.load()
+        let loaded = options.configuration.load(podCIDR: cidr)
         state.withLock { state in
             state.signature = signature
             state.loaded = loaded

@@ -11,6 +11,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -101,12 +102,16 @@ class NetworkTestCase(CRITestCase):
         cls.ipam_dir = os.path.join(cls.net_dir, "ipam")
         os.makedirs(cls.conf_dir)
         os.makedirs(cls.fake_bin)
-        cls.write_config(conflist(cls.net_name, cls.bridge, cls.subnet_prefix + ".0/24", cls.ipam_dir))
+        cls.write_config(cls.network_config())
         cls.daemon = cls.new_daemon(node_netns=cls.node.path, extra_args=[
             "--network", "cni", "--cni-conf-dir", cls.conf_dir, "--cni-bin-dir", PLUGINS + ":" + cls.fake_bin,
             "--cni-timeout", cls.cni_timeout])
         cls.daemon.start()
         cls.client = cls.new_client(cls.daemon.socket)
+
+    @classmethod
+    def network_config(cls):
+        return conflist(cls.net_name, cls.bridge, cls.subnet_prefix + ".0/24", cls.ipam_dir)
 
     @classmethod
     def write_config(cls, document, name="10-test.conflist"):
@@ -328,6 +333,41 @@ class NetworkCrashTest(NetworkTestCase):
         self.assert_nothing_left()
 
 
+class DualStackPodCIDRTest(NetworkTestCase):
+    """A dual-stack configuration whose IPv4 range is the node's pod CIDR from UpdateRuntimeConfig."""
+
+    @classmethod
+    def network_config(cls):
+        document = conflist(cls.net_name, cls.bridge, "{{.PodCIDR}}", cls.ipam_dir)
+        ipam = document["plugins"][0]["ipam"]
+        cls.v6_prefix = "fd%02x:%x::" % (secrets.randbelow(256), secrets.randbelow(65536))
+        ipam["ranges"].append([{"subnet": cls.v6_prefix + "/64"}])
+        ipam["routes"].append({"dst": "::/0"})
+        return document
+
+    def test_pod_cidr_and_two_families(self):
+        c = self.client
+        network = [x for x in c.rt.Status(pb.StatusRequest(), timeout=10).status.conditions if x.type == "NetworkReady"][0]
+        self.assertFalse(network.status)
+        self.assertIn("no pod CIDR is set yet", network.message)
+        c.rt.UpdateRuntimeConfig(pb.UpdateRuntimeConfigRequest(runtime_config=pb.RuntimeConfig(
+            network_config=pb.NetworkConfig(pod_cidr=self.subnet_prefix + ".0/24,%s/64" % self.v6_prefix))), timeout=10)
+        network = [x for x in c.rt.Status(pb.StatusRequest(), timeout=10).status.conditions if x.type == "NetworkReady"][0]
+        self.assertTrue(network.status, network)
+        pod_id, cfg = self.run_pod(c, "dual")
+        ip, more = self.pod_ip(c, pod_id)
+        self.assertTrue(ip.startswith(self.subnet_prefix + "."), ip)
+        self.assertEqual(len(more), 1, more)
+        self.assertTrue(more[0].startswith(self.v6_prefix), more)
+        cid = self.create_container(c, pod_id, cfg, "probe", ["sleep", "3600"])
+        self.start_container(c, cid)
+        addr = self.exec_sync(c, cid, ["ip", "-o", "addr", "show", "eth0"]).stdout.decode()
+        self.assertIn(ip + "/24", addr)
+        self.assertIn(more[0] + "/64", addr)
+        c.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=60)
+        self.assert_nothing_left()
+
+
 HANG = "#!/bin/sh\nexec sleep 300\n"
 FAIL = ("#!/bin/sh\ncat >/dev/null\n"
         "echo '{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"refused by the test plugin\",\"details\":\"on purpose\"}'\n"
@@ -378,7 +418,19 @@ class BadNetworkConfigTest(NetworkTestCase):
                     self.assertEqual(condition.reason, "NetworkPluginNotReady")
                     self.assertIn(message, condition.message)
                 t0 = time.time()
-                code, details, _ = code_of(self.run_pod, c, "bad-" + label.replace(" ", "-"))
+                outcome = {}
+                worker = threading.Thread(target=lambda: outcome.update(
+                    result=code_of(self.run_pod, c, "bad-" + label.replace(" ", "-"))))
+                worker.start()
+                if label == "hanging plugin":
+                    # A plugin call in flight blocks no other RPC.
+                    time.sleep(0.5)
+                    t1 = time.time()
+                    c.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=10)
+                    c.rt.Version(pb.VersionRequest(version="v1"), timeout=10)
+                    self.assertLess(time.time() - t1, 1.0, "RPCs waited for a hanging CNI plugin")
+                worker.join(60)
+                code, details, _ = outcome["result"]
                 self.assertNotEqual(code, grpc.StatusCode.OK)
                 self.assertIn(message, details)
                 self.assertLess(time.time() - t0, 30)
