@@ -292,8 +292,14 @@ public final class CNIManager: Sendable {
             let config = Self.pluginConfig(plugin, list: entry.network, previous: entry.result, capabilities: entry.capabilities)
             let invocation = CNIInvocation(command: .del, containerID: entry.containerID, netns: entry.netns,
                                            ifName: entry.ifName, args: entry.args, pluginPath: options.configuration.binDirectories)
+            guard let path = options.configuration.plugin(plugin["type"]?.stringValue ?? "") else {
+                // A plugin removed since ADD has nothing to undo that podshim could ask for: DEL
+                // is to succeed when the state is gone.
+                failureLog.withLock { $0.append("CNI DEL for pod \(entry.containerID.prefix(13)): plugin \(plugin["type"]?.stringValue ?? "?") is gone, skipped") }
+                continue
+            }
             do {
-                _ = try invocation.run(plugin: try executable(plugin), config: config, timeoutSeconds: options.timeoutSeconds)
+                _ = try invocation.run(plugin: path, config: config, timeoutSeconds: options.timeoutSeconds)
             } catch {
                 failures.append(error) // the other plugins still get their DEL
             }

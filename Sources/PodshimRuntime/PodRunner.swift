@@ -174,8 +174,15 @@ public final class PodRunner: @unchecked Sendable { // loop state is touched onl
             if let notice = pod.cgroupNotice { printer.message("warning: " + notice) }
             if let network, let pause = pod.sandbox {
                 let spec = pod.spec
+                // Every container's hostPorts, as the kubelet passes them in PodSandboxConfig.port_mappings.
+                let mappings = spec.containers.flatMap(\.ports).compactMap { port -> PortMapping? in
+                    guard let hostPort = port.hostPort else { return nil }
+                    return PortMapping(hostPort: hostPort, containerPort: port.containerPort,
+                                       protocol: port.protocol.lowercased(), hostIP: port.hostIP ?? "")
+                }
                 let request = PodNetworkRequest(podID: pod.layout.podID, namespace: spec.namespace, name: spec.name,
-                                                uid: spec.uid ?? pod.layout.podID, cgroupPath: pod.cgroups?.pod.path)
+                                                uid: spec.uid ?? pod.layout.podID, portMappings: mappings,
+                                                cgroupPath: pod.cgroups?.pod.path)
                 do throws(PodshimError) {
                     let attachment = try network.attach(request, pausePID: pause.pid)
                     do {

@@ -6,7 +6,7 @@ extension ManifestParser {
     ]
     private static let envFields: Set<String> = ["name", "value"]
     private static let volumeMountFields: Set<String> = ["name", "mountPath", "readOnly", "subPath", "mountPropagation"]
-    private static let portFields: Set<String> = ["name", "containerPort", "protocol"]
+    private static let portFields: Set<String> = ["name", "containerPort", "protocol", "hostPort", "hostIP"]
     private static let imagePullPolicies = ["Always", "IfNotPresent", "Never"]
     private static let protocols = ["TCP", "UDP", "SCTP"]
     private static let resourcesFields: Set<String> = ["limits", "requests"]
@@ -120,8 +120,8 @@ extension ManifestParser {
         return mounts
     }
 
-    /// `ports: [{ name, containerPort, protocol }]`; port names are IANA service names, unique
-    /// in the container.
+    /// `ports: [{ name, containerPort, protocol, hostPort, hostIP }]`; port names are IANA service
+    /// names, unique in the container; a hostPort is published on the node (CNI portmap).
     private static func parsePorts(_ container: ManifestMapping) throws(ManifestError) -> [ContainerPort] {
         var ports: [ContainerPort] = []
         for item in try container.mappingList("ports", accepting: portFields) {
@@ -139,7 +139,23 @@ extension ManifestParser {
                 throw ManifestError(path: item.path(of: "containerPort"), message: "must be between 1 and 65535")
             }
             let proto = try item.oneOf("protocol", protocols) ?? "TCP"
-            ports.append(ContainerPort(name: name, containerPort: port, protocol: proto))
+            var entry = ContainerPort(name: name, containerPort: port, protocol: proto)
+            if let hostPort = try item.int("hostPort") {
+                guard (1...65535).contains(hostPort) else {
+                    throw ManifestError(path: item.path(of: "hostPort"), message: "must be between 1 and 65535")
+                }
+                entry.hostPort = hostPort
+            }
+            if let hostIP = try item.string("hostIP") {
+                guard entry.hostPort != nil else {
+                    throw ManifestError(path: item.path(of: "hostIP"), message: "needs a hostPort")
+                }
+                guard IPAddressRules.isIPAddress(hostIP) else {
+                    throw ManifestError(path: item.path(of: "hostIP"), message: "\"\(hostIP)\" is not an IP address")
+                }
+                entry.hostIP = hostIP
+            }
+            ports.append(entry)
         }
         return ports
     }

@@ -336,10 +336,16 @@ public struct ContainerPort: Equatable, Sendable {
     public var containerPort: Int
     /// `TCP` (default), `UDP` or `SCTP`.
     public var `protocol`: String
+    /// Published on the node at this port (through the CNI portmap plugin); nil = not published.
+    public var hostPort: Int?
+    /// The node address the hostPort is published on; nil = every address.
+    public var hostIP: String?
 
-    public init(name: String? = nil, containerPort: Int, protocol: String = "TCP") {
+    public init(name: String? = nil, containerPort: Int, protocol: String = "TCP", hostPort: Int? = nil, hostIP: String? = nil) {
         self.name = name
         self.containerPort = containerPort
         self.protocol = `protocol`
+        self.hostPort = hostPort
+        self.hostIP = hostIP
     }
 }

@@ -324,8 +324,12 @@ final class ManifestErrorTests: XCTestCase {
         assertManifestError(port("{ containerPort: '80' }"), "\(path)[0].containerPort: must be an integer")
         assertManifestError(port("{ name: http }"), "\(path)[0].containerPort: required")
         assertManifestError(port("{ containerPort: 80, protocol: tcp }"), "\(path)[0].protocol: must be one of TCP, UDP, SCTP")
-        assertManifestError(port("{ containerPort: 80, hostPort: 8080 }"), "\(path)[0].hostPort: unknown field")
-        assertManifestError(port("{ containerPort: 80, hostIP: 0.0.0.0 }"), "\(path)[0].hostIP: unknown field")
+        assertManifestError(port("{ containerPort: 80, hostPort: 0 }"), "\(path)[0].hostPort: must be between 1 and 65535")
+        assertManifestError(port("{ containerPort: 80, hostIP: 0.0.0.0 }"), "\(path)[0].hostIP: needs a hostPort")
+        assertManifestError(port("{ containerPort: 80, hostPort: 8080, hostIP: localhost }"),
+                            #"\#(path)[0].hostIP: "localhost" is not an IP address"#)
+        XCTAssertEqual(parseManifest(port("{ containerPort: 80, hostPort: 8080, hostIP: 127.0.0.1 }"))?.containers.first?.ports,
+                       [ContainerPort(containerPort: 80, protocol: "TCP", hostPort: 8080, hostIP: "127.0.0.1")])
         let nameRule = "\(path)[0].name: " + NameRules.serviceNameRule
         assertManifestError(port("{ name: HTTP, containerPort: 80 }"), nameRule)
         assertManifestError(port("{ name: \"8080\", containerPort: 80 }"), nameRule)

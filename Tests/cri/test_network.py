@@ -384,6 +384,24 @@ class BadNetworkConfigTest(NetworkTestCase):
         status = self.client.rt.Status(pb.StatusRequest(), timeout=10).status
         return [c for c in status.conditions if c.type == "NetworkReady"][0]
 
+    def test_a_plugin_gone_before_del_does_not_block_removal(self):
+        c = self.client
+        noop = os.path.join(self.fake_bin, "noop")
+        with open(noop, "w") as f:
+            f.write("#!/bin/sh\nexec python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps(d.get(\"prevResult\", {})))'\n")
+        os.chmod(noop, 0o755)
+        good = conflist(self.net_name, self.bridge, self.subnet_prefix + ".0/24", self.ipam_dir)
+        self.write_config(dict(good, plugins=good["plugins"] + [{"type": "noop"}]))
+        try:
+            pod_id, _ = self.run_pod(c, "plugin-gone")
+            self.assertTrue(self.pod_ip(c, pod_id)[0])
+            os.unlink(noop)
+            c.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=60)
+            c.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=60)
+            self.assert_nothing_left()
+        finally:
+            self.write_config(good)
+
     def test_bad_configurations(self):
         c = self.client
         for name, body in (("hang", HANG), ("fail", FAIL)):
@@ -471,9 +489,23 @@ class RunCommandNetworkTest(unittest.TestCase):
                     "--image-dir", os.environ["PODSHIM_IMAGE_DIR"], "--log-dir", os.path.join(base, "logs"),
                     "--cni-conf-dir", os.path.join(base, "net.d"), "--cni-bin-dir", PLUGINS,
                     os.path.join(repo, "examples", "two-pods.yaml")]
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                # The server's hostPort answers on the node's loopback while it runs.
+                page = ""
+                deadline = time.time() + 10
+                while "hello from server" not in page and time.time() < deadline:
+                    page = node.http_get("127.0.0.1", 18089, timeout=1).stdout
+                    time.sleep(0.2)
+                stdout, stderr = proc.communicate(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(30)
+            r = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
             log("podshim run stdout:\n" + r.stdout + "\nstderr:\n" + r.stderr)
             self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("hello from server", page)
             self.assertIn("network: cni (", r.stderr)
             self.assertRegex(r.stderr, r"server: pod server: IP 10\.89\.0\.\d+ \(CNI network podshim-example\)")
             self.assertRegex(r.stderr, r"client: pod client: IP 10\.89\.0\.\d+")
