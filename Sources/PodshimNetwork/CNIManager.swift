@@ -123,6 +123,20 @@ public final class CNIManager: Sendable {
         self.options = options
     }
 
+    /// One manager per set of options in the process, so that every user (the CRI, the pod
+    /// service's runners, recovery) shares its per-pod exclusion and hostPort reservations.
+    public static func shared(_ options: Options) -> CNIManager {
+        let key = [options.configuration.directory, options.configuration.binDirectories.joined(separator: ":"),
+                   options.cacheDirectory, options.pinDirectory, "\(options.timeoutSeconds)", options.ifName].joined(separator: "\u{0}")
+        return instances.withLock { instances in
+            if let existing = instances[key] { return existing }
+            let manager = CNIManager(options: options)
+            instances[key] = manager
+            return manager
+        }
+    }
+    private static let instances = Mutex<[String: CNIManager]>([:])
+
     // MARK: - Configuration
 
     /// The node's pod CIDR (UpdateRuntimeConfig), for configurations that use it.

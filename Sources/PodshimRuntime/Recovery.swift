@@ -86,6 +86,11 @@ public enum Recovery {
                 }
             }
         }
+        // Network attachments and pinned namespaces of pods whose state is gone (a reboot wiped
+        // /run, or a crash came between the removal above and the DEL): released. A pod being set
+        // up has its state directory before its attachment, so it is never taken for gone.
+        let statePodsNow = Set((try? FileManager.default.contentsOfDirectory(atPath: statePods)) ?? []) // none: no pod is live
+        report += configuration.cniManager(forCleanup: true)?.collectGarbage(live: statePodsNow) ?? []
         // Data left without state (e.g. /run was wiped by a reboot).
         // No data directory: nothing to clean up.
         for id in (try? FileManager.default.contentsOfDirectory(atPath: dataPods)) ?? [] where !live.contains(id) {

@@ -46,8 +46,8 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         } else if !forCleanup {
             return nil
         }
-        return CNIManager(options: .init(configuration: directory, cacheDirectory: rootDirectory + "/cni/results",
-                                         pinDirectory: stateDirectory + "/netns", timeoutSeconds: timeout))
+        return CNIManager.shared(.init(configuration: directory, cacheDirectory: rootDirectory + "/cni/results",
+                                       pinDirectory: stateDirectory + "/netns", timeoutSeconds: timeout))
     }
 
     public init(
