@@ -518,3 +518,82 @@ class RunCommandNetworkTest(unittest.TestCase):
                 subprocess.run(["umount", "-l", m], check=False)
             shutil.rmtree(base, ignore_errors=True)
             node.remove()
+
+
+class NetworkChaosTest(NetworkTestCase):
+    """The daemon SIGKILLed at seeded random instants while pods are run, stopped and removed:
+    after every restart each lease belongs to a listed pod, every ready pod has its IP, and in the
+    end nothing is left. PODSHIM_NETWORK_CHAOS_KILLS (default 60), PODSHIM_CHAOS_SEED."""
+
+    def lease_owners(self):
+        d = os.path.join(self.ipam_dir, self.net_name)
+        owners = {}
+        for ip in self.leases():
+            with open(os.path.join(d, ip)) as f:
+                owners[ip] = f.read().split()[0]
+        return owners
+
+    def test_kills_during_add_and_del(self):
+        import random
+        kills = int(os.environ.get("PODSHIM_NETWORK_CHAOS_KILLS", "60"))
+        seed = int(os.environ.get("PODSHIM_CHAOS_SEED", str(random.randrange(1 << 30))))
+        rng = random.Random(seed)
+        log("network chaos: seed %d, %d kills" % (seed, kills))
+        serial = [0]
+
+        def sandboxes(client):
+            return client.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items
+
+        def run(client):
+            serial[0] += 1
+            self.run_pod(client, "nc-%d" % serial[0])
+
+        def stop(client):
+            ready = [p for p in sandboxes(client) if p.state == pb.SANDBOX_READY]
+            if ready:
+                client.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=rng.choice(ready).id), timeout=30)
+
+        def remove(client):
+            items = sandboxes(client)
+            if items:
+                client.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=rng.choice(items).id), timeout=30)
+
+        operations = [run, run, run, stop, remove, remove]
+        c = self.client
+        ready_checked = 0
+        for _ in range(kills):
+            operation = rng.choice(operations)
+            done = threading.Event()
+
+            def work(client=c, operation=operation):
+                try:
+                    operation(client)
+                except grpc.RpcError:
+                    pass  # the daemon died under it
+                finally:
+                    done.set()
+
+            threading.Thread(target=work, daemon=True).start()
+            time.sleep(rng.uniform(0, 0.15))
+            cls = type(self)
+            cls.remember_descendants()
+            self.daemon.kill()
+            self.daemon.start()
+            c = cls.client = self.new_client(self.daemon.socket)
+            done.wait(30)
+            items = {p.id: p for p in sandboxes(c)}
+            owners = self.lease_owners()
+            for ip, owner in owners.items():
+                self.assertIn(owner, items, "lease %s of a pod that is gone (seed %d)" % (ip, seed))
+            for pod_id, p in items.items():
+                if p.state == pb.SANDBOX_READY:
+                    ip, _ = self.pod_ip(c, pod_id)
+                    self.assertEqual(owners.get(ip), pod_id, "ready pod %s without its IP %r (seed %d)" % (pod_id[:12], ip, seed))
+                    ready_checked += 1
+            if len(items) > 12:
+                for pod_id in list(items)[:6]:
+                    c.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=60)
+        for p in sandboxes(c):
+            c.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=60)
+        log("network chaos: seed %d: %d kills, %d pods run, %d ready pods checked for their IP" % (seed, kills, serial[0], ready_checked))
+        self.assert_nothing_left()
