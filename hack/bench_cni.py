@@ -1,0 +1,712 @@
+#!/usr/bin/env python3
+"""RunPodSandbox with CNI: podshim vs containerd (Debian's 1.6, runc), the same conflist, one run.
+
+Called by hack/bench (which installs containerd, runc and containernetworking-plugins, builds
+podshim in release mode and sets up the CRI venv); runs alone too, as root, with the venv's
+Python, PYTHONPATH holding the generated stubs (hack/cri-venv.sh) and PODSHIM_BIN set.
+
+Each runtime runs in a throw-away "node" network namespace of its own, pinned on a file under the
+bench's temp dir (`unshare --net=FILE`, lo up): the daemon is started through `nsenter --net`, so
+the plugins it runs and every bridge, veth, iptables rule and sysctl they touch live and die
+there; no traffic leaves those namespaces. Both get the same conflist (bridge, isGateway, ipMasq,
+host-local 10.x.y.0/24 with a default route, portmap with portMappings), host-local's dataDir
+being a directory of each under the temp dir. containerd gets a private config (root, state,
+sockets, runc root and pod netns pins all under the temp dir) and a pause image built here (an
+OCI archive of podshim's static pause binary, imported with ctr: nothing is pulled).
+Volatile state (podshim's --state-dir, containerd's state) is on a tmpfs, as /run is on a systemd
+host; persistent state (podshim's --root, containerd's root) on the temp dir's disk.
+
+The same client code drives both over CRI runtime.v1: a few warm-ups, then BENCH_RUNS (30)
+iterations, alternating which runtime goes first, of RunPodSandbox (timed), PodSandboxStatus
+(must carry network.ip, else the bench fails), StopPodSandbox + RemovePodSandbox (timed together).
+Afterwards both nodes must hold no host-local lease and no veth. Prints p50/p90/p99/mean and the
+ratios podshim/containerd, and merges them under "cni" into BENCH_JSON (bench.json).
+
+Everything is removed at the end, also on failure: pods through CRI, both daemons (SIGTERM, then
+SIGKILL), then processes proven ours (containerd's shims, found by the socket address we gave
+them, their descendants, anything whose root, cwd or exe is under the temp dir), mounts under the
+temp dir (pod netns pins, shm, rootfs, tmpfs, the node pins: the node namespaces go with them),
+the cgroups under the cgroup parent named after this run, the shim sockets and CNI cache files
+containerd left outside the temp dir (by the names it derives from our ids), and the temp dir.
+"""
+
+import hashlib
+import io
+import json
+import os
+import platform
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "cri"))
+from crihelpers import (Daemon, all_pids, descendants, kill_recorded, mountinfo, mounts_under,  # noqa: E402
+                        pb, pbg, proc_cmdline, proc_starttime)
+
+import grpc  # noqa: E402
+
+PODSHIM = os.environ["PODSHIM_BIN"]
+PAUSE = os.environ.get("PODSHIM_PAUSE_BIN") or os.path.join(os.path.dirname(os.path.abspath(PODSHIM)), "podshim-pause")
+IMAGES = os.environ.get("PODSHIM_IMAGE_DIR", "")
+RUNS = int(os.environ.get("BENCH_RUNS", "30"))
+WARMUP = int(os.environ.get("BENCH_CNI_WARMUP", "3"))
+OUT = os.environ.get("BENCH_JSON", "bench.json")
+PLUGINS = "/usr/lib/cni"
+CONTAINERD = "/usr/bin/containerd"
+CTR = "/usr/bin/ctr"
+RUNC = "/usr/sbin/runc"
+NAMESPACE = "bench-cni"  # the pods' Kubernetes namespace
+RPC_TIMEOUT = 60
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print("== " + msg, flush=True)
+
+
+def warn(msg):
+    print("bench_cni: warning: " + msg, file=sys.stderr, flush=True)
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def summary(values):
+    return {"p50_ms": pct(values, 50) * 1000, "p90_ms": pct(values, 90) * 1000, "p99_ms": pct(values, 99) * 1000,
+            "mean_ms": statistics.mean(values) * 1000, "runs": len(values)}
+
+
+def tail(path, n=4000):
+    try:
+        with open(path, "rb") as f:
+            return f.read()[-n:].decode(errors="replace")
+    except OSError:
+        return "(no %s)" % path
+
+
+# ---------------------------------------------------------------------------
+# The node network namespaces and the network configuration
+# ---------------------------------------------------------------------------
+
+class Node:
+    """A network namespace pinned on a file (as Tests/cri/test_network.py's Node), lo up."""
+
+    def __init__(self, path):
+        self.path = path
+        open(path, "w").close()
+        subprocess.run(["unshare", "--net=" + path, "true"], check=True)
+        self.run(["ip", "link", "set", "lo", "up"])
+
+    def run(self, argv, **kw):
+        kw.setdefault("check", True)
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run(["nsenter", "--net=" + self.path] + argv, **kw)
+
+    def veths(self):
+        return [l for l in self.run(["ip", "-o", "link"]).stdout.splitlines() if "veth" in l]
+
+    def cni_chains(self):
+        """Per-pod iptables chains (the shared CNI-HOSTPORT-* ones stay once made)."""
+        out = self.run(["iptables", "-t", "nat", "-S"], check=False).stdout
+        return [l for l in out.splitlines() if l.startswith("-N CNI-") and "HOSTPORT" not in l]
+
+
+def conflist(name, bridge, subnet, data_dir):
+    return {
+        "cniVersion": "1.0.0", "name": name,
+        "plugins": [
+            {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": True,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "routes": [{"dst": "0.0.0.0/0"}],
+                      "dataDir": data_dir}},
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+
+
+def leases(data_dir, net_name):
+    d = os.path.join(data_dir, net_name)
+    try:
+        return sorted(f for f in os.listdir(d) if f != "lock" and not f.startswith("last_reserved_ip"))
+    except FileNotFoundError:
+        return []
+
+
+# ---------------------------------------------------------------------------
+# containerd
+# ---------------------------------------------------------------------------
+
+def oci_arch():
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def pause_image_archive(path, pause_binary, ref):
+    """An OCI image archive (oci-layout, index.json, blobs) of one layer holding pause_binary as
+    /pause, Entrypoint ["/pause"], named `ref` (io.containerd.image.name) for `ctr images import`."""
+    blobs = {}
+
+    def blob(data):
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return "sha256:" + digest
+
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as t:
+        with open(pause_binary, "rb") as f:
+            data = f.read()
+        info = tarfile.TarInfo("pause")
+        info.size, info.mode, info.mtime = len(data), 0o755, 0
+        t.addfile(info, io.BytesIO(data))
+    layer = layer.getvalue()
+    layer_digest = blob(layer)
+    config = json.dumps({
+        "architecture": oci_arch(), "os": "linux",
+        "config": {"Entrypoint": ["/pause"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},  # uncompressed: digest = diff id
+    }, sort_keys=True).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest,
+                    "size": len(layer)}],
+    }, sort_keys=True).encode()
+    index = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": blob(manifest),
+                       "size": len(manifest), "platform": {"architecture": oci_arch(), "os": "linux"},
+                       "annotations": {"io.containerd.image.name": ref,
+                                       "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1]}}],
+    }, sort_keys=True).encode()
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+        def add(name, data, mode=0o644):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            t.addfile(info, io.BytesIO(data))
+        for d in ("blobs", "blobs/sha256"):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            t.addfile(info)
+        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add("index.json", index)
+        for digest, data in blobs.items():
+            add("blobs/sha256/" + digest, data)
+
+
+def toml_str(s):
+    return json.dumps(s)  # a TOML basic string is a JSON string for what we write
+
+
+class Containerd:
+    """containerd with a private config, every path under `base`, in the node namespace."""
+
+    SHIM_SOCKET_DIR = "/run/containerd/s"  # containerd 1.6 puts shim sockets there, whatever its state dir
+    # go-cni's libcni cache (containerd 1.6 has no setting for it): <network>-<id>-eth0 and, for the
+    # loopback network go-cni adds, cni-loopback-<id>-lo; DEL removes them.
+    CNI_CACHE = "/var/lib/cni/results"
+
+    def __init__(self, base, state, node, conf_dir, sandbox_image):
+        self.base = base
+        self.root = os.path.join(base, "root")
+        self.state = state
+        self.socket = os.path.join(base, "containerd.sock")
+        self.config = os.path.join(base, "config.toml")
+        self.log_path = os.path.join(base, "containerd.log")
+        self.node = node
+        self.sandbox_image = sandbox_image
+        self.proc = None
+        self.ids = set()  # every sandbox id containerd gave us (their shim sockets are named after them)
+        for d in (self.root, self.state, os.path.join(base, "tmp")):
+            os.makedirs(d, exist_ok=True)
+        cri = '[plugins."io.containerd.grpc.v1.cri"'
+        text = "\n".join([
+            "version = 2",
+            "root = %s" % toml_str(self.root),
+            "state = %s" % toml_str(self.state),
+            "temp = %s" % toml_str(os.path.join(base, "tmp")),
+            # opt would install into /opt/containerd; nothing here needs it.
+            'disabled_plugins = ["io.containerd.internal.v1.opt"]',
+            "[grpc]",
+            "  address = %s" % toml_str(self.socket),
+            "[ttrpc]",
+            "  address = %s" % toml_str(self.socket + ".ttrpc"),
+            "[plugins]",
+            '  %s]' % cri,
+            "    sandbox_image = %s" % toml_str(sandbox_image),
+            "    netns_mounts_under_state_dir = true",  # pod netns pins under <state>, not /var/run/netns
+            "    disable_apparmor = true",
+            # The sandbox's oom_score_adj (-998) clamped to containerd's own: this host refuses a
+            # negative oom_score_adj (EIO), which runc init dies of otherwise.
+            "    restrict_oom_score_adj = true",
+            "    systemd_cgroup = false",
+            "    stream_server_address = \"127.0.0.1\"",  # in the node namespace
+            "    stream_server_port = \"0\"",
+            '  %s.cni]' % cri,
+            "    bin_dir = %s" % toml_str(PLUGINS),
+            "    conf_dir = %s" % toml_str(conf_dir),
+            "    max_conf_num = 1",
+            '  %s.containerd]' % cri,
+            '    snapshotter = "overlayfs"',
+            '    default_runtime_name = "runc"',
+            '  %s.containerd.runtimes.runc]' % cri,
+            '    runtime_type = "io.containerd.runc.v2"',
+            '  %s.containerd.runtimes.runc.options]' % cri,
+            "    BinaryName = %s" % toml_str(RUNC),
+            "    Root = %s" % toml_str(os.path.join(state, "runc")),
+            "    SystemdCgroup = false",
+            "",
+        ])
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def start(self, timeout=30):
+        out = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(["nsenter", "--net=" + self.node.path, CONTAINERD, "--config", self.config,
+                                          "--log-level", "warn"],
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd="/")
+        finally:
+            out.close()
+        deadline = time.time() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError("containerd exited with %s:\n%s" % (self.proc.returncode, tail(self.log_path)))
+            if os.path.exists(self.socket):
+                ch = grpc.insecure_channel("unix://" + self.socket)
+                try:
+                    pbg.RuntimeServiceStub(ch).Version(pb.VersionRequest(version="v1"), timeout=1)
+                    return
+                except grpc.RpcError:
+                    pass
+                finally:
+                    ch.close()
+            if time.time() > deadline:
+                raise BenchError("containerd did not answer CRI Version in %ds:\n%s" % (timeout, tail(self.log_path)))
+            time.sleep(0.1)
+
+    def ctr(self, *args):
+        r = subprocess.run([CTR, "--address", self.socket, "--namespace", "k8s.io"] + list(args),
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise BenchError("ctr %s failed (%d): %s%s\ncontainerd log:\n%s" % (
+                " ".join(args), r.returncode, r.stdout, r.stderr, tail(self.log_path)))
+        return r.stdout
+
+    def import_image(self, archive):
+        # Unpacked into the default snapshotter (overlayfs), which the CRI plugin uses.
+        self.ctr("images", "import", "--platform", "linux/" + oci_arch(), archive)
+
+    def stop(self, timeout=20):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            warn("containerd ignored SIGTERM for %ds, SIGKILL" % timeout)
+            self.proc.kill()
+            self.proc.wait()
+
+    def leftover_processes(self):
+        """{pid: starttime} of processes provably of this containerd: shims given our socket address
+        (a shim daemonizes, so it is not a descendant of containerd), their descendants (the pause
+        processes), and anything whose root, cwd or exe is under our base (bundles, rootfs)."""
+        found = set()
+        me = os.getpid()
+        for pid in all_pids():
+            if pid == me:
+                continue
+            argv = proc_cmdline(pid)
+            if "-address" in argv and self.socket in argv:
+                found.add(pid)
+                continue
+            for what in ("root", "cwd", "exe"):
+                try:
+                    target = os.readlink("/proc/%d/%s" % (pid, what))
+                except OSError:
+                    continue
+                if (target + "/").startswith(self.base + "/") or (target + "/").startswith(self.state + "/"):
+                    found.add(pid)
+                    break
+        for pid in list(found):
+            found.update(descendants(pid))
+        if self.proc is not None and self.proc.poll() is None:
+            found.add(self.proc.pid)
+            found.update(descendants(self.proc.pid))
+        return {pid: st for pid, st in ((p, proc_starttime(p)) for p in found) if st is not None}
+
+    def shim_sockets(self):
+        """The shim sockets containerd 1.6 names sha256(<address>/<namespace>/<id>) in /run/containerd/s."""
+        return [os.path.join(self.SHIM_SOCKET_DIR, hashlib.sha256(
+            os.path.join(self.socket, "k8s.io", i).encode()).hexdigest()) for i in self.ids]
+
+
+# ---------------------------------------------------------------------------
+# The client (the same for both runtimes)
+# ---------------------------------------------------------------------------
+
+class Runtime:
+    def __init__(self, name, socket_path, node, data_dir):
+        self.name = name
+        self.node = node
+        self.data_dir = data_dir
+        self.channel = grpc.insecure_channel("unix://" + socket_path)
+        self.rt = pbg.RuntimeServiceStub(self.channel)
+        self.run_samples = []
+        self.stop_remove_samples = []
+        self.ips = []
+        self.on_created = None  # called with each sandbox id
+
+    def wait_network_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            status = self.rt.Status(pb.StatusRequest(), timeout=RPC_TIMEOUT).status
+            conds = {c.type: c for c in status.conditions}
+            net = conds.get("NetworkReady")
+            rt = conds.get("RuntimeReady")
+            if net is not None and net.status and rt is not None and rt.status:
+                return
+            if time.time() > deadline:
+                raise BenchError("%s: not ready after %ds: %s" % (self.name, timeout, [
+                    (c.type, c.status, c.reason, c.message) for c in status.conditions]))
+            time.sleep(0.2)
+
+    def pod(self, index, cgroup_parent, record=True):
+        name = "%s-%d" % (self.name, index)
+        uid = "%s-%s" % (cgroup_parent.rsplit("/", 1)[1], name)
+        config = pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name=name, uid=uid, namespace=NAMESPACE, attempt=0),
+            hostname=name,
+            linux=pb.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent))
+        start = time.perf_counter()
+        try:
+            sandbox = self.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=config), timeout=RPC_TIMEOUT).pod_sandbox_id
+        except grpc.RpcError as e:
+            raise BenchError("%s: RunPodSandbox %s failed: %s: %s" % (self.name, name, e.code(), e.details()))
+        run = time.perf_counter() - start
+        if self.on_created:
+            self.on_created(sandbox)
+        status = self.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sandbox), timeout=RPC_TIMEOUT).status
+        ip = status.network.ip
+        if not ip:
+            raise BenchError("%s: pod %s (%s) has no IP in PodSandboxStatus (network: %s)" % (
+                self.name, name, sandbox, status.network))
+        start = time.perf_counter()
+        try:
+            self.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sandbox), timeout=RPC_TIMEOUT)
+            self.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox), timeout=RPC_TIMEOUT)
+        except grpc.RpcError as e:
+            raise BenchError("%s: Stop/RemovePodSandbox %s failed: %s: %s" % (self.name, name, e.code(), e.details()))
+        stop_remove = time.perf_counter() - start
+        if record:
+            self.run_samples.append(run)
+            self.stop_remove_samples.append(stop_remove)
+            self.ips.append(ip)
+
+    def remove_all(self):
+        """Stops and removes every pod of ours this runtime still has (cleanup, never timed)."""
+        try:
+            pods = self.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=RPC_TIMEOUT).items
+        except grpc.RpcError as e:
+            warn("%s: ListPodSandbox: %s" % (self.name, e.details()))
+            return
+        for p in pods:
+            if p.metadata.namespace != NAMESPACE:
+                continue
+            if self.on_created:
+                self.on_created(p.id)
+            for call, req in ((self.rt.StopPodSandbox, pb.StopPodSandboxRequest(pod_sandbox_id=p.id)),
+                              (self.rt.RemovePodSandbox, pb.RemovePodSandboxRequest(pod_sandbox_id=p.id))):
+                try:
+                    call(req, timeout=RPC_TIMEOUT)
+                except grpc.RpcError as e:
+                    warn("%s: cleaning pod %s: %s" % (self.name, p.id, e.details()))
+
+    def close(self):
+        self.channel.close()
+
+
+# ---------------------------------------------------------------------------
+# Cleanup helpers
+# ---------------------------------------------------------------------------
+
+def unmount_all_under(path):
+    for m in sorted(mounts_under(path), key=len, reverse=True):
+        if subprocess.call(["umount", m], stderr=subprocess.DEVNULL) != 0:
+            subprocess.call(["umount", "-l", m], stderr=subprocess.DEVNULL)
+    return mounts_under(path)
+
+
+def cgroup_mounts():
+    return [m for m, fstype in mountinfo() if fstype in ("cgroup", "cgroup2")]
+
+
+def cgroup_processes(top):
+    """{pid: starttime} of the processes in any cgroup under <each hierarchy>/<top>: ours by name."""
+    found = {}
+    for mount in cgroup_mounts():
+        for d, _, files in os.walk(os.path.join(mount, top.strip("/"))):
+            if "cgroup.procs" not in files:
+                continue
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    pids = [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+            for pid in pids:
+                st = proc_starttime(pid)
+                if st is not None:
+                    found[pid] = st
+    return found
+
+
+def remove_cgroups(top):
+    """rmdir, deepest first, every cgroup directory under <each hierarchy>/<top> (only those)."""
+    left = []
+    for mount in cgroup_mounts():
+        root = os.path.join(mount, top.strip("/"))
+        if not os.path.isdir(root):
+            continue
+        dirs = [d for d, _, _ in os.walk(root)]
+        for d in sorted(dirs, key=len, reverse=True):
+            for _ in range(50):  # a cgroup whose last process just died can be busy for a moment
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                left.append(d)
+    return left
+
+
+def merge_json(path, key, value):
+    data = {}
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            warn("%s is not JSON (%s); writing it afresh" % (path, e))
+    data[key] = value
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.rename(tmp, path)
+
+
+# ---------------------------------------------------------------------------
+
+def preflight():
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("needs root")
+    for path in (PODSHIM, PAUSE, CONTAINERD, CTR, RUNC, "/usr/bin/containerd-shim-runc-v2") + tuple(
+            os.path.join(PLUGINS, p) for p in ("bridge", "host-local", "portmap")):
+        if not os.access(path, os.X_OK):
+            problems.append("missing %s" % path)
+    if problems:
+        raise BenchError("; ".join(problems) + " (hack/bench installs containerd, runc and containernetworking-plugins)")
+
+
+def main():
+    try:
+        preflight()
+    except BenchError as e:
+        print("bench_cni: %s" % e, file=sys.stderr)
+        return 2
+    # SIGTERM (and ^C) unwind through the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench_cni: terminated"))
+    tag = secrets.token_hex(3)
+    base = tempfile.mkdtemp(prefix="podshim-bench-cni-", dir="/tmp")
+    os.chmod(base, 0o711)
+    cgroup_top = "podshim-bench-cni-" + tag
+    net_name = "bench-cni-" + tag
+    bridge = "pshb" + tag  # 10 characters (≤ 15)
+    subnet = "10.%d.%d.0/24" % (100 + secrets.randbelow(100), secrets.randbelow(250))
+    sandbox_image = "localhost/podshim-bench-pause:" + tag
+    run_created = not os.path.exists("/run/containerd")
+    cni_cache_created = not os.path.exists("/var/lib/cni")
+    nodes, runtimes = {}, {}
+    podshim = containerd = None
+    results = None
+    failure = None
+    try:
+        volatile = os.path.join(base, "run")
+        os.makedirs(volatile)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0711,size=256m", "podshim-bench-cni", volatile], check=True)
+        os.makedirs(os.path.join(base, "nodes"))
+        nodes["podshim"] = Node(os.path.join(base, "nodes", "podshim.netns"))
+        nodes["containerd"] = Node(os.path.join(base, "nodes", "containerd.netns"))
+        data_dirs, conf_dirs = {}, {}
+        for name in ("podshim", "containerd"):
+            data_dirs[name] = os.path.join(base, name, "ipam")
+            conf_dirs[name] = os.path.join(base, name, "net.d")
+            os.makedirs(data_dirs[name])
+            os.makedirs(conf_dirs[name])
+            with open(os.path.join(conf_dirs[name], "10-bench.conflist"), "w") as f:
+                json.dump(conflist(net_name, bridge, subnet, data_dirs[name]), f, indent=2)
+        log("network %s: bridge %s, %s, a node namespace per runtime (%s)" % (
+            net_name, bridge, subnet, os.path.join(base, "nodes")))
+
+        # podshim
+        image_dir = IMAGES or os.path.join(base, "podshim", "images")
+        os.makedirs(image_dir, exist_ok=True)
+        podshim = Daemon(os.path.join(base, "podshim"), name="podshim", state=os.path.join(volatile, "podshim"),
+                         image_dir=image_dir, node_netns=nodes["podshim"].path,
+                         extra_args=["--network", "cni", "--cni-conf-dir", conf_dirs["podshim"],
+                                     "--cni-bin-dir", PLUGINS, "--pause-binary", PAUSE])
+        podshim.start()
+
+        # containerd
+        containerd = Containerd(os.path.join(base, "containerd"), os.path.join(volatile, "containerd"),
+                                nodes["containerd"], conf_dirs["containerd"], sandbox_image)
+        containerd.start()
+        archive = os.path.join(base, "pause-image.tar")
+        pause_image_archive(archive, PAUSE, sandbox_image)
+        containerd.import_image(archive)
+        version = pb.VersionRequest(version="v1")
+
+        runtimes["podshim"] = Runtime("podshim", podshim.socket, nodes["podshim"], data_dirs["podshim"])
+        runtimes["containerd"] = Runtime("containerd", containerd.socket, nodes["containerd"], data_dirs["containerd"])
+        runtimes["containerd"].on_created = containerd.ids.add
+        versions = {}
+        for name, r in runtimes.items():
+            r.wait_network_ready()
+            v = r.rt.Version(version, timeout=RPC_TIMEOUT)
+            versions[name] = "%s %s" % (v.runtime_name, v.runtime_version)
+        runc_version = subprocess.run([RUNC, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        log("%s vs %s (%s); %d warm-ups, %d runs each, alternating" % (
+            versions["podshim"], versions["containerd"], runc_version, WARMUP, RUNS))
+
+        parent = "/%s/pods" % cgroup_top
+        order = ["podshim", "containerd"]
+        for i in range(WARMUP):
+            for name in order:
+                runtimes[name].pod(i, parent, record=False)
+        for i in range(RUNS):
+            for name in (order if i % 2 == 0 else order[::-1]):
+                runtimes[name].pod(WARMUP + i, parent)
+
+        leftovers = {}
+        for name, r in runtimes.items():
+            leftovers[name] = {"leases": leases(r.data_dir, net_name), "veths": r.node.veths(),
+                               "cni_chains": r.node.cni_chains()}
+        bad = {n: l for n, l in leftovers.items() if l["leases"] or l["veths"]}
+        if bad:
+            raise BenchError("pods left host-local leases or veths behind: %s" % json.dumps(bad))
+
+        results = {
+            "runs": RUNS, "warmups": WARMUP, "versions": versions, "runc": runc_version,
+            "conflist": conflist(net_name, bridge, subnet, "<temp dir>/<runtime>/ipam"),
+            "run_pod_sandbox": {n: summary(r.run_samples) for n, r in runtimes.items()},
+            "stop_remove_pod_sandbox": {n: summary(r.stop_remove_samples) for n, r in runtimes.items()},
+            "leftovers": {n: {k: len(v) for k, v in l.items()} for n, l in leftovers.items()},
+            "sample_ips": {n: r.ips[:2] for n, r in runtimes.items()},
+        }
+        for key in ("run_pod_sandbox", "stop_remove_pod_sandbox"):
+            g = results[key]
+            g["ratio_podshim_containerd"] = {
+                m: g["podshim"][m + "_ms"] / g["containerd"][m + "_ms"] for m in ("p50", "p90", "p99", "mean")}
+        goal = results["run_pod_sandbox"]["ratio_podshim_containerd"]["p50"]
+        results["goal"] = {"goal": "RunPodSandbox (bridge) p50 podshim/containerd <= 1", "value": goal,
+                           "met": goal <= 1}
+    except BenchError as e:
+        failure = str(e)
+    except Exception as e:  # noqa: BLE001  (cleanup below, then the traceback)
+        failure = "%s: %s" % (type(e).__name__, e)
+        import traceback
+        traceback.print_exc()
+    finally:
+        for r in runtimes.values():
+            r.remove_all()
+            r.close()
+        recorded = {}
+        if podshim is not None:
+            if podshim.alive():  # its pause processes, should a pod be left
+                recorded.update((p, proc_starttime(p)) for p in descendants(podshim.pid))
+            podshim.stop()
+            if failure:
+                sys.stderr.write("podshim log:\n%s\n" % podshim.stderr_tail())
+            # What a stopped podshim may have left (nothing, normally); in its node: it may DEL.
+            subprocess.run(["nsenter", "--net=" + nodes["podshim"].path, PODSHIM, "cleanup",
+                            "--state-dir", podshim.state, "--root", podshim.root, "--pause-binary", PAUSE],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if containerd is not None:
+            containerd.stop()
+            if failure:
+                sys.stderr.write("containerd log:\n%s\n" % tail(containerd.log_path))
+            killed = kill_recorded(containerd.leftover_processes())
+            if killed:
+                warn("killed containerd leftovers: %s" % killed)
+        recorded.update(cgroup_processes(cgroup_top))
+        killed = kill_recorded({p: st for p, st in recorded.items() if st is not None})
+        if killed:
+            warn("killed leftover pod processes: %s" % killed)
+        still = unmount_all_under(base)  # pod netns pins, shm, rootfs, tmpfs, then the node pins
+        if still:
+            warn("still mounted under %s: %s" % (base, still))
+        left = remove_cgroups(cgroup_top)
+        if left:
+            warn("cgroups not removed: %s" % left)
+        if containerd is not None:
+            for s in containerd.shim_sockets():
+                if os.path.exists(s):
+                    os.unlink(s)
+            if os.path.isdir(Containerd.CNI_CACHE):
+                ours = [net_name + "-"] + ["cni-loopback-%s-" % i for i in containerd.ids]
+                for f in os.listdir(Containerd.CNI_CACHE):
+                    if any(f.startswith(prefix) for prefix in ours):
+                        warn("removing containerd's CNI cache file %s" % f)
+                        os.unlink(os.path.join(Containerd.CNI_CACHE, f))
+        for created, dirs in ((run_created, ("/run/containerd/s", "/run/containerd")),
+                              (cni_cache_created, ("/var/lib/cni/results", "/var/lib/cni"))):
+            if created:
+                for d in dirs:
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        pass
+        if not still:
+            subprocess.run(["rm", "-rf", "--one-file-system", base])
+
+    if failure:
+        print("bench_cni: FAILED: %s" % failure, file=sys.stderr)
+        return 1
+    merge_json(OUT, "cni", results)
+    report(results)
+    return 0
+
+
+def report(results):
+    print("RunPodSandbox with CNI (bridge + portmap, same conflist), %d runs each:" % results["runs"])
+    print("%-42s %9s %9s %9s %9s" % ("measure (ms)", "p50", "p90", "p99", "mean"))
+    for key, label in (("run_pod_sandbox", "RunPodSandbox"), ("stop_remove_pod_sandbox", "Stop+RemovePodSandbox")):
+        g = results[key]
+        for name in ("podshim", "containerd"):
+            s = g[name]
+            print("%-42s %9.2f %9.2f %9.2f %9.2f" % ("%s %s" % (label, name), s["p50_ms"], s["p90_ms"], s["p99_ms"],
+                                                    s["mean_ms"]))
+        r = g["ratio_podshim_containerd"]
+        print("%-42s %9.2f %9.2f %9.2f %9.2f" % ("%s podshim/containerd" % label, r["p50"], r["p90"], r["p99"],
+                                                r["mean"]))
+    g = results["goal"]
+    print("goal %s: measured %.2f, %s" % (g["goal"], g["value"], "met" if g["met"] else "NOT met"))
+    print("JSON (key \"cni\"): %s" % OUT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
