@@ -48,6 +48,9 @@ let package = Package(
         ),
         /// libseccomp and libcap (Debian's libseccomp-dev, libcap-dev), called from Swift in the parent.
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        /// SPDY/3 framing (frames, header compression with zlib) for the CRI streaming server.
+        .target(name: "PodshimSPDY", dependencies: ["CZlib"]),
         .systemLibrary(name: "CCap", providers: [.apt(["libcap-dev"])]),
         /// Capabilities and seccomp: names, default sets, profiles compiled to BPF before the clone.
         .target(
@@ -134,6 +137,7 @@ let package = Package(
         .testTarget(name: "PodshimSpecTests", dependencies: ["PodshimSpec"]),
         .testTarget(name: "PodshimSecurityTests", dependencies: ["PodshimSecurity", "PodshimSystem"]),
         .testTarget(name: "PodshimNetworkTests", dependencies: ["PodshimNetwork", "PodshimSystem"]),
+        .testTarget(name: "PodshimSPDYTests", dependencies: ["PodshimSPDY"]),
         .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimImages", "PodshimSystem", "PodshimTesting",
                                                                  .product(name: "Logging", package: "swift-log")]),
