@@ -51,6 +51,16 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         /// SPDY/3 framing (frames, header compression with zlib) for the CRI streaming server.
         .target(name: "PodshimSPDY", dependencies: ["CZlib"]),
+        /// The CRI streaming server (Exec over SPDY/3.1), on swift-nio.
+        .target(
+            name: "PodshimStreaming",
+            dependencies: [
+                "PodshimSPDY", "PodshimSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .systemLibrary(name: "CCap", providers: [.apt(["libcap-dev"])]),
         /// Capabilities and seccomp: names, default sets, profiles compiled to BPF before the clone.
         .target(
@@ -107,7 +117,7 @@ let package = Package(
             name: "PodshimDaemon",
             dependencies: [
                 "PodshimRuntime", "PodshimImages", "PodshimProcess", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
-                "PodshimNetwork",
+                "PodshimNetwork", "PodshimStreaming",
                 // Imported directly: the seccomp cache (CapabilitySet).
                 "PodshimSecurity",
                 .product(name: "Logging", package: "swift-log"),

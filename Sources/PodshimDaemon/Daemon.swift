@@ -7,6 +7,7 @@ import Logging
 import PodshimCgroups
 import PodshimRuntime
 import PodshimSystem
+import PodshimStreaming
 
 /// `podshim serve`: the CRI runtime and image services on a guarded Unix socket.
 ///
@@ -87,6 +88,14 @@ public struct Daemon {
         if let notice = manager.cgroupNotice { logger.warning("\(notice)") }
         if let notice = manager.pidsLimitNotice { logger.warning("\(notice)") }
 
+        let streaming: StreamingServer?
+        do {
+            streaming = try StreamingServer()
+            logger.notice("streaming server (exec) on \(streaming?.baseURL ?? "")")
+        } catch {
+            streaming = nil
+            logger.error("the streaming server could not start: \(error); Exec answers UNAVAILABLE")
+        }
         let policy = PeerPolicy(group: group)
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         // CRI requests are small; RequestSizeLimit refuses those over 2 MiB with RESOURCE_EXHAUSTED,
@@ -106,7 +115,7 @@ public struct Daemon {
         let transport = HTTP2ServerTransport.Posix(
             listeningSocketDescriptor: Int(socket.descriptor), transportSecurity: .plaintext, config: transportConfig)
         let server = GRPCServer(transport: transport, services: [
-            RuntimeServiceProvider(manager: manager, version: options.version),
+            RuntimeServiceProvider(manager: manager, version: options.version, streaming: streaming),
             ImageServiceProvider(store: manager.images, containerRoot: configuration.rootDirectory + "/pods"),
             PodServiceProvider(pods: manifestPods),
         ], interceptors: [RequestSizeLimit()])

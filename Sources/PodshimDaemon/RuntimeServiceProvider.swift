@@ -3,11 +3,14 @@ import GRPCCore
 import PodshimCRI
 import PodshimRuntime
 import PodshimSystem
+import PodshimStreaming
 
 /// `runtime.v1.RuntimeService`: thin request/response mapping over ``SandboxManager``.
 struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     let manager: SandboxManager
     let version: String
+    /// Serves the URLs Exec returns (nil: it could not start, and Exec says so).
+    let streaming: StreamingServer?
 
     func version(request: Runtime_V1_VersionRequest, context: ServerContext) async throws -> Runtime_V1_VersionResponse {
         var response = Runtime_V1_VersionResponse()
@@ -329,8 +332,36 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func streamContainers(request: Runtime_V1_StreamContainersRequest, response: RPCWriter<Runtime_V1_StreamContainersResponse>, context: ServerContext) async throws {
         throw CRIError.unimplemented("StreamContainers")
     }
+    /// A URL on the streaming server for this exec: the command starts when the client has
+    /// connected and opened its streams (SPDY/3.1, `v4.channel.k8s.io`).
     func exec(request: Runtime_V1_ExecRequest, context: ServerContext) async throws -> Runtime_V1_ExecResponse {
-        throw CRIError.unimplemented("Exec (streaming)")
+        let (sandbox, container) = try manager.container(request.containerID)
+        guard !request.cmd.isEmpty, !request.cmd[0].isEmpty else { throw CRIError.invalidArgument("cmd", "required") }
+        if request.tty && request.stderr {
+            throw CRIError.invalidArgument("stderr", "must be false with tty (a terminal merges stderr into stdout)")
+        }
+        guard request.stdin || request.stdout || request.stderr else {
+            throw CRIError.invalidArgument("stdin", "one of stdin, stdout and stderr must be true")
+        }
+        if request.tty { throw CRIError.unimplemented("Exec with tty (a terminal in the container) is not implemented yet") }
+        let running = sandbox.lock.withLock { container.record.state == .running }
+        guard running else { throw CRIError.failedPrecondition("container \(container.id) is not running") }
+        guard let streaming else { throw PodshimError(.unavailable, operation: "Exec", message: "the streaming server is not running") }
+        let runtime = container.runtime
+        let argv = request.cmd
+        let (stdin, stdout, stderr) = (request.stdin, request.stdout, request.stderr)
+        let exec = ExecStreamRequest(stdin: stdin, stdout: stdout, stderr: stderr, tty: false) { onExit in
+            let started = try ContainerExec.start(in: runtime, argv: argv, stdin: stdin, stdout: stdout, stderr: stderr, onExit: onExit)
+            let process = started.process
+            return ExecProcess(stdin: started.stdin, stdout: started.stdout, stderr: started.stderr,
+                               kill: { _ = try? process.send(.kill) }) // gone already: nothing to kill
+        }
+        guard let url = streaming.url(for: .exec(exec)) else {
+            throw PodshimError(.resourceExhausted, operation: "Exec", message: "\(streaming.tokens.capacity) streaming sessions are waiting to be used")
+        }
+        var response = Runtime_V1_ExecResponse()
+        response.url = url
+        return response
     }
     func attach(request: Runtime_V1_AttachRequest, context: ServerContext) async throws -> Runtime_V1_AttachResponse {
         throw CRIError.unimplemented("Attach")

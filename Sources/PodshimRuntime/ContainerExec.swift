@@ -188,3 +188,56 @@ final class ExitLatch: Sendable {
         return status.withLock { $0 }
     }
 }
+
+// MARK: - Streaming exec (the CRI's Exec through the streaming server)
+
+extension ContainerExec {
+    /// A process started in a container for a streaming session, with podshim's ends of its
+    /// pipes (close-on-exec; the caller owns them): stdin to write (when asked for), stdout and
+    /// stderr to read (when asked for).
+    public struct Streaming: Sendable {
+        public var process: ProcessHandle
+        public var stdin: Int32?
+        public var stdout: Int32?
+        public var stderr: Int32?
+    }
+
+    /// Starts `argv` in `container` with pipes for the streams asked for (the others are
+    /// /dev/null); `onExit` gets its exit status (on the event loop thread).
+    public static func start(
+        in container: Container, argv: [String], stdin: Bool, stdout: Bool, stderr: Bool,
+        onExit: @escaping @Sendable (ExitStatus) -> Void
+    ) throws(PodshimError) -> Streaming {
+        guard !argv.isEmpty, !argv[0].isEmpty else { throw PodshimError(.invalidArgument, subject: "cmd", message: "required") }
+        guard let process = container.process, container.isRunning else {
+            throw PodshimError(.failedPrecondition, message: "container \(container.name) is not running")
+        }
+        var opened: [Int32] = []
+        func pipe() throws(PodshimError) -> (read: Int32, write: Int32) {
+            do {
+                let ends = try Kernel.pipe()
+                opened += [ends.read, ends.write]
+                return ends
+            } catch {
+                for fd in opened { close(fd) }
+                throw error.podshimError
+            }
+        }
+        let input = stdin ? try pipe() : nil
+        let output = stdout ? try pipe() : nil
+        let error = stderr ? try pipe() : nil
+        let child: ProcessHandle
+        do {
+            child = try Spawner.spawn(
+                plan(for: container.plan, argv: argv), sandbox: process,
+                stdio: .init(input: input?.read ?? -1, output: output?.write ?? -1, error: error?.write ?? -1),
+                cgroup: container.cgroup, setupTimeout: 30, onExit: onExit)
+        } catch {
+            for fd in opened { close(fd) }
+            throw PodError("exec in container \(container.name)", error).podshimError
+        }
+        // The child's ends are its own now.
+        for fd in [input?.read, output?.write, error?.write].compactMap({ $0 }) { close(fd) }
+        return Streaming(process: child, stdin: input?.write, stdout: output?.read, stderr: error?.read)
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// What a streaming URL was made for.
+public enum StreamingRequest: Sendable {
+    /// An exec: the streams the client asked for, and how to start the process.
+    case exec(ExecStreamRequest)
+}
+
+/// The CRI streaming server (Exec; Attach and PortForward to come): HTTP/1.1 on 127.0.0.1 at a
+/// port chosen at start-up; a URL `http://127.0.0.1:<port>/exec/<token>` upgraded to SPDY/3.1
+/// (the protocol a kubelet and crictl speak to a runtime) with remote-command protocol
+/// `v4.channel.k8s.io`.
+public final class StreamingServer: Sendable {
+    public let tokens = StreamingTokens<StreamingRequest>()
+    private let channel: Channel
+    /// Where URLs point: `http://127.0.0.1:<port>`.
+    public let baseURL: String
+
+    /// Binds and starts serving on `host`:`port` (0: any free port).
+    public init(host: String = "127.0.0.1", port: Int = 0, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        let tokens = self.tokens
+        channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                        HTTPResponseEncoder(),
+                    ])
+                    try channel.pipeline.syncOperations.addHandler(StreamingHTTPHandler(tokens: tokens))
+                }
+            }
+            .bind(host: host, port: port).wait()
+        let bound = channel.localAddress?.port ?? port
+        baseURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(bound)"
+    }
+
+    /// A URL for `request`, or nil when too many are waiting.
+    public func url(for request: StreamingRequest) -> String? {
+        guard let token = tokens.insert(request) else { return nil }
+        switch request {
+        case .exec: return baseURL + "/exec/" + token
+        }
+    }
+
+    public func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// The HTTP request of a streaming URL: checks the token and the upgrade, answers 101 and hands
+/// the connection to the SPDY session; anything else gets a plain HTTP error and a close.
+final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// The remote-command protocols served, most preferred first.
+    static let protocols = ["v4.channel.k8s.io"]
+
+    private let tokens: StreamingTokens<StreamingRequest>
+    private var accepted: (request: StreamingRequest, version: String)?
+    private var refused = false
+
+    init(tokens: StreamingTokens<StreamingRequest>) {
+        self.tokens = tokens
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            handle(head, context: context)
+        case .body:
+            break
+        case .end:
+            if refused { return }
+            if let accepted { upgrade(context: context, request: accepted.request, version: accepted.version) }
+        }
+    }
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let parts = head.uri.split(separator: "?").first?.split(separator: "/").map(String.init) ?? []
+        guard head.method == .GET || head.method == .POST else {
+            return refuse(context, .methodNotAllowed, "use GET or POST")
+        }
+        guard parts.count == 2, parts[0] == "exec" else { return refuse(context, .notFound, "no such URL") }
+        let upgrade = head.headers["upgrade"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard upgrade.contains("spdy/3.1") else {
+            return refuse(context, .badRequest, "expected Upgrade: SPDY/3.1 (WebSocket streams are not served yet)")
+        }
+        let offered = head.headers["x-stream-protocol-version"].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !offered.isEmpty else { return refuse(context, .badRequest, "no X-Stream-Protocol-Version") }
+        guard let version = offered.first(where: Self.protocols.contains) else {
+            var headers = HTTPHeaders()
+            for supported in Self.protocols { headers.add(name: "X-Accepted-Stream-Protocol-Versions", value: supported) }
+            return refuse(context, .forbidden, "none of \(offered.joined(separator: ", ")) is served", headers: headers)
+        }
+        // Spent here, whatever happens next: a token is good for one connection attempt.
+        guard let request = tokens.take(parts[1]) else { return refuse(context, .notFound, "unknown or expired token") }
+        accepted = (request, version)
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String, headers: HTTPHeaders = HTTPHeaders()) {
+        refused = true
+        var headers = headers
+        let body = message + "\n"
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    private func upgrade(context: ChannelHandlerContext, request: StreamingRequest, version: String) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Connection", value: "Upgrade")
+        headers.add(name: "Upgrade", value: "SPDY/3.1")
+        headers.add(name: "X-Stream-Protocol-Version", value: version)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let pipeline = context.pipeline.syncOperations
+        do {
+            switch request {
+            case .exec(let exec):
+                try pipeline.addHandler(SPDYExecSession(request: exec), position: .last)
+            }
+            // This handler first: bytes the decoder still holds then go straight to the session.
+            pipeline.removeHandler(context: context, promise: nil)
+            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
+            pipeline.removeHandler(encoder, promise: nil)
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            pipeline.removeHandler(decoder, promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+}

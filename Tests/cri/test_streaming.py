@@ -1,0 +1,144 @@
+"""Exec through the CRI streaming server: the URL Exec returns, upgraded to SPDY/3.1 with the
+v4.channel.k8s.io protocol, driven by a SPDY client of the suite's own (spdyclient.py)."""
+
+import hashlib
+import os
+import socket
+import threading
+import time
+
+import grpc
+
+from crihelpers import CRITestCase, pb
+import spdyclient
+
+
+class StreamingExecTest(CRITestCase):
+
+    def setUp(self):
+        self.pod_id, cfg, self.cid = self.run_pod_with_sleeper(self.client, "stream-%d" % (abs(hash(self._testMethodName)) % 100000))
+
+    def exec_url(self, cmd, stdin=False, stdout=True, stderr=True, tty=False, cid=None):
+        return self.client.rt.Exec(pb.ExecRequest(container_id=cid or self.cid, cmd=cmd, stdin=stdin, stdout=stdout,
+                                                  stderr=stderr, tty=tty), timeout=10).url
+
+    def test_stdin_through_cat_and_back(self):
+        data = os.urandom(32 << 20)
+        url = self.exec_url(["cat"], stdin=True)
+        self.assertRegex(url, r"^http://127\.0\.0\.1:\d+/exec/[A-Za-z0-9_-]{22}$")
+        t0 = time.time()
+        out, err, status = spdyclient.run_exec(url, stdin=data)
+        took = time.time() - t0
+        self.assertEqual(len(out), len(data))
+        self.assertEqual(hashlib.sha256(out).hexdigest(), hashlib.sha256(data).hexdigest())
+        self.assertEqual(err, b"")
+        self.assertEqual(status, {"metadata": {}, "status": "Success"})
+        print("    [streaming] 32 MiB through exec stdin and back in %.2f s" % took)
+
+    def test_exit_codes_and_stderr(self):
+        for code, command in ((0, "echo out; echo err >&2"), (1, "echo out; echo err >&2; exit 1"),
+                              (137, "echo out; kill -9 $$")):
+            with self.subTest(code=code):
+                out, err, status = spdyclient.run_exec(self.exec_url(["sh", "-c", command]))
+                self.assertEqual(out, b"out\n")
+                if code == 137:
+                    self.assertEqual(err, b"")
+                else:
+                    self.assertEqual(err, b"err\n")
+                if code == 0:
+                    self.assertEqual(status["status"], "Success")
+                else:
+                    self.assertEqual(status["status"], "Failure")
+                    self.assertEqual(status["reason"], "NonZeroExitCode")
+                    self.assertEqual(status["details"]["causes"], [{"reason": "ExitCode", "message": str(code)}])
+
+    def test_only_the_streams_asked_for(self):
+        out, err, status = spdyclient.run_exec(self.exec_url(["sh", "-c", "echo out; echo err >&2"], stderr=False),
+                                               stderr=False)
+        self.assertEqual((out, err, status["status"]), (b"out\n", b"", "Success"))
+
+    def test_tokens_are_single_use_and_checked(self):
+        url = self.exec_url(["true"])
+        spdyclient.run_exec(url)
+        for bad in (url, url[:-3] + "AAA", url.rsplit("/", 1)[0] + "/nosuchtoken"):
+            with self.assertRaises(spdyclient.HTTPError) as refused:
+                spdyclient.upgrade(bad)
+            self.assertEqual(refused.exception.status, 404, refused.exception.body)
+        with self.assertRaises(spdyclient.HTTPError) as refused:
+            spdyclient.upgrade(self.exec_url(["true"]), upgrade_header=None)
+        self.assertEqual(refused.exception.status, 400)
+        with self.assertRaises(spdyclient.HTTPError) as refused:
+            spdyclient.upgrade(self.exec_url(["true"]), versions=("v9.channel.k8s.io",))
+        self.assertEqual(refused.exception.status, 403)
+        self.assertEqual(refused.exception.headers["x-accepted-stream-protocol-versions"], ["v4.channel.k8s.io"])
+        # Malformed HTTP: the connection is closed, the server goes on.
+        parsed = spdyclient.urllib.parse.urlparse(url)
+        raw = socket.create_connection((parsed.hostname, parsed.port), timeout=5)
+        raw.sendall(b"\x00\x01garbage\r\n\r\n")
+        raw.settimeout(5)
+        try:
+            while raw.recv(4096):
+                pass
+        except OSError:
+            pass
+        raw.close()
+        out, _, status = spdyclient.run_exec(self.exec_url(["echo", "still-serving"]))
+        self.assertEqual((out, status["status"]), (b"still-serving\n", "Success"))
+
+    def test_bad_requests_are_refused_by_the_rpc(self):
+        rt = self.client.rt
+        cases = [
+            (pb.ExecRequest(container_id=self.cid, cmd=[], stdout=True), grpc.StatusCode.INVALID_ARGUMENT, "cmd"),
+            (pb.ExecRequest(container_id=self.cid, cmd=["true"]), grpc.StatusCode.INVALID_ARGUMENT, "stdin"),
+            (pb.ExecRequest(container_id=self.cid, cmd=["sh"], tty=True, stderr=True), grpc.StatusCode.INVALID_ARGUMENT, "stderr"),
+            (pb.ExecRequest(container_id="nosuch", cmd=["true"], stdout=True), grpc.StatusCode.NOT_FOUND, "nosuch"),
+            (pb.ExecRequest(container_id=self.cid, cmd=["sh"], tty=True, stdout=True), grpc.StatusCode.UNIMPLEMENTED, "tty"),
+        ]
+        for request, code, word in cases:
+            with self.subTest(word=word):
+                with self.assertRaises(grpc.RpcError) as error:
+                    rt.Exec(request, timeout=10)
+                self.assertEqual(error.exception.code(), code)
+                self.assertIn(word, error.exception.details())
+
+    def test_a_client_that_leaves_takes_its_process_along(self):
+        url = self.exec_url(["sh", "-c", "echo started; exec sleep 4242"], stdin=True)
+        sock, _ = spdyclient.upgrade(url)
+        s = spdyclient.Session(sock)
+        for kind in ("error", "stdin", "stdout", "stderr"):
+            s.syn_stream({"streamtype": kind})
+        seen = b""
+        while b"started" not in seen:
+            frame = s.read_frame()
+            self.assertIsNotNone(frame)
+            if frame[0] == "data":
+                seen += frame[3]
+        sock.close()  # no GOAWAY, no FIN: the client vanished
+        deadline = time.time() + 10
+        while True:
+            r = self.client.rt.ExecSync(pb.ExecSyncRequest(container_id=self.cid, cmd=["ps", "-o", "args"], timeout=5), timeout=15)
+            if b"sleep 4242" not in r.stdout or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertNotIn(b"sleep 4242", r.stdout)
+
+    def test_ping_is_answered_and_many_sessions_run_at_once(self):
+        results = {}
+
+        def one(i):
+            try:
+                sessions = []
+                out, _, status = spdyclient.run_exec(self.exec_url(["sh", "-c", "sleep 0.5; echo %d" % i]),
+                                                     on_open=lambda s, ids: (s.ping(1), sessions.append(s)))
+                results[i] = (out, status["status"], sessions[0].pongs)
+            except Exception as error:  # reported below
+                results[i] = error
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
+        t0 = time.time()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(results, {i: (b"%d\n" % i, "Success", [1]) for i in range(50)})
+        print("    [streaming] 50 concurrent exec sessions in %.2f s" % (time.time() - t0))
