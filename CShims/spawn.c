@@ -623,6 +623,10 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
             child_fail(report_fd, PSH_STAGE_STDIO, errno, i);
         }
     }
+    // A session leader since setsid: the terminal on fd 0 becomes its controlling terminal.
+    if (c->controlling_tty && ioctl(0, TIOCSCTTY, 0) < 0) {
+        child_fail(report_fd, PSH_STAGE_STDIO, errno, 0);
+    }
     // Whatever the parent leaked without O_CLOEXEC must not reach the container.
     (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 

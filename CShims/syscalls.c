@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
@@ -109,6 +110,33 @@ int psh_poll_readable(int fd, int timeout_ms) {
 
 int psh_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;
+}
+
+int psh_pty_open(int fds[2]) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) {
+        return -errno;
+    }
+    char name[64];
+    if (grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof name) != 0) {
+        int err = errno;
+        close(master);
+        return -err;
+    }
+    int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) {
+        int err = errno;
+        close(master);
+        return -err;
+    }
+    fds[0] = master;
+    fds[1] = slave;
+    return 0;
+}
+
+int psh_pty_resize(int fd, unsigned short rows, unsigned short columns) {
+    struct winsize size = {.ws_row = rows, .ws_col = columns};
+    return ioctl(fd, TIOCSWINSZ, &size) < 0 ? -errno : 0;
 }
 
 // PIDFD_GET_INFO (Linux 6.13; PIDFD_INFO_EXIT since 6.15), declared here because the build

@@ -141,6 +141,13 @@ int psh_poll_readable(int fd, int timeout_ms);
 /// pipe2(O_CLOEXEC), returning -errno.
 int psh_pipe_cloexec(int fds[_Nonnull 2]);
 
+/// A pseudo-terminal: fds[0] the master, fds[1] the slave, both close-on-exec and not
+/// controlling podshim; -errno on failure.
+int psh_pty_open(int fds[_Nonnull 2]);
+
+/// TIOCSWINSZ on a terminal (ioctl is variadic: Swift cannot call it); -errno on failure.
+int psh_pty_resize(int fd, unsigned short rows, unsigned short columns);
+
 // ---------------------------------------------------------------------------------------------
 // Spawning a process into namespaces and a root filesystem
 // ---------------------------------------------------------------------------------------------
@@ -282,6 +289,9 @@ typedef struct psh_spawn_config {
     const char *_Nullable cwd;
     /// Duplicated onto 0, 1, 2. Every other fd is closed at execve.
     int stdio[3];
+    /// stdin is a terminal (a pty's slave end) that becomes the process's controlling terminal
+    /// (TIOCSCTTY after setsid): a tty exec.
+    bool controlling_tty;
 } psh_spawn_config;
 
 /// The stage at which a child failed; reported with its errno over the CLOEXEC pipe.

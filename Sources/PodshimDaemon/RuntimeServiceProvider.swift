@@ -343,17 +343,17 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         guard request.stdin || request.stdout || request.stderr else {
             throw CRIError.invalidArgument("stdin", "one of stdin, stdout and stderr must be true")
         }
-        if request.tty { throw CRIError.unimplemented("Exec with tty (a terminal in the container) is not implemented yet") }
         let running = sandbox.lock.withLock { container.record.state == .running }
         guard running else { throw CRIError.failedPrecondition("container \(container.id) is not running") }
         guard let streaming else { throw PodshimError(.unavailable, operation: "Exec", message: "the streaming server is not running") }
         let runtime = container.runtime
         let argv = request.cmd
-        let (stdin, stdout, stderr) = (request.stdin, request.stdout, request.stderr)
-        let exec = ExecStreamRequest(stdin: stdin, stdout: stdout, stderr: stderr, tty: false) { onExit in
-            let started = try ContainerExec.start(in: runtime, argv: argv, stdin: stdin, stdout: stdout, stderr: stderr, onExit: onExit)
+        let (stdin, stdout, stderr, tty) = (request.stdin, request.stdout, request.stderr, request.tty)
+        let exec = ExecStreamRequest(stdin: stdin, stdout: stdout, stderr: stderr, tty: tty) { onExit in
+            let started = try ContainerExec.start(in: runtime, argv: argv, stdin: stdin, stdout: stdout, stderr: stderr,
+                                                  tty: tty, onExit: onExit)
             let process = started.process
-            return ExecProcess(stdin: started.stdin, stdout: started.stdout, stderr: started.stderr,
+            return ExecProcess(stdin: started.stdin, stdout: started.stdout, stderr: started.stderr, terminal: started.terminal,
                                kill: { _ = try? process.send(.kill) }) // gone already: nothing to kill
         }
         guard let url = streaming.url(for: .exec(exec)) else {

@@ -39,6 +39,8 @@ public struct ProcessPlan: Equatable, Sendable {
     public var capabilities: CapabilityMasks?
     /// prctl(PR_SET_NO_NEW_PRIVS) (`allowPrivilegeEscalation: false`).
     public var noNewPrivileges: Bool
+    /// stdin is a terminal that becomes the process's controlling terminal (a tty exec).
+    public var controllingTerminal = false
     /// The compiled seccomp program (classic BPF), or nil for none.
     public var seccompFilter: [UInt8]?
 

@@ -222,6 +222,7 @@ public enum Spawner {
         config.search_path = arena.string(plan.searchPath)
         config.cwd = arena.string(plan.workingDirectory)
         config.stdio = (stdio.input, stdio.output, stdio.error)
+        config.controlling_tty = plan.controllingTerminal
         return config
     }
 

@@ -200,18 +200,23 @@ extension ContainerExec {
         public var stdin: Int32?
         public var stdout: Int32?
         public var stderr: Int32?
+        /// With a tty: a third descriptor of the terminal's master side, for resizing it.
+        public var terminal: Int32?
     }
 
     /// Starts `argv` in `container` with pipes for the streams asked for (the others are
-    /// /dev/null); `onExit` gets its exit status (on the event loop thread).
+    /// /dev/null), or with `tty` on a new pseudo-terminal that becomes its controlling terminal
+    /// (its output, stderr merged, comes from the master side; TERM=xterm unless the container
+    /// sets TERM); `onExit` gets its exit status (on the event loop thread).
     public static func start(
-        in container: Container, argv: [String], stdin: Bool, stdout: Bool, stderr: Bool,
+        in container: Container, argv: [String], stdin: Bool, stdout: Bool, stderr: Bool, tty: Bool = false,
         onExit: @escaping @Sendable (ExitStatus) -> Void
     ) throws(PodshimError) -> Streaming {
         guard !argv.isEmpty, !argv[0].isEmpty else { throw PodshimError(.invalidArgument, subject: "cmd", message: "required") }
         guard let process = container.process, container.isRunning else {
             throw PodshimError(.failedPrecondition, message: "container \(container.name) is not running")
         }
+        if tty { return try startOnTerminal(in: container, sandbox: process, argv: argv, stdin: stdin, onExit: onExit) }
         var opened: [Int32] = []
         func pipe() throws(PodshimError) -> (read: Int32, write: Int32) {
             do {
@@ -239,5 +244,46 @@ extension ContainerExec {
         // The child's ends are its own now.
         for fd in [input?.read, output?.write, error?.write].compactMap({ $0 }) { close(fd) }
         return Streaming(process: child, stdin: input?.write, stdout: output?.read, stderr: error?.read)
+    }
+
+    private static func startOnTerminal(
+        in container: Container, sandbox: ProcessHandle, argv: [String], stdin: Bool,
+        onExit: @escaping @Sendable (ExitStatus) -> Void
+    ) throws(PodshimError) -> Streaming {
+        let terminal: (master: Int32, slave: Int32)
+        do {
+            terminal = try Kernel.pty()
+        } catch {
+            throw error.podshimError
+        }
+        var fds = [terminal.master]
+        func duplicate() throws(PodshimError) -> Int32 {
+            let fd = fcntl(terminal.master, F_DUPFD_CLOEXEC, 3)
+            guard fd >= 0 else {
+                let failure = PodshimError(.resourceExhausted, operation: "dup", subject: "terminal", errno: .last)
+                for fd in fds { close(fd) }
+                close(terminal.slave)
+                throw failure
+            }
+            fds.append(fd)
+            return fd
+        }
+        let input = stdin ? try duplicate() : nil
+        let resize = try duplicate()
+        var plan = plan(for: container.plan, argv: argv)
+        plan.controllingTerminal = true
+        if !plan.environment.contains(where: { $0.hasPrefix("TERM=") }) { plan.environment.append("TERM=xterm") }
+        let child: ProcessHandle
+        do {
+            child = try Spawner.spawn(
+                plan, sandbox: sandbox, stdio: .init(input: terminal.slave, output: terminal.slave, error: terminal.slave),
+                cgroup: container.cgroup, setupTimeout: 30, onExit: onExit)
+        } catch {
+            for fd in fds { close(fd) }
+            close(terminal.slave)
+            throw PodError("exec in container \(container.name)", error).podshimError
+        }
+        close(terminal.slave)
+        return Streaming(process: child, stdin: input, stdout: terminal.master, stderr: nil, terminal: resize)
     }
 }

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import PodshimSPDY
 import PodshimSystem
+import Glibc
 
 /// A process an exec session runs: podshim's ends of its pipes (the session owns them) and a way
 /// to kill it (through its pidfd).
@@ -10,12 +11,15 @@ public struct ExecProcess: Sendable {
     public var stdin: Int32?
     public var stdout: Int32?
     public var stderr: Int32?
+    /// With a tty: a descriptor of the terminal's master side, to resize it (the session closes it).
+    public var terminal: Int32?
     public var kill: @Sendable () -> Void
 
-    public init(stdin: Int32?, stdout: Int32?, stderr: Int32?, kill: @escaping @Sendable () -> Void) {
+    public init(stdin: Int32?, stdout: Int32?, stderr: Int32?, terminal: Int32? = nil, kill: @escaping @Sendable () -> Void) {
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
+        self.terminal = terminal
         self.kill = kill
     }
 }
@@ -74,6 +78,9 @@ final class SPDYExecSession: ChannelInboundHandler {
     private var exitStatus: ExitStatus?
     private var finished = false
     private var timeout: Scheduled<Void>?
+    /// Resize messages not parsed yet, and the last size asked for before the process ran.
+    private var resizeBuffer: [UInt8] = []
+    private var pendingSize: (rows: UInt16, columns: UInt16)?
 
     init(request: ExecStreamRequest) {
         self.request = request
@@ -116,6 +123,10 @@ final class SPDYExecSession: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timeout?.cancel()
         if exitStatus == nil { process?.kill() }
+        if let terminal = process?.terminal {
+            close(terminal)
+            process?.terminal = nil
+        }
         stdinChannel?.close(promise: nil)
         for channel in outputs.values { channel.close(promise: nil) }
         context.fireChannelInactive()
@@ -149,7 +160,8 @@ final class SPDYExecSession: ChannelInboundHandler {
                 if !payload.isEmpty { sendStdin(context.channel.allocator.buffer(bytes: payload), context: context) }
                 if flags & SPDYFrame.flagFin != 0 { finishStdin() }
             }
-            // resize (tty) is not served yet; data on other streams is ignored.
+            if id == streams["resize"] { resize(payload) }
+            // Data on other streams is ignored.
         case .ping(let id):
             write(.ping(id: id), context: context)
         case .rstStream(let id, _):
@@ -180,6 +192,9 @@ final class SPDYExecSession: ChannelInboundHandler {
             return
         }
         process = started
+        if let size = pendingSize, let terminal = started.terminal {
+            try? Kernel.resizeTerminal(terminal, rows: size.rows, columns: size.columns) // a terminal that cannot be resized keeps its size
+        }
         for (fd, type) in [(started.stdout, "stdout"), (started.stderr, "stderr")] {
             guard let fd else { continue }
             guard let stream = streams[type] else {
@@ -218,6 +233,26 @@ final class SPDYExecSession: ChannelInboundHandler {
                 }
         }
         if started.stdout == nil && started.stderr == nil { /* nothing to drain */ }
+    }
+
+    /// `{"Width":W,"Height":H}` messages, one after another (Go adds a newline): each sets the
+    /// terminal's size; a size with a zero side is skipped, as containerd does.
+    private func resize(_ payload: [UInt8]) {
+        resizeBuffer += payload
+        while let end = resizeBuffer.firstIndex(of: UInt8(ascii: "}")) {
+            let message = Array(resizeBuffer[...end])
+            resizeBuffer.removeFirst(end + 1)
+            guard let start = message.firstIndex(of: UInt8(ascii: "{")),
+                  let value = try? JSONValue.parse(Array(message[start...])), // not a size: ignored
+                  let width = value["Width"]?.intValue, let height = value["Height"]?.intValue,
+                  (1...65535).contains(width), (1...65535).contains(height) else { continue }
+            if let terminal = process?.terminal {
+                try? Kernel.resizeTerminal(terminal, rows: UInt16(height), columns: UInt16(width)) // as above
+            } else {
+                pendingSize = (UInt16(height), UInt16(width))
+            }
+        }
+        if resizeBuffer.count > 4096 { resizeBuffer.removeAll() } // no size message is that long
     }
 
     private func sendStdin(_ buffer: ByteBuffer, context: ChannelHandlerContext) {

@@ -5,6 +5,22 @@ import Glibc
 /// importer of CShims outside the spawn path.
 public enum Kernel {
     /// A close-on-exec pipe: (read end, write end).
+    /// A pseudo-terminal pair, both ends close-on-exec.
+    public static func pty() throws(SystemError) -> (master: Int32, slave: Int32) {
+        var pair: (Int32, Int32) = (-1, -1)
+        let result = withUnsafeMutablePointer(to: &pair) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 2) { psh_pty_open($0) }
+        }
+        if result < 0 { throw SystemError("posix_openpt", negatedErrno: result) }
+        return (pair.0, pair.1)
+    }
+
+    /// Sets a terminal's size (rows, columns).
+    public static func resizeTerminal(_ fd: Int32, rows: UInt16, columns: UInt16) throws(SystemError) {
+        let result = psh_pty_resize(fd, rows, columns)
+        if result < 0 { throw SystemError("ioctl TIOCSWINSZ", negatedErrno: result) }
+    }
+
     public static func pipe() throws(SystemError) -> (read: Int32, write: Int32) {
         var pair: (Int32, Int32) = (-1, -1)
         let result = withUnsafeMutablePointer(to: &pair) {

@@ -92,7 +92,6 @@ class StreamingExecTest(CRITestCase):
             (pb.ExecRequest(container_id=self.cid, cmd=["true"]), grpc.StatusCode.INVALID_ARGUMENT, "stdin"),
             (pb.ExecRequest(container_id=self.cid, cmd=["sh"], tty=True, stderr=True), grpc.StatusCode.INVALID_ARGUMENT, "stderr"),
             (pb.ExecRequest(container_id="nosuch", cmd=["true"], stdout=True), grpc.StatusCode.NOT_FOUND, "nosuch"),
-            (pb.ExecRequest(container_id=self.cid, cmd=["sh"], tty=True, stdout=True), grpc.StatusCode.UNIMPLEMENTED, "tty"),
         ]
         for request, code, word in cases:
             with self.subTest(word=word):
@@ -142,3 +141,41 @@ class StreamingExecTest(CRITestCase):
             t.join(60)
         self.assertEqual(results, {i: (b"%d\n" % i, "Success", [1]) for i in range(50)})
         print("    [streaming] 50 concurrent exec sessions in %.2f s" % (time.time() - t0))
+
+    def test_tty_with_resize(self):
+        # The first read waits for the client's first size (it may arrive after the process started).
+        url = self.exec_url(["sh", "-c", "read go; stty size; read line; stty size; echo got $line; exit 4"],
+                            stdin=True, stderr=False, tty=True)
+        sock, _ = spdyclient.upgrade(url)
+        s = spdyclient.Session(sock)
+        ids = {kind: s.syn_stream({"streamtype": kind}) for kind in ("error", "stdin", "stdout", "resize")}
+        s.data(ids["resize"], b'{"Width":97,"Height":31}\n')
+        time.sleep(0.2)
+        s.data(ids["stdin"], b"go\r")
+        out = bytearray()
+        status = bytearray()
+
+        def read_until(predicate):
+            while not predicate():
+                frame = s.read_frame()
+                self.assertIsNotNone(frame, "closed early; output %r" % bytes(out))
+                kind, sid, flags, payload = frame
+                if kind == "data" and sid == ids["stdout"]:
+                    out.extend(payload)
+                elif kind == "data" and sid == ids["error"]:
+                    status.extend(payload)
+                    if flags & spdyclient.FIN:
+                        return
+
+        read_until(lambda: b"31 97" in out)
+        s.data(ids["resize"], b'{"Width":120,"Height":40}\n{"Width":0,"Height":0}\n')
+        time.sleep(0.3)
+        s.data(ids["stdin"], b"hello\r")
+        read_until(lambda: False)
+        sock.close()
+        text = out.decode(errors="replace")
+        self.assertIn("31 97\r\n", text)
+        self.assertIn("40 120\r\n", text)  # a zero size is ignored
+        self.assertIn("got hello\r\n", text)
+        status = spdyclient.json.loads(bytes(status).decode())
+        self.assertEqual(status["details"]["causes"], [{"reason": "ExitCode", "message": "4"}])
