@@ -366,8 +366,36 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func attach(request: Runtime_V1_AttachRequest, context: ServerContext) async throws -> Runtime_V1_AttachResponse {
         throw CRIError.unimplemented("Attach")
     }
+    /// A URL on the streaming server for forwarding ports of the pod (SPDY/3.1,
+    /// `portforward.k8s.io`; the ports come in the stream headers): each connection is made to
+    /// localhost in the pod's network namespace, IPv4 then IPv6.
     func portForward(request: Runtime_V1_PortForwardRequest, context: ServerContext) async throws -> Runtime_V1_PortForwardResponse {
-        throw CRIError.unimplemented("PortForward")
+        let sandbox = try manager.sandbox(request.podSandboxID)
+        for (index, port) in request.port.enumerated() where !(1...65535).contains(port) {
+            throw CRIError.invalidArgument("port[\(index)]", "\(port) is not a port number")
+        }
+        let ready = sandbox.lock.withLock { sandbox.record.ready }
+        guard ready, let pause = sandbox.pod.sandbox else {
+            throw CRIError.failedPrecondition("pod sandbox \(sandbox.id) is not ready")
+        }
+        guard let streaming else { throw PodshimError(.unavailable, operation: "PortForward", message: "the streaming server is not running") }
+        let forward = PortForwardStreamRequest { port in
+            let deadline = MonotonicInstant.now().advanced(bySeconds: 10)
+            switch PodNetwork.connect(sandbox: pause, host: "127.0.0.1", port: port, deadline: deadline) {
+            case .success(let fd): return fd
+            case .failure(let v4):
+                switch PodNetwork.connect(sandbox: pause, host: "::1", port: port, deadline: deadline) {
+                case .success(let fd): return fd
+                case .failure: throw v4
+                }
+            }
+        }
+        guard let url = streaming.url(for: .portForward(forward)) else {
+            throw PodshimError(.resourceExhausted, operation: "PortForward", message: "\(streaming.tokens.capacity) streaming sessions are waiting to be used")
+        }
+        var response = Runtime_V1_PortForwardResponse()
+        response.url = url
+        return response
     }
     func streamContainerStats(request: Runtime_V1_StreamContainerStatsRequest, response: RPCWriter<Runtime_V1_StreamContainerStatsResponse>, context: ServerContext) async throws {
         throw CRIError.unimplemented("StreamContainerStats")

@@ -7,12 +7,29 @@ import NIOPosix
 public enum StreamingRequest: Sendable {
     /// An exec: the streams the client asked for, and how to start the process.
     case exec(ExecStreamRequest)
+    /// A port forward: how to connect to a port of the pod.
+    case portForward(PortForwardStreamRequest)
+
+    var path: String {
+        switch self {
+        case .exec: "exec"
+        case .portForward: "portforward"
+        }
+    }
+
+    /// The `X-Stream-Protocol-Version`s served, most preferred first.
+    var protocols: [String] {
+        switch self {
+        case .exec: ["v4.channel.k8s.io"]
+        case .portForward: ["portforward.k8s.io"]
+        }
+    }
 }
 
-/// The CRI streaming server (Exec; Attach and PortForward to come): HTTP/1.1 on 127.0.0.1 at a
-/// port chosen at start-up; a URL `http://127.0.0.1:<port>/exec/<token>` upgraded to SPDY/3.1
-/// (the protocol a kubelet and crictl speak to a runtime) with remote-command protocol
-/// `v4.channel.k8s.io`.
+/// The CRI streaming server (Exec and PortForward; Attach to come): HTTP/1.1 on 127.0.0.1 at a
+/// port chosen at start-up; a URL `http://127.0.0.1:<port>/exec/<token>` (or `/portforward/`)
+/// upgraded to SPDY/3.1 (the protocol a kubelet and crictl speak to a runtime) with
+/// `v4.channel.k8s.io` (exec) or `portforward.k8s.io`.
 public final class StreamingServer: Sendable {
     public let tokens = StreamingTokens<StreamingRequest>()
     private let channel: Channel
@@ -41,9 +58,7 @@ public final class StreamingServer: Sendable {
     /// A URL for `request`, or nil when too many are waiting.
     public func url(for request: StreamingRequest) -> String? {
         guard let token = tokens.insert(request) else { return nil }
-        switch request {
-        case .exec: return baseURL + "/exec/" + token
-        }
+        return baseURL + "/" + request.path + "/" + token
     }
 
     public func close() {
@@ -56,9 +71,6 @@ public final class StreamingServer: Sendable {
 final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
-
-    /// The remote-command protocols served, most preferred first.
-    static let protocols = ["v4.channel.k8s.io"]
 
     private let tokens: StreamingTokens<StreamingRequest>
     private var accepted: (request: StreamingRequest, version: String)?
@@ -85,7 +97,7 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         guard head.method == .GET || head.method == .POST else {
             return refuse(context, .methodNotAllowed, "use GET or POST")
         }
-        guard parts.count == 2, parts[0] == "exec" else { return refuse(context, .notFound, "no such URL") }
+        guard parts.count == 2, ["exec", "portforward"].contains(parts[0]) else { return refuse(context, .notFound, "no such URL") }
         let upgrade = head.headers["upgrade"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard upgrade.contains("spdy/3.1") else {
             return refuse(context, .badRequest, "expected Upgrade: SPDY/3.1 (WebSocket streams are not served yet)")
@@ -93,13 +105,15 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         let offered = head.headers["x-stream-protocol-version"].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard !offered.isEmpty else { return refuse(context, .badRequest, "no X-Stream-Protocol-Version") }
-        guard let version = offered.first(where: Self.protocols.contains) else {
+        // Spent here, whatever happens next: a token is good for one connection attempt.
+        guard let request = tokens.take(parts[1]), request.path == parts[0] else {
+            return refuse(context, .notFound, "unknown or expired token")
+        }
+        guard let version = offered.first(where: request.protocols.contains) else {
             var headers = HTTPHeaders()
-            for supported in Self.protocols { headers.add(name: "X-Accepted-Stream-Protocol-Versions", value: supported) }
+            for supported in request.protocols { headers.add(name: "X-Accepted-Stream-Protocol-Versions", value: supported) }
             return refuse(context, .forbidden, "none of \(offered.joined(separator: ", ")) is served", headers: headers)
         }
-        // Spent here, whatever happens next: a token is good for one connection attempt.
-        guard let request = tokens.take(parts[1]) else { return refuse(context, .notFound, "unknown or expired token") }
         accepted = (request, version)
     }
 
@@ -128,6 +142,8 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             switch request {
             case .exec(let exec):
                 try pipeline.addHandler(SPDYExecSession(request: exec), position: .last)
+            case .portForward(let forward):
+                try pipeline.addHandler(SPDYPortForwardSession(request: forward), position: .last)
             }
             // This handler first: bytes the decoder still holds then go straight to the session.
             pipeline.removeHandler(context: context, promise: nil)

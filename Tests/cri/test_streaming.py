@@ -179,3 +179,53 @@ class StreamingExecTest(CRITestCase):
         self.assertIn("got hello\r\n", text)
         status = spdyclient.json.loads(bytes(status).decode())
         self.assertEqual(status["details"]["causes"], [{"reason": "ExitCode", "message": "4"}])
+
+
+class StreamingPortForwardTest(CRITestCase):
+
+    def test_forward_two_connections_and_a_refused_port(self):
+        pod_id, cfg = self.run_pod(self.client, "forward")
+        cid = self.create_container(self.client, pod_id, cfg, "web", [
+            "sh", "-c", "mkdir -p /w && head -c 300000 /dev/urandom > /w/blob && echo forwarded > /w/index.html "
+                        "&& exec httpd -f -p 8080 -h /w"])
+        self.start_container(self.client, cid)
+        url = self.client.rt.PortForward(pb.PortForwardRequest(pod_sandbox_id=pod_id), timeout=10).url
+        self.assertRegex(url, r"^http://127\.0\.0\.1:\d+/portforward/[A-Za-z0-9_-]{22}$")
+        with self.assertRaises(spdyclient.HTTPError) as refused:
+            spdyclient.upgrade(self.client.rt.PortForward(pb.PortForwardRequest(pod_sandbox_id=pod_id), timeout=10).url)
+        self.assertEqual(refused.exception.status, 403)  # exec's protocols are not port forwarding's
+        sock, version = spdyclient.upgrade(url, versions=("portforward.k8s.io",))
+        self.assertEqual(version, "portforward.k8s.io")
+        s = spdyclient.Session(sock)
+        pairs = {}
+        for request_id, port, path in (("0", "8080", "/index.html"), ("1", "8080", "/blob"), ("2", "9", "/")):
+            error = s.syn_stream({"streamtype": "error", "port": port, "requestid": request_id})
+            data = s.syn_stream({"streamtype": "data", "port": port, "requestid": request_id})
+            s.data(error, b"", fin=True)  # as client-go does: the error stream is read only
+            pairs[request_id] = {"error": error, "data": data, "out": bytearray(), "err": bytearray(), "done": False,
+                                 "request": ("GET %s HTTP/1.0\r\n\r\n" % path).encode()}
+        deadline = time.time() + 30
+        started = set()
+        while not all(p["done"] for p in pairs.values()) and time.time() < deadline:
+            frame = s.read_frame()
+            self.assertIsNotNone(frame)
+            kind, sid, flags, payload = frame
+            for request_id, p in pairs.items():
+                if kind == 2 and sid == p["data"] and request_id not in started:
+                    started.add(request_id)
+                    s.data(p["data"], p["request"], fin=True)
+                if kind == "data" and sid == p["data"]:
+                    p["out"].extend(payload)
+                    if flags & spdyclient.FIN:
+                        p["done"] = True
+                if kind == "data" and sid == p["error"]:
+                    p["err"].extend(payload)
+                if kind == 3 and sid == p["data"]:  # RST: the connection failed
+                    p["done"] = True
+        sock.close()
+        self.assertTrue(bytes(pairs["0"]["out"]).endswith(b"\r\n\r\nforwarded\n"), bytes(pairs["0"]["out"])[:200])
+        self.assertEqual(bytes(pairs["0"]["err"]), b"")
+        body = bytes(pairs["1"]["out"]).split(b"\r\n\r\n", 1)[1]
+        self.assertEqual(len(body), 300000)
+        self.assertIn(b"connect 127.0.0.1:9", bytes(pairs["2"]["err"]))
+        self.assertEqual(bytes(pairs["2"]["out"]), b"")
