@@ -148,6 +148,7 @@ let package = Package(
         .testTarget(name: "PodshimSecurityTests", dependencies: ["PodshimSecurity", "PodshimSystem"]),
         .testTarget(name: "PodshimNetworkTests", dependencies: ["PodshimNetwork", "PodshimSystem"]),
         .testTarget(name: "PodshimSPDYTests", dependencies: ["PodshimSPDY"]),
+        .testTarget(name: "PodshimStreamingTests", dependencies: ["PodshimStreaming"]),
         .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimImages", "PodshimSystem", "PodshimTesting",
                                                                  .product(name: "Logging", package: "swift-log")]),
