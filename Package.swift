@@ -131,7 +131,7 @@ let package = Package(
         .executableTarget(
             name: "podshim",
             dependencies: [
-                "PodshimRuntime", "PodshimImages", "PodshimSpec", "PodshimDaemon", "PodshimCRI", "PodshimNetwork",
+                "PodshimRuntime", "PodshimImages", "PodshimSpec", "PodshimDaemon", "PodshimCRI", "PodshimNetwork", "PodshimStreaming",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -110,6 +110,11 @@ $pause_line
 #cni-bin-dir = /opt/cni/bin:/usr/lib/cni
 # Seconds a CNI plugin call may take.
 #cni-timeout = 60
+
+# The streaming server (Exec, PortForward URLs): address, port (0 = any free port), idle timeout.
+#stream-address = 127.0.0.1
+#stream-port = 0
+#stream-idle-timeout = 14400
 EOF
   chmod 0644 "$dest$config.new"
   mv -f "$dest$config.new" "$dest$config"

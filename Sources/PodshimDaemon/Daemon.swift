@@ -21,12 +21,16 @@ public struct Daemon {
         public var socketGroup: String?
         public var configuration: RuntimeConfiguration
         public var version: String
+        /// The streaming server (Exec, PortForward): address, port, idle timeout.
+        public var streaming: StreamingServer.Options
 
-        public init(socketPath: String, socketGroup: String?, configuration: RuntimeConfiguration, version: String) {
+        public init(socketPath: String, socketGroup: String?, configuration: RuntimeConfiguration, version: String,
+                    streaming: StreamingServer.Options = StreamingServer.Options()) {
             self.socketPath = socketPath
             self.socketGroup = socketGroup
             self.configuration = configuration
             self.version = version
+            self.streaming = streaming
         }
     }
 
@@ -90,11 +94,11 @@ public struct Daemon {
 
         let streaming: StreamingServer?
         do {
-            streaming = try StreamingServer()
-            logger.notice("streaming server (exec) on \(streaming?.baseURL ?? "")")
+            streaming = try StreamingServer(options: options.streaming)
+            logger.notice("streaming server (exec, port-forward) on \(streaming?.baseURL ?? "")")
         } catch {
             streaming = nil
-            logger.error("the streaming server could not start: \(error); Exec answers UNAVAILABLE")
+            logger.error("the streaming server could not start: \(error); Exec and PortForward answer UNAVAILABLE")
         }
         let policy = PeerPolicy(group: group)
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults

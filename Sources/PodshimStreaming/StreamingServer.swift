@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// What a streaming URL was made for.
 public enum StreamingRequest: Sendable {
@@ -31,29 +32,57 @@ public enum StreamingRequest: Sendable {
 /// upgraded to SPDY/3.1 (the protocol a kubelet and crictl speak to a runtime) with
 /// `v4.channel.k8s.io` (exec) or `portforward.k8s.io`.
 public final class StreamingServer: Sendable {
+    /// Where and how it serves.
+    public struct Options: Sendable {
+        /// The address to listen on (127.0.0.1: the kubelet on this node is the only client).
+        public var host = "127.0.0.1"
+        /// 0: a free port chosen at start-up.
+        public var port = 0
+        /// A session with no traffic either way for this long is closed (4 h, as containerd's).
+        public var idleTimeoutSeconds: Int64 = 4 * 3600
+        /// Sessions at once; one more is refused with 503.
+        public var maximumSessions = 256
+
+        public init(host: String = "127.0.0.1", port: Int = 0, idleTimeoutSeconds: Int64 = 4 * 3600, maximumSessions: Int = 256) {
+            self.host = host
+            self.port = port
+            self.idleTimeoutSeconds = idleTimeoutSeconds
+            self.maximumSessions = maximumSessions
+        }
+    }
+
     public let tokens = StreamingTokens<StreamingRequest>()
     private let channel: Channel
+    private let sessions: SessionCount
     /// Where URLs point: `http://127.0.0.1:<port>`.
     public let baseURL: String
 
-    /// Binds and starts serving on `host`:`port` (0: any free port).
-    public init(host: String = "127.0.0.1", port: Int = 0, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+    /// Binds and starts serving.
+    public init(options: Options = Options(), group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         let tokens = self.tokens
+        let sessions = SessionCount(maximum: options.maximumSessions, idleTimeout: .seconds(options.idleTimeoutSeconds))
+        self.sessions = sessions
         channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A connection must send its request (and, once upgraded, open its streams) soon.
                     try channel.pipeline.syncOperations.addHandlers([
+                        IdleStateHandler(allTimeout: StreamingHTTPHandler.requestTimeout),
+                        IdleCloser(),
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
                         HTTPResponseEncoder(),
                     ])
-                    try channel.pipeline.syncOperations.addHandler(StreamingHTTPHandler(tokens: tokens))
+                    try channel.pipeline.syncOperations.addHandler(StreamingHTTPHandler(tokens: tokens, sessions: sessions))
                 }
             }
-            .bind(host: host, port: port).wait()
-        let bound = channel.localAddress?.port ?? port
-        baseURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(bound)"
+            .bind(host: options.host, port: options.port).wait()
+        let bound = channel.localAddress?.port ?? options.port
+        baseURL = "http://\(options.host.contains(":") ? "[\(options.host)]" : options.host):\(bound)"
     }
+
+    /// Sessions running now.
+    public var activeSessions: Int { sessions.current }
 
     /// A URL for `request`, or nil when too many are waiting.
     public func url(for request: StreamingRequest) -> String? {
@@ -72,12 +101,17 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// How long a connection may take to send its request.
+    static let requestTimeout = TimeAmount.seconds(30)
+
     private let tokens: StreamingTokens<StreamingRequest>
+    private let sessions: SessionCount
     private var accepted: (request: StreamingRequest, version: String)?
     private var refused = false
 
-    init(tokens: StreamingTokens<StreamingRequest>) {
+    init(tokens: StreamingTokens<StreamingRequest>, sessions: SessionCount) {
         self.tokens = tokens
+        self.sessions = sessions
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -105,6 +139,11 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         let offered = head.headers["x-stream-protocol-version"].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard !offered.isEmpty else { return refuse(context, .badRequest, "no X-Stream-Protocol-Version") }
+        guard sessions.enter() else {
+            return refuse(context, .serviceUnavailable, "\(sessions.maximum) streaming sessions are running already")
+        }
+        let sessions = self.sessions
+        context.channel.closeFuture.whenComplete { _ in sessions.leave() }
         // Spent here, whatever happens next: a token is good for one connection attempt.
         guard let request = tokens.take(parts[1]), request.path == parts[0] else {
             return refuse(context, .notFound, "unknown or expired token")
@@ -145,6 +184,10 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             case .portForward(let forward):
                 try pipeline.addHandler(SPDYPortForwardSession(request: forward), position: .last)
             }
+            // From now on only a session idle for the configured time is closed.
+            let idle = try pipeline.handler(type: IdleStateHandler.self)
+            try pipeline.addHandler(IdleStateHandler(allTimeout: sessions.idleTimeout), position: .after(idle))
+            pipeline.removeHandler(idle, promise: nil)
             // This handler first: bytes the decoder still holds then go straight to the session.
             pipeline.removeHandler(context: context, promise: nil)
             let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
@@ -154,5 +197,44 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         } catch {
             context.close(promise: nil)
         }
+    }
+}
+
+/// Counts live sessions against the maximum.
+final class SessionCount: Sendable {
+    let maximum: Int
+    let idleTimeout: TimeAmount
+    private let count = Mutex(0)
+
+    init(maximum: Int, idleTimeout: TimeAmount) {
+        self.maximum = maximum
+        self.idleTimeout = idleTimeout
+    }
+
+    var current: Int { count.withLock { $0 } }
+
+    func enter() -> Bool {
+        count.withLock { count in
+            guard count < maximum else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func leave() {
+        count.withLock { $0 -= 1 }
+    }
+}
+
+/// Closes a connection on IdleStateHandler's event.
+final class IdleCloser: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import PodshimDaemon
 import PodshimRuntime
+import PodshimStreaming
 
 /// `podshim serve`: the long-running CRI daemon.
 struct Serve: AsyncParsableCommand {
@@ -39,6 +40,20 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var host: HostOptions
     @OptionGroup var networkOptions: NetworkOptions
 
+    @Option(help: ArgumentHelp("The address of the streaming server that Exec and PortForward URLs point to. Default: 127.0.0.1 (the kubelet on this node is its one client).", valueName: "address"))
+    var streamAddress: String?
+
+    @Option(help: ArgumentHelp("The streaming server's port. Default: 0, a free port chosen at start-up.", valueName: "port"))
+    var streamPort: Int?
+
+    @Option(help: ArgumentHelp("Seconds after which a streaming session with no traffic is closed. Default: 14400 (4 h).", valueName: "seconds"))
+    var streamIdleTimeout: Int64?
+
+    func validate() throws {
+        if let streamPort, !(0...65535).contains(streamPort) { throw ValidationError("--stream-port must be 0…65535") }
+        if let streamIdleTimeout, streamIdleTimeout < 1 { throw ValidationError("--stream-idle-timeout must be at least 1") }
+    }
+
     func run() async throws {
         let file: ServeConfigFile.Values
         do {
@@ -66,9 +81,12 @@ struct Serve: AsyncParsableCommand {
         }
         let socket = self.socket.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
             ?? file.socket ?? Serve.defaultSocket
+        let streaming = StreamingServer.Options(
+            host: streamAddress ?? file.streamAddress ?? "127.0.0.1", port: streamPort ?? file.streamPort ?? 0,
+            idleTimeoutSeconds: streamIdleTimeout ?? file.streamIdleTimeout ?? 4 * 3600)
         let options = Daemon.Options(
             socketPath: socket, socketGroup: socketGroup ?? file.socketGroup, configuration: configuration,
-            version: Podshim.configuration.version)
+            version: Podshim.configuration.version, streaming: streaming)
         do {
             try await Daemon(options: options).run()
         } catch {

@@ -36,6 +36,9 @@ struct ServeConfigFile {
         var cniConfDir: String?
         var cniBinDir: String?
         var cniTimeout: Double?
+        var streamAddress: String?
+        var streamPort: Int?
+        var streamIdleTimeout: Int64?
     }
 
     /// `/etc/podshim/podshim.conf:7: cgroup-driver: "cgroup" is not one of cgroupfs, systemd`.
@@ -57,7 +60,7 @@ struct ServeConfigFile {
     static let keys = [
         "socket", "socket-group", "state-dir", "root", "image-dir", "log-dir", "pause-binary",
         "cgroup-root", "cgroup-driver", "require-cgroups", "pod-pids-limit",
-        "network", "cni-conf-dir", "cni-bin-dir", "cni-timeout",
+        "network", "cni-conf-dir", "cni-bin-dir", "cni-timeout", "stream-address", "stream-port", "stream-idle-timeout",
     ]
 
     /// Parses a file's text; `path` only names the file in errors.
@@ -123,6 +126,15 @@ struct ServeConfigFile {
             case "cni-timeout":
                 guard let seconds = Double(value), seconds > 0 else { throw fail("\"\(value)\" is not a number of seconds above 0") }
                 values.cniTimeout = seconds
+            case "stream-address":
+                guard value.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) else { throw fail("\"\(value)\" is not an IP address") }
+                values.streamAddress = value
+            case "stream-port":
+                guard let port = Int(value), (0...65535).contains(port) else { throw fail("\"\(value)\" is not a port (0…65535)") }
+                values.streamPort = port
+            case "stream-idle-timeout":
+                guard let seconds = Int64(value), seconds >= 1 else { throw fail("\"\(value)\" is not a whole number of seconds of at least 1") }
+                values.streamIdleTimeout = seconds
             case "pod-pids-limit":
                 guard let limit = Int64(value), limit >= 1 else { throw fail("\"\(value)\" is not a whole number of at least 1") }
                 values.podPidsLimit = limit

@@ -229,3 +229,29 @@ class StreamingPortForwardTest(CRITestCase):
         self.assertEqual(len(body), 300000)
         self.assertIn(b"connect 127.0.0.1:9", bytes(pairs["2"]["err"]))
         self.assertEqual(bytes(pairs["2"]["out"]), b"")
+
+
+class StreamingIdleTimeoutTest(CRITestCase):
+    daemon_kwargs = {"extra_args": ["--stream-idle-timeout", "2"]}
+
+    def test_an_idle_session_is_closed_and_its_process_killed(self):
+        pod_id, cfg, cid = self.run_pod_with_sleeper(self.client, "stream-idle")
+        url = self.client.rt.Exec(pb.ExecRequest(container_id=cid, cmd=["sleep", "4343"], stdout=True), timeout=10).url
+        sock, _ = spdyclient.upgrade(url)
+        s = spdyclient.Session(sock)
+        for kind in ("error", "stdout"):
+            s.syn_stream({"streamtype": kind})
+        t0 = time.time()
+        while s.read_frame() is not None:
+            pass
+        closed_after = time.time() - t0
+        sock.close()
+        self.assertGreater(closed_after, 1.5)
+        self.assertLess(closed_after, 10)
+        deadline = time.time() + 10
+        while True:
+            r = self.client.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["ps", "-o", "args"], timeout=5), timeout=15)
+            if b"sleep 4343" not in r.stdout or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertNotIn(b"sleep 4343", r.stdout)
