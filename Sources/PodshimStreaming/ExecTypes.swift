@@ -1,0 +1,44 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import PodshimSystem
+import Glibc
+
+/// A process an exec session runs: podshim's ends of its pipes (the session owns them) and a way
+/// to kill it (through its pidfd).
+public struct ExecProcess: Sendable {
+    public var stdin: Int32?
+    public var stdout: Int32?
+    public var stderr: Int32?
+    /// With a tty: a descriptor of the terminal's master side, to resize it (the session closes it).
+    public var terminal: Int32?
+    public var kill: @Sendable () -> Void
+
+    public init(stdin: Int32?, stdout: Int32?, stderr: Int32?, terminal: Int32? = nil, kill: @escaping @Sendable () -> Void) {
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.terminal = terminal
+        self.kill = kill
+    }
+}
+
+/// An Exec the CRI accepted: which streams the client asked for, and how to start the process
+/// (called once the client's streams are all there; `onExit` gets the exit status).
+public struct ExecStreamRequest: Sendable {
+    public var stdin: Bool
+    public var stdout: Bool
+    public var stderr: Bool
+    public var tty: Bool
+    public var start: @Sendable (_ onExit: @escaping @Sendable (ExitStatus) -> Void) throws -> ExecProcess
+
+    public init(stdin: Bool, stdout: Bool, stderr: Bool, tty: Bool,
+                start: @escaping @Sendable (_ onExit: @escaping @Sendable (ExitStatus) -> Void) throws -> ExecProcess) {
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.tty = tty
+        self.start = start
+    }
+}
+
