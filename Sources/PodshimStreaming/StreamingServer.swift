@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOWebSocket
 import Synchronization
 
 /// What a streaming URL was made for.
@@ -123,6 +124,7 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         case .end:
             if refused { return }
             if let accepted { upgrade(context: context, request: accepted.request, version: accepted.version) }
+            if webSocket != nil { upgradeWebSocket(context: context) }
         }
     }
 
@@ -133,8 +135,11 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         guard parts.count == 2, ["exec", "portforward"].contains(parts[0]) else { return refuse(context, .notFound, "no such URL") }
         let upgrade = head.headers["upgrade"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if upgrade.contains("websocket") && parts[0] == "exec" {
+            return handleWebSocket(head, token: parts[1], context: context)
+        }
         guard upgrade.contains("spdy/3.1") else {
-            return refuse(context, .badRequest, "expected Upgrade: SPDY/3.1 (WebSocket streams are not served yet)")
+            return refuse(context, .badRequest, "expected Upgrade: SPDY/3.1 (or websocket for exec)")
         }
         let offered = head.headers["x-stream-protocol-version"].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
@@ -154,6 +159,62 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             return refuse(context, .forbidden, "none of \(offered.joined(separator: ", ")) is served", headers: headers)
         }
         accepted = (request, version)
+    }
+
+    /// The WebSocket handshake of an exec (RFC 6455): a GET with a key, version 13 and one of
+    /// ``WebSocketExecSession/protocols`` offered.
+    private func handleWebSocket(_ head: HTTPRequestHead, token: String, context: ChannelHandlerContext) {
+        guard head.method == .GET else { return refuse(context, .methodNotAllowed, "a WebSocket upgrade is a GET") }
+        guard let key = head.headers["sec-websocket-key"].first, !key.isEmpty,
+              head.headers["sec-websocket-version"].first == "13" else {
+            return refuse(context, .badRequest, "a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13")
+        }
+        let offered = head.headers["sec-websocket-protocol"].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        guard sessions.enter() else {
+            return refuse(context, .serviceUnavailable, "\(sessions.maximum) streaming sessions are running already")
+        }
+        let sessions = self.sessions
+        context.channel.closeFuture.whenComplete { _ in sessions.leave() }
+        guard let request = tokens.take(token), case .exec(let exec) = request else {
+            return refuse(context, .notFound, "unknown or expired token")
+        }
+        guard let version = offered.first(where: WebSocketExecSession.protocols.contains) else {
+            return refuse(context, .forbidden, "none of the subprotocols \(offered.joined(separator: ", ")) is served "
+                + "(\(WebSocketExecSession.protocols.joined(separator: ", ")) are)")
+        }
+        webSocket = (exec, version, WebSocketExecSession.accept(key: key))
+    }
+
+    private var webSocket: (request: ExecStreamRequest, version: String, accept: String)?
+
+    private func upgradeWebSocket(context: ChannelHandlerContext) {
+        guard let webSocket else { return }
+        var headers = HTTPHeaders()
+        headers.add(name: "Connection", value: "Upgrade")
+        headers.add(name: "Upgrade", value: "websocket")
+        headers.add(name: "Sec-WebSocket-Accept", value: webSocket.accept)
+        headers.add(name: "Sec-WebSocket-Protocol", value: webSocket.version)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let pipeline = context.pipeline.syncOperations
+        do {
+            // The HTTP encoder goes first: nothing the session writes may reach it.
+            pipeline.removeHandler(try pipeline.handler(type: HTTPResponseEncoder.self), promise: nil)
+            try pipeline.addHandlers([
+                ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)),
+                WebSocketFrameEncoder(),
+                WebSocketExecSession(request: webSocket.request, version: webSocket.version),
+            ], position: .last)
+            let idle = try pipeline.handler(type: IdleStateHandler.self)
+            try pipeline.addHandler(IdleStateHandler(allTimeout: sessions.idleTimeout), position: .after(idle))
+            pipeline.removeHandler(idle, promise: nil)
+            // Then this handler, then the decoder: bytes it still holds go to the WebSocket decoder.
+            pipeline.removeHandler(context: context, promise: nil)
+            pipeline.removeHandler(try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
     }
 
     private func refuse(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String, headers: HTTPHeaders = HTTPHeaders()) {
@@ -178,6 +239,8 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         let pipeline = context.pipeline.syncOperations
         do {
+            // The HTTP encoder goes first: nothing the session writes may reach it.
+            pipeline.removeHandler(try pipeline.handler(type: HTTPResponseEncoder.self), promise: nil)
             switch request {
             case .exec(let exec):
                 try pipeline.addHandler(SPDYExecSession(request: exec), position: .last)
@@ -188,10 +251,8 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             let idle = try pipeline.handler(type: IdleStateHandler.self)
             try pipeline.addHandler(IdleStateHandler(allTimeout: sessions.idleTimeout), position: .after(idle))
             pipeline.removeHandler(idle, promise: nil)
-            // This handler first: bytes the decoder still holds then go straight to the session.
+            // This handler before the decoder: bytes the decoder still holds then go straight to the session.
             pipeline.removeHandler(context: context, promise: nil)
-            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
-            pipeline.removeHandler(encoder, promise: nil)
             let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             pipeline.removeHandler(decoder, promise: nil)
         } catch {

@@ -255,3 +255,37 @@ class StreamingIdleTimeoutTest(CRITestCase):
                 break
             time.sleep(0.2)
         self.assertNotIn(b"sleep 4343", r.stdout)
+
+
+class StreamingWebSocketExecTest(CRITestCase):
+    """Exec over WebSocket (the channel protocols), with a WebSocket client of the suite's own."""
+
+    def test_websocket_exec(self):
+        import wsclient
+        pod_id, cfg, cid = self.run_pod_with_sleeper(self.client, "stream-ws")
+
+        def url(cmd, **kw):
+            kw.setdefault("stdout", True)
+            kw.setdefault("stderr", True)
+            return self.client.rt.Exec(pb.ExecRequest(container_id=cid, cmd=cmd, **kw), timeout=10).url
+
+        data = os.urandom(8 << 20)
+        for protocol in ("v5.channel.k8s.io", "v4.channel.k8s.io"):
+            with self.subTest(protocol=protocol):
+                # v4 cannot close stdin (v5's [255, 0] can): without stdin there.
+                v5 = protocol.startswith("v5")
+                command = "cat; echo err >&2; exit 6" if v5 else "echo err >&2; exit 6"
+                out, err, status, code = wsclient.run_exec(url(["sh", "-c", command], stdin=v5),
+                                                           stdin=data if v5 else None, protocols=(protocol,))
+                self.assertEqual(hashlib.sha256(out).hexdigest(), hashlib.sha256(data if v5 else b"").hexdigest())
+                self.assertEqual(err, b"err\n")
+                self.assertEqual(status["details"]["causes"], [{"reason": "ExitCode", "message": "6"}])
+                self.assertEqual(code, 1000)
+        out, _, status, _ = wsclient.run_exec(url(["echo", "fine"]))
+        self.assertEqual((out, status["status"]), (b"fine\n", "Success"))
+        with self.assertRaises(spdyclient.HTTPError) as refused:
+            wsclient.connect(url(["true"]), protocols=("v9.channel.k8s.io",))
+        self.assertEqual(refused.exception.status, 403)
+        with self.assertRaises(spdyclient.HTTPError) as refused:
+            wsclient.connect(url(["true"]), key="")
+        self.assertEqual(refused.exception.status, 400)
