@@ -172,13 +172,15 @@ let package = Package(
 // dependencies (NIO, gRPC, protobuf) are not instrumented, so the same .build is reused and
 // only these modules compile again.
 if Context.environment["PODSHIM_FUZZ"] != nil {
-    let instrumented: Set<String> = ["PodshimSystem", "PodshimSpec", "PodshimSecurity", "PodshimImages", "PodshimDaemon"]
+    let instrumented: Set<String> = ["PodshimSystem", "PodshimSpec", "PodshimSecurity", "PodshimImages", "PodshimDaemon",
+                                     "PodshimSPDY", "PodshimNetwork"]
     for target in package.targets where instrumented.contains(target.name) {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=fuzzer,address"])]
     }
     package.targets.append(.executableTarget(
         name: "podshim-fuzz",
-        dependencies: ["PodshimSpec", "PodshimSecurity", "PodshimImages", "PodshimDaemon", "PodshimCRI"],
+        dependencies: ["PodshimSpec", "PodshimSecurity", "PodshimImages", "PodshimDaemon", "PodshimCRI", "PodshimSPDY",
+                       "PodshimNetwork"],
         path: "Tests/Fuzz/Sources",
         swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-parse-as-library"])],
         linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))

@@ -54,8 +54,11 @@ final class SPDYExecSession: ChannelInboundHandler, ExecTransport {
             if let stream = error.stream, !streams.values.contains(stream) {
                 write(.rstStream(streamID: stream, status: .protocolError), context: context)
             } else {
+                // Said, then closed (a close drops what is not flushed yet).
                 write(.goAway(lastGoodStreamID: streams.values.max() ?? 0, status: 1), context: context)
-                context.close(promise: nil)
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+                    .whenComplete { _ in channel.close(promise: nil) }
             }
         }
         context.flush()

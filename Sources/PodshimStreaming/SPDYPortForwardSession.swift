@@ -64,8 +64,11 @@ final class SPDYPortForwardSession: ChannelInboundHandler {
             if let stream = error.stream, pairOfStream[stream] == nil {
                 write(.rstStream(streamID: stream, status: .protocolError), context: context)
             } else {
+                // Said, then closed (a close drops what is not flushed yet).
                 write(.goAway(lastGoodStreamID: lastStream, status: 1), context: context)
-                context.close(promise: nil)
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+                    .whenComplete { _ in channel.close(promise: nil) }
             }
         }
         context.flush()

@@ -82,6 +82,18 @@ class StreamingExecTest(CRITestCase):
         except OSError:
             pass
         raw.close()
+        # An oversized frame (16 MiB announced) ends that session with GOAWAY, nothing else.
+        sock, _ = spdyclient.upgrade(self.exec_url(["sleep", "30"]))
+        sock.sendall(bytes([0, 0, 0, 1, 0, 0xFF, 0xFF, 0xFF]))
+        s = spdyclient.Session(sock)
+        frames = []
+        while True:
+            frame = s.read_frame()
+            if frame is None:
+                break
+            frames.append(frame)
+        self.assertEqual([f[0] for f in frames], [7], "expected only a GOAWAY")
+        sock.close()
         out, _, status = spdyclient.run_exec(self.exec_url(["echo", "still-serving"]))
         self.assertEqual((out, status["status"]), (b"still-serving\n", "Success"))
 

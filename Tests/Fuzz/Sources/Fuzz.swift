@@ -1,13 +1,15 @@
 // libFuzzer entry point for podshim's parsers of untrusted input. One binary, the target chosen
 // by PODSHIM_FUZZ_TARGET: manifest, quantity, seccomp, image-reference, tar-member, cri-pod,
-// cri-container. Run through hack/fuzz.sh, which builds it with -sanitize=fuzzer,address.
+// cri-container, spdy (what a streaming client sends), cni-config (a CNI configuration file). Run through hack/fuzz.sh, which builds it with -sanitize=fuzzer,address.
 // Every input must end in a value or a thrown error: a trap, a crash or a hang is a finding.
 
 import Foundation
 import PodshimCRI
 @testable import PodshimDaemon
 @testable import PodshimImages
+@testable import PodshimNetwork
 import PodshimSecurity
+import PodshimSPDY
 import PodshimSpec
 import SwiftProtobuf
 
@@ -45,6 +47,21 @@ public func podshimFuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
             _ = try? CRITranslation.container(config, key: "fuzz", image: ImageDefaults())
             _ = try? CRITranslation.cgroupResources(config.linux.resources, field: "config.linux.resources")
             _ = CRITranslation.containerFields(config)
+        }
+    case "spdy":
+        // Bytes from a client after the upgrade, fed in two pieces as a socket may split them.
+        let decoder = SPDYFrameDecoder()
+        let split = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
+        decoder.feed(bytes[..<split])
+        while let frame = try? decoder.next() { _ = frame } // an error ends the session
+        decoder.feed(bytes[split...])
+        while let frame = try? decoder.next() { _ = frame } // as above
+    case "cni-config":
+        if let list = try? CNINetworkList.parse(bytes, file: "fuzz.conflist") {
+            for plugin in list.plugins {
+                _ = CNIManager.pluginConfig(plugin, list: list, previous: list.document, capabilities: []).text
+            }
+            _ = CNIManager.ips(in: list.document, ifName: "eth0")
         }
     default:
         fatalError("PODSHIM_FUZZ_TARGET must name a target (see Tests/Fuzz/Sources/Fuzz.swift), not \"\(target)\"")
