@@ -168,7 +168,6 @@ class ErrorsTest(CRITestCase):
         rt = self.client.rt
         cases = [
             ("Attach", rt.Attach, pb.AttachRequest(container_id=UNKNOWN_ID, stdout=True)),
-            ("PortForward", rt.PortForward, pb.PortForwardRequest(pod_sandbox_id=UNKNOWN_ID, port=[80])),
             ("CheckpointContainer", rt.CheckpointContainer,
              pb.CheckpointContainerRequest(container_id=UNKNOWN_ID, location="/tmp/x")),
             ("RestorePod", rt.RestorePod, pb.RestorePodRequest(checkpoint_path="/tmp/x")),
