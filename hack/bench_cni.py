@@ -28,6 +28,7 @@ them, their descendants, anything whose root, cwd or exe is under the temp dir),
 temp dir (pod netns pins, shm, rootfs, tmpfs, the node pins: the node namespaces go with them),
 the cgroups under the cgroup parent named after this run, the shim sockets and CNI cache files
 containerd left outside the temp dir (by the names it derives from our ids), and the temp dir.
+That setup and teardown (Testbed) are shared with hack/bench_streaming.py.
 """
 
 import hashlib
@@ -72,8 +73,11 @@ def log(msg):
     print("== " + msg, flush=True)
 
 
+PROG = os.path.splitext(os.path.basename(sys.argv[0]))[0] or "bench_cni"  # bench_streaming imports this module
+
+
 def warn(msg):
-    print("bench_cni: warning: " + msg, file=sys.stderr, flush=True)
+    print("%s: warning: %s" % (PROG, msg), file=sys.stderr, flush=True)
 
 
 def pct(values, p):
@@ -152,15 +156,7 @@ def oci_arch():
 
 
 def pause_image_archive(path, pause_binary, ref):
-    """An OCI image archive (oci-layout, index.json, blobs) of one layer holding pause_binary as
-    /pause, Entrypoint ["/pause"], named `ref` (io.containerd.image.name) for `ctr images import`."""
-    blobs = {}
-
-    def blob(data):
-        digest = hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        return "sha256:" + digest
-
+    """An OCI image archive of one layer holding pause_binary as /pause, Entrypoint ["/pause"]."""
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as t:
         with open(pause_binary, "rb") as f:
@@ -168,11 +164,23 @@ def pause_image_archive(path, pause_binary, ref):
         info = tarfile.TarInfo("pause")
         info.size, info.mode, info.mtime = len(data), 0o755, 0
         t.addfile(info, io.BytesIO(data))
-    layer = layer.getvalue()
+    image_archive(path, layer.getvalue(), {"Entrypoint": ["/pause"], "WorkingDir": "/"}, ref)
+
+
+def image_archive(path, layer, image_config, ref):
+    """An OCI image archive (oci-layout, index.json, blobs) of one uncompressed layer (tar bytes)
+    and `image_config` (the config's "config"), named `ref` (io.containerd.image.name) for
+    `ctr images import`."""
+    blobs = {}
+
+    def blob(data):
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return "sha256:" + digest
+
     layer_digest = blob(layer)
     config = json.dumps({
-        "architecture": oci_arch(), "os": "linux",
-        "config": {"Entrypoint": ["/pause"], "WorkingDir": "/"},
+        "architecture": oci_arch(), "os": "linux", "config": image_config,
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},  # uncompressed: digest = diff id
     }, sort_keys=True).encode()
     manifest = json.dumps({
@@ -357,8 +365,9 @@ class Containerd:
 # ---------------------------------------------------------------------------
 
 class Runtime:
-    def __init__(self, name, socket_path, node, data_dir):
+    def __init__(self, name, socket_path, node, data_dir, namespace=NAMESPACE):
         self.name = name
+        self.namespace = namespace  # the Kubernetes namespace of our pods (remove_all's filter)
         self.node = node
         self.data_dir = data_dir
         self.channel = grpc.insecure_channel("unix://" + socket_path)
@@ -386,7 +395,7 @@ class Runtime:
         name = "%s-%d" % (self.name, index)
         uid = "%s-%s" % (cgroup_parent.rsplit("/", 1)[1], name)
         config = pb.PodSandboxConfig(
-            metadata=pb.PodSandboxMetadata(name=name, uid=uid, namespace=NAMESPACE, attempt=0),
+            metadata=pb.PodSandboxMetadata(name=name, uid=uid, namespace=self.namespace, attempt=0),
             hostname=name,
             linux=pb.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent))
         start = time.perf_counter()
@@ -422,7 +431,7 @@ class Runtime:
             warn("%s: ListPodSandbox: %s" % (self.name, e.details()))
             return
         for p in pods:
-            if p.metadata.namespace != NAMESPACE:
+            if p.metadata.namespace != self.namespace:
                 continue
             if self.on_created:
                 self.on_created(p.id)
@@ -510,16 +519,140 @@ def merge_json(path, key, value):
 
 # ---------------------------------------------------------------------------
 
-def preflight():
+def preflight(extra=()):
     problems = []
     if os.geteuid() != 0:
         problems.append("needs root")
     for path in (PODSHIM, PAUSE, CONTAINERD, CTR, RUNC, "/usr/bin/containerd-shim-runc-v2") + tuple(
-            os.path.join(PLUGINS, p) for p in ("bridge", "host-local", "portmap")):
+            os.path.join(PLUGINS, p) for p in ("bridge", "host-local", "portmap")) + tuple(extra):
         if not os.access(path, os.X_OK):
             problems.append("missing %s" % path)
     if problems:
         raise BenchError("; ".join(problems) + " (hack/bench installs containerd, runc and containernetworking-plugins)")
+
+
+class Testbed:
+    """podshim and containerd side by side (shared with hack/bench_streaming.py): a temp dir named
+    after `label`, a tmpfs for volatile state, a node namespace per runtime, the same conflist,
+    `podshim serve` with CNI, containerd with the pause image, a Runtime client for each.
+    setup() raises on failure; teardown(failure) removes everything, whatever setup reached."""
+
+    def __init__(self, label, tmpfs_size="256m"):
+        self.label = label
+        self.tmpfs_size = tmpfs_size
+        self.tag = secrets.token_hex(3)
+        self.base = tempfile.mkdtemp(prefix="podshim-bench-%s-" % label, dir="/tmp")
+        os.chmod(self.base, 0o711)
+        self.namespace = "bench-" + label  # the pods' Kubernetes namespace
+        self.cgroup_top = "podshim-bench-%s-%s" % (label, self.tag)
+        self.cgroup_parent = "/%s/pods" % self.cgroup_top
+        self.net_name = "bench-%s-%s" % (label, self.tag)
+        self.bridge = "pshb" + self.tag  # 10 characters (≤ 15)
+        self.subnet = "10.%d.%d.0/24" % (100 + secrets.randbelow(100), secrets.randbelow(250))
+        self.sandbox_image = "localhost/podshim-bench-pause:" + self.tag
+        self.run_created = not os.path.exists("/run/containerd")
+        self.cni_cache_created = not os.path.exists("/var/lib/cni")
+        self.nodes, self.runtimes, self.data_dirs, self.conf_dirs, self.versions = {}, {}, {}, {}, {}
+        self.podshim = self.containerd = None
+
+    def setup(self, runtime_class=Runtime):
+        base = self.base
+        volatile = os.path.join(base, "run")
+        os.makedirs(volatile)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0711,size=" + self.tmpfs_size, "podshim-bench-" + self.label,
+                        volatile], check=True)
+        os.makedirs(os.path.join(base, "nodes"))
+        self.nodes["podshim"] = Node(os.path.join(base, "nodes", "podshim.netns"))
+        self.nodes["containerd"] = Node(os.path.join(base, "nodes", "containerd.netns"))
+        for name in ("podshim", "containerd"):
+            self.data_dirs[name] = os.path.join(base, name, "ipam")
+            self.conf_dirs[name] = os.path.join(base, name, "net.d")
+            os.makedirs(self.data_dirs[name])
+            os.makedirs(self.conf_dirs[name])
+            with open(os.path.join(self.conf_dirs[name], "10-bench.conflist"), "w") as f:
+                json.dump(conflist(self.net_name, self.bridge, self.subnet, self.data_dirs[name]), f, indent=2)
+        log("network %s: bridge %s, %s, a node namespace per runtime (%s)" % (
+            self.net_name, self.bridge, self.subnet, os.path.join(base, "nodes")))
+
+        # podshim
+        image_dir = IMAGES or os.path.join(base, "podshim", "images")
+        os.makedirs(image_dir, exist_ok=True)
+        self.podshim = Daemon(os.path.join(base, "podshim"), name="podshim", state=os.path.join(volatile, "podshim"),
+                              image_dir=image_dir, node_netns=self.nodes["podshim"].path,
+                              extra_args=["--network", "cni", "--cni-conf-dir", self.conf_dirs["podshim"],
+                                          "--cni-bin-dir", PLUGINS, "--pause-binary", PAUSE])
+        self.podshim.start()
+
+        # containerd
+        self.containerd = Containerd(os.path.join(base, "containerd"), os.path.join(volatile, "containerd"),
+                                     self.nodes["containerd"], self.conf_dirs["containerd"], self.sandbox_image)
+        self.containerd.start()
+        archive = os.path.join(base, "pause-image.tar")
+        pause_image_archive(archive, PAUSE, self.sandbox_image)
+        self.containerd.import_image(archive)
+
+        for name, sock in (("podshim", self.podshim.socket), ("containerd", self.containerd.socket)):
+            self.runtimes[name] = runtime_class(name, sock, self.nodes[name], self.data_dirs[name],
+                                                namespace=self.namespace)
+        self.runtimes["containerd"].on_created = self.containerd.ids.add
+        for name, r in self.runtimes.items():
+            r.wait_network_ready()
+            v = r.rt.Version(pb.VersionRequest(version="v1"), timeout=RPC_TIMEOUT)
+            self.versions[name] = "%s %s" % (v.runtime_name, v.runtime_version)
+
+    def teardown(self, failure):
+        base, podshim, containerd = self.base, self.podshim, self.containerd
+        for r in self.runtimes.values():
+            r.remove_all()
+            r.close()
+        recorded = {}
+        if podshim is not None:
+            if podshim.alive():  # its pause processes, should a pod be left
+                recorded.update((p, proc_starttime(p)) for p in descendants(podshim.pid))
+            podshim.stop()
+            if failure:
+                sys.stderr.write("podshim log:\n%s\n" % podshim.stderr_tail())
+            # What a stopped podshim may have left (nothing, normally); in its node: it may DEL.
+            subprocess.run(["nsenter", "--net=" + self.nodes["podshim"].path, PODSHIM, "cleanup",
+                            "--state-dir", podshim.state, "--root", podshim.root, "--pause-binary", PAUSE],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if containerd is not None:
+            containerd.stop()
+            if failure:
+                sys.stderr.write("containerd log:\n%s\n" % tail(containerd.log_path))
+            killed = kill_recorded(containerd.leftover_processes())
+            if killed:
+                warn("killed containerd leftovers: %s" % killed)
+        recorded.update(cgroup_processes(self.cgroup_top))
+        killed = kill_recorded({p: st for p, st in recorded.items() if st is not None})
+        if killed:
+            warn("killed leftover pod processes: %s" % killed)
+        still = unmount_all_under(base)  # pod netns pins, shm, rootfs, tmpfs, then the node pins
+        if still:
+            warn("still mounted under %s: %s" % (base, still))
+        left = remove_cgroups(self.cgroup_top)
+        if left:
+            warn("cgroups not removed: %s" % left)
+        if containerd is not None:
+            for s in containerd.shim_sockets():
+                if os.path.exists(s):
+                    os.unlink(s)
+            if os.path.isdir(Containerd.CNI_CACHE):
+                ours = [self.net_name + "-"] + ["cni-loopback-%s-" % i for i in containerd.ids]
+                for f in os.listdir(Containerd.CNI_CACHE):
+                    if any(f.startswith(prefix) for prefix in ours):
+                        warn("removing containerd's CNI cache file %s" % f)
+                        os.unlink(os.path.join(Containerd.CNI_CACHE, f))
+        for created, dirs in ((self.run_created, ("/run/containerd/s", "/run/containerd")),
+                              (self.cni_cache_created, ("/var/lib/cni/results", "/var/lib/cni"))):
+            if created:
+                for d in dirs:
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        pass
+        if not still:
+            subprocess.run(["rm", "-rf", "--one-file-system", base])
 
 
 def main():
@@ -530,69 +663,18 @@ def main():
         return 2
     # SIGTERM (and ^C) unwind through the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench_cni: terminated"))
-    tag = secrets.token_hex(3)
-    base = tempfile.mkdtemp(prefix="podshim-bench-cni-", dir="/tmp")
-    os.chmod(base, 0o711)
-    cgroup_top = "podshim-bench-cni-" + tag
-    net_name = "bench-cni-" + tag
-    bridge = "pshb" + tag  # 10 characters (≤ 15)
-    subnet = "10.%d.%d.0/24" % (100 + secrets.randbelow(100), secrets.randbelow(250))
-    sandbox_image = "localhost/podshim-bench-pause:" + tag
-    run_created = not os.path.exists("/run/containerd")
-    cni_cache_created = not os.path.exists("/var/lib/cni")
-    nodes, runtimes = {}, {}
-    podshim = containerd = None
+    bed = Testbed("cni")
+    runtimes = bed.runtimes
     results = None
     failure = None
     try:
-        volatile = os.path.join(base, "run")
-        os.makedirs(volatile)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0711,size=256m", "podshim-bench-cni", volatile], check=True)
-        os.makedirs(os.path.join(base, "nodes"))
-        nodes["podshim"] = Node(os.path.join(base, "nodes", "podshim.netns"))
-        nodes["containerd"] = Node(os.path.join(base, "nodes", "containerd.netns"))
-        data_dirs, conf_dirs = {}, {}
-        for name in ("podshim", "containerd"):
-            data_dirs[name] = os.path.join(base, name, "ipam")
-            conf_dirs[name] = os.path.join(base, name, "net.d")
-            os.makedirs(data_dirs[name])
-            os.makedirs(conf_dirs[name])
-            with open(os.path.join(conf_dirs[name], "10-bench.conflist"), "w") as f:
-                json.dump(conflist(net_name, bridge, subnet, data_dirs[name]), f, indent=2)
-        log("network %s: bridge %s, %s, a node namespace per runtime (%s)" % (
-            net_name, bridge, subnet, os.path.join(base, "nodes")))
-
-        # podshim
-        image_dir = IMAGES or os.path.join(base, "podshim", "images")
-        os.makedirs(image_dir, exist_ok=True)
-        podshim = Daemon(os.path.join(base, "podshim"), name="podshim", state=os.path.join(volatile, "podshim"),
-                         image_dir=image_dir, node_netns=nodes["podshim"].path,
-                         extra_args=["--network", "cni", "--cni-conf-dir", conf_dirs["podshim"],
-                                     "--cni-bin-dir", PLUGINS, "--pause-binary", PAUSE])
-        podshim.start()
-
-        # containerd
-        containerd = Containerd(os.path.join(base, "containerd"), os.path.join(volatile, "containerd"),
-                                nodes["containerd"], conf_dirs["containerd"], sandbox_image)
-        containerd.start()
-        archive = os.path.join(base, "pause-image.tar")
-        pause_image_archive(archive, PAUSE, sandbox_image)
-        containerd.import_image(archive)
-        version = pb.VersionRequest(version="v1")
-
-        runtimes["podshim"] = Runtime("podshim", podshim.socket, nodes["podshim"], data_dirs["podshim"])
-        runtimes["containerd"] = Runtime("containerd", containerd.socket, nodes["containerd"], data_dirs["containerd"])
-        runtimes["containerd"].on_created = containerd.ids.add
-        versions = {}
-        for name, r in runtimes.items():
-            r.wait_network_ready()
-            v = r.rt.Version(version, timeout=RPC_TIMEOUT)
-            versions[name] = "%s %s" % (v.runtime_name, v.runtime_version)
+        bed.setup()
+        versions = bed.versions
         runc_version = subprocess.run([RUNC, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
         log("%s vs %s (%s); %d warm-ups, %d runs each, alternating" % (
             versions["podshim"], versions["containerd"], runc_version, WARMUP, RUNS))
 
-        parent = "/%s/pods" % cgroup_top
+        parent = bed.cgroup_parent
         order = ["podshim", "containerd"]
         for i in range(WARMUP):
             for name in order:
@@ -603,7 +685,7 @@ def main():
 
         leftovers = {}
         for name, r in runtimes.items():
-            leftovers[name] = {"leases": leases(r.data_dir, net_name), "veths": r.node.veths(),
+            leftovers[name] = {"leases": leases(r.data_dir, bed.net_name), "veths": r.node.veths(),
                                "cni_chains": r.node.cni_chains()}
         bad = {n: l for n, l in leftovers.items() if l["leases"] or l["veths"]}
         if bad:
@@ -611,7 +693,7 @@ def main():
 
         results = {
             "runs": RUNS, "warmups": WARMUP, "versions": versions, "runc": runc_version,
-            "conflist": conflist(net_name, bridge, subnet, "<temp dir>/<runtime>/ipam"),
+            "conflist": conflist(bed.net_name, bed.bridge, bed.subnet, "<temp dir>/<runtime>/ipam"),
             "run_pod_sandbox": {n: summary(r.run_samples) for n, r in runtimes.items()},
             "stop_remove_pod_sandbox": {n: summary(r.stop_remove_samples) for n, r in runtimes.items()},
             "leftovers": {n: {k: len(v) for k, v in l.items()} for n, l in leftovers.items()},
@@ -631,57 +713,7 @@ def main():
         import traceback
         traceback.print_exc()
     finally:
-        for r in runtimes.values():
-            r.remove_all()
-            r.close()
-        recorded = {}
-        if podshim is not None:
-            if podshim.alive():  # its pause processes, should a pod be left
-                recorded.update((p, proc_starttime(p)) for p in descendants(podshim.pid))
-            podshim.stop()
-            if failure:
-                sys.stderr.write("podshim log:\n%s\n" % podshim.stderr_tail())
-            # What a stopped podshim may have left (nothing, normally); in its node: it may DEL.
-            subprocess.run(["nsenter", "--net=" + nodes["podshim"].path, PODSHIM, "cleanup",
-                            "--state-dir", podshim.state, "--root", podshim.root, "--pause-binary", PAUSE],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if containerd is not None:
-            containerd.stop()
-            if failure:
-                sys.stderr.write("containerd log:\n%s\n" % tail(containerd.log_path))
-            killed = kill_recorded(containerd.leftover_processes())
-            if killed:
-                warn("killed containerd leftovers: %s" % killed)
-        recorded.update(cgroup_processes(cgroup_top))
-        killed = kill_recorded({p: st for p, st in recorded.items() if st is not None})
-        if killed:
-            warn("killed leftover pod processes: %s" % killed)
-        still = unmount_all_under(base)  # pod netns pins, shm, rootfs, tmpfs, then the node pins
-        if still:
-            warn("still mounted under %s: %s" % (base, still))
-        left = remove_cgroups(cgroup_top)
-        if left:
-            warn("cgroups not removed: %s" % left)
-        if containerd is not None:
-            for s in containerd.shim_sockets():
-                if os.path.exists(s):
-                    os.unlink(s)
-            if os.path.isdir(Containerd.CNI_CACHE):
-                ours = [net_name + "-"] + ["cni-loopback-%s-" % i for i in containerd.ids]
-                for f in os.listdir(Containerd.CNI_CACHE):
-                    if any(f.startswith(prefix) for prefix in ours):
-                        warn("removing containerd's CNI cache file %s" % f)
-                        os.unlink(os.path.join(Containerd.CNI_CACHE, f))
-        for created, dirs in ((run_created, ("/run/containerd/s", "/run/containerd")),
-                              (cni_cache_created, ("/var/lib/cni/results", "/var/lib/cni"))):
-            if created:
-                for d in dirs:
-                    try:
-                        os.rmdir(d)
-                    except OSError:
-                        pass
-        if not still:
-            subprocess.run(["rm", "-rf", "--one-file-system", base])
+        bed.teardown(failure)
 
     if failure:
         print("bench_cni: FAILED: %s" % failure, file=sys.stderr)
