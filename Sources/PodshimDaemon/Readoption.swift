@@ -48,7 +48,7 @@ extension SandboxManager {
                 report.append(rollBackInterruptedRun(record, pod: pod, podRecord: podRecord, containers: containerRecords))
                 continue
             }
-            let pause = record.pause.flatMap(Self.reopen)
+            let pause = record.pause.flatMap(Adoption.reopen)
             pod.adoptSandbox(pause, cgroupPath: record.cgroup)
             // Its hostPorts are taken again (a new pod asking for one of them is refused).
             _ = network?.restore(podID: record.id, pod: "\(spec.namespace)/\(spec.name)")
@@ -76,7 +76,7 @@ extension SandboxManager {
                 var process: ProcessHandle?
                 var kept: (handle: ProcessHandle, status: ExitStatus?, finishedAt: Int64?)?
                 if containerRecord.state == .running {
-                    process = containerRecord.process.flatMap(Self.reopen)
+                    process = containerRecord.process.flatMap(Adoption.reopen)
                     if process == nil {
                         kept = keptExit(of: containerRecord, pod: pod, pause: pause)
                     }
@@ -199,7 +199,7 @@ extension SandboxManager {
     /// directories removed (killing anything left in the cgroups), and its records deleted.
     private func rollBackInterruptedRun(_ record: SandboxRecord, pod: Pod, podRecord: PodStateRecord?,
                                         containers: [ContainerRecord]) -> String {
-        let pause = podRecord?.sandbox.flatMap(Self.reopen)
+        let pause = podRecord?.sandbox.flatMap(Adoption.reopen)
         pod.adoptSandbox(pause, cgroupPath: podRecord?.cgroup ?? record.cgroup)
         var networkProblem: String?
         if let network {
@@ -228,7 +228,7 @@ extension SandboxManager {
         record.starting = nil
         defer { save(record) }
         let name = record.id.prefix(13)
-        if let identity, Self.reopen(identity) != nil || kept != nil {
+        if let identity, Adoption.reopen(identity) != nil || kept != nil {
             // It runs, or it ran and the pause process kept its pidfd: a started container, whose
             // exit (if any) the caller reads from the keeper as for any other.
             record.state = .running
@@ -258,8 +258,6 @@ extension SandboxManager {
         guard let pause, let keeper = pod.keeper, let number = record.keeperFDs?.first, let identity = record.process else { return nil }
         return Adoption.keptExit(number: number, identity: identity, pause: pause, keeper: keeper)
     }
-
-    static func reopen(_ identity: ProcessIdentity) -> ProcessHandle? { Adoption.reopen(identity) }
 
     /// An adopted process is not our child: its exit arrives on its pidfd.
     func watchAdopted(_ process: ProcessHandle, container: ManagedContainer, in sandbox: ManagedSandbox) {

@@ -48,44 +48,18 @@ public enum ContainerExec {
         in container: Container, argv: [String], timeoutSeconds: Double, outputLimit: Int = outputLimit,
         cancellation: ExecCancellation? = nil
     ) throws(PodshimError) -> Result {
-        guard !argv.isEmpty, !argv[0].isEmpty else { throw PodshimError(.invalidArgument, subject: "cmd", message: "required") }
-        guard let process = container.process, container.isRunning else {
-            throw PodshimError(.failedPrecondition, message: "container \(container.name) is not running")
-        }
-        let outPipe: [Int32], errPipe: [Int32]
-        do {
-            let out = try Kernel.pipe()
-            outPipe = [out.read, out.write]
-        } catch {
-            throw error.podshimError
-        }
-        do {
-            let err = try Kernel.pipe()
-            errPipe = [err.read, err.write]
-        } catch {
-            close(outPipe[0]); close(outPipe[1])
-            throw error.podshimError
-        }
-        defer { close(outPipe[0]); close(errPipe[0]) }
-
         let exited = ExitLatch()
-        let child: ProcessHandle
-        do {
-            child = try Spawner.spawn(
-                plan(for: container.plan, argv: argv), sandbox: process,
-                stdio: .init(output: outPipe[1], error: errPipe[1]), cgroup: container.cgroup, setupTimeout: 30,
-                onExit: { exited.set($0) })
-        } catch {
-            close(outPipe[1]); close(errPipe[1])
-            throw PodError("exec in container \(container.name)", error).podshimError
-        }
-        close(outPipe[1]); close(errPipe[1])
+        let started = try start(in: container, argv: argv, stdin: false, stdout: true, stderr: true, onExit: { exited.set($0) })
+        let child = started.process
+        // Both asked for, so both there.
+        let outRead = started.stdout ?? -1, errRead = started.stderr ?? -1
+        defer { close(outRead); close(errRead) }
 
         let deadline = timeoutSeconds > 0 ? MonotonicInstant.now().advanced(bySeconds: timeoutSeconds) : nil
         var collector = OutputCollector(limit: outputLimit)
         var timedOut = false
         var cancelled = false
-        var open = [outPipe[0], errPipe[0]]
+        var open = [outRead, errRead]
         /// Once the command has exited: how long its output may still drain.
         var drainUntil: MonotonicInstant?
         while !open.isEmpty {
@@ -121,7 +95,7 @@ public enum ContainerExec {
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 let count = read(entry.fd, &buffer, buffer.count)
                 if count > 0 {
-                    collector.append(buffer[0..<count], toError: entry.fd == errPipe[0])
+                    collector.append(buffer[0..<count], toError: entry.fd == errRead)
                 } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
                     open.removeAll { $0 == entry.fd }
                 }

@@ -19,6 +19,8 @@ public enum Recovery {
         let statePods = configuration.stateDirectory + "/pods"
         let dataPods = configuration.rootDirectory + "/pods"
         var live: Set<String> = []
+        /// Releases what pods attached to the network (the cache says how, whatever --network is now).
+        let network = configuration.cniManager(forCleanup: true)
         for id in (try? FileManager.default.contentsOfDirectory(atPath: statePods)) ?? [] { // no pods directory yet: nothing to clean up
             let directory = statePods + "/" + id
             guard let record = PodStateRecord.load(directory + "/pod.json") else { // missing or unreadable: an incomplete pod (reported)
@@ -61,7 +63,7 @@ public enum Recovery {
             }
             // Its network attachment, if it had one (nothing cached: nothing to do).
             do {
-                try configuration.cniManager(forCleanup: true)?.detach(podID: id)
+                try network?.detach(podID: id)
             } catch {
                 report.append("could not release the network of pod \(record.name): \(error)")
             }
@@ -90,7 +92,7 @@ public enum Recovery {
         // /run, or a crash came between the removal above and the DEL): released. A pod being set
         // up has its state directory before its attachment, so it is never taken for gone.
         let statePodsNow = Set((try? FileManager.default.contentsOfDirectory(atPath: statePods)) ?? []) // none: no pod is live
-        report += configuration.cniManager(forCleanup: true)?.collectGarbage(live: statePodsNow) ?? []
+        report += network?.collectGarbage(live: statePodsNow) ?? []
         // Data left without state (e.g. /run was wiped by a reboot).
         // No data directory: nothing to clean up.
         for id in (try? FileManager.default.contentsOfDirectory(atPath: dataPods)) ?? [] where !live.contains(id) {

@@ -15,8 +15,7 @@ final class SPDYExecSession: ChannelInboundHandler, ExecTransport {
     static let streamCreationTimeout = TimeAmount.seconds(30)
 
     private let request: ExecStreamRequest
-    private let decoder = SPDYFrameDecoder()
-    private let encoder = SPDYFrameEncoder()
+    private let connection = SPDYConnection()
     private var context: ChannelHandlerContext?
     private var relay: ExecRelay?
     private var streams: [String: UInt32] = [:]
@@ -47,21 +46,9 @@ final class SPDYExecSession: ChannelInboundHandler, ExecTransport {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        decoder.feed(unwrapInboundIn(data).readableBytesView)
-        do {
-            while let frame = try decoder.next() { handle(frame, context: context) }
-        } catch {
-            if let stream = error.stream, !streams.values.contains(stream) {
-                write(.rstStream(streamID: stream, status: .protocolError), context: context)
-            } else {
-                // Said, then closed (a close drops what is not flushed yet).
-                write(.goAway(lastGoodStreamID: streams.values.max() ?? 0, status: 1), context: context)
-                let channel = context.channel
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
-                    .whenComplete { _ in channel.close(promise: nil) }
-            }
+        connection.read(unwrapInboundIn(data), context: context, isKnown: { self.streams.values.contains($0) }, lastGood: { self.streams.values.max() ?? 0 }) { frame in
+            handle(frame, context: context)
         }
-        context.flush()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -139,6 +126,6 @@ final class SPDYExecSession: ChannelInboundHandler, ExecTransport {
     }
 
     private func write(_ frame: SPDYFrame, context: ChannelHandlerContext) {
-        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: encoder.encode(frame))), promise: nil)
+        connection.write(frame, context: context)
     }
 }

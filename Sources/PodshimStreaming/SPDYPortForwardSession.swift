@@ -37,8 +37,7 @@ final class SPDYPortForwardSession: ChannelInboundHandler {
     }
 
     private let request: PortForwardStreamRequest
-    private let decoder = SPDYFrameDecoder()
-    private let encoder = SPDYFrameEncoder()
+    private let connection = SPDYConnection()
     private var context: ChannelHandlerContext?
     private var pairs: [String: Pair] = [:]
     private var pairOfStream: [UInt32: String] = [:]
@@ -57,21 +56,9 @@ final class SPDYPortForwardSession: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        decoder.feed(unwrapInboundIn(data).readableBytesView)
-        do {
-            while let frame = try decoder.next() { handle(frame, context: context) }
-        } catch {
-            if let stream = error.stream, pairOfStream[stream] == nil {
-                write(.rstStream(streamID: stream, status: .protocolError), context: context)
-            } else {
-                // Said, then closed (a close drops what is not flushed yet).
-                write(.goAway(lastGoodStreamID: lastStream, status: 1), context: context)
-                let channel = context.channel
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
-                    .whenComplete { _ in channel.close(promise: nil) }
-            }
+        connection.read(unwrapInboundIn(data), context: context, isKnown: { self.pairOfStream[$0] != nil }, lastGood: { self.lastStream }) { frame in
+            handle(frame, context: context)
         }
-        context.flush()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -256,7 +243,7 @@ final class SPDYPortForwardSession: ChannelInboundHandler {
     }
 
     private func write(_ frame: SPDYFrame, context: ChannelHandlerContext) {
-        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: encoder.encode(frame))), promise: nil)
+        connection.write(frame, context: context)
     }
 }
 

@@ -107,7 +107,9 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
 
     private let tokens: StreamingTokens<StreamingRequest>
     private let sessions: SessionCount
-    private var accepted: (request: StreamingRequest, version: String)?
+    /// An accepted upgrade, carried out at the request's end: the 101's headers and the handlers
+    /// that take the connection over.
+    private var accepted: (headers: HTTPHeaders, handlers: [any ChannelHandler])?
     private var refused = false
 
     init(tokens: StreamingTokens<StreamingRequest>, sessions: SessionCount) {
@@ -123,8 +125,7 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             break
         case .end:
             if refused { return }
-            if let accepted { upgrade(context: context, request: accepted.request, version: accepted.version) }
-            if webSocket != nil { upgradeWebSocket(context: context) }
+            if let accepted { switchProtocols(context, headers: accepted.headers, to: accepted.handlers) }
         }
     }
 
@@ -144,11 +145,7 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         let offered = head.headers["x-stream-protocol-version"].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard !offered.isEmpty else { return refuse(context, .badRequest, "no X-Stream-Protocol-Version") }
-        guard sessions.enter() else {
-            return refuse(context, .serviceUnavailable, "\(sessions.maximum) streaming sessions are running already")
-        }
-        let sessions = self.sessions
-        context.channel.closeFuture.whenComplete { _ in sessions.leave() }
+        guard admit(context) else { return }
         // Spent here, whatever happens next: a token is good for one connection attempt.
         guard let request = tokens.take(parts[1]), request.path == parts[0] else {
             return refuse(context, .notFound, "unknown or expired token")
@@ -158,7 +155,26 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             for supported in request.protocols { headers.add(name: "X-Accepted-Stream-Protocol-Versions", value: supported) }
             return refuse(context, .forbidden, "none of \(offered.joined(separator: ", ")) is served", headers: headers)
         }
-        accepted = (request, version)
+        var headers = HTTPHeaders()
+        headers.add(name: "Connection", value: "Upgrade")
+        headers.add(name: "Upgrade", value: "SPDY/3.1")
+        headers.add(name: "X-Stream-Protocol-Version", value: version)
+        switch request {
+        case .exec(let exec): accepted = (headers, [SPDYExecSession(request: exec)])
+        case .portForward(let forward): accepted = (headers, [SPDYPortForwardSession(request: forward)])
+        }
+    }
+
+    /// Counts the connection as a session (until it closes), or refuses it (503) when there are
+    /// as many as allowed already.
+    private func admit(_ context: ChannelHandlerContext) -> Bool {
+        guard sessions.enter() else {
+            refuse(context, .serviceUnavailable, "\(sessions.maximum) streaming sessions are running already")
+            return false
+        }
+        let sessions = self.sessions
+        context.channel.closeFuture.whenComplete { _ in sessions.leave() }
+        return true
     }
 
     /// The WebSocket handshake of an exec (RFC 6455): a GET with a key, version 13 and one of
@@ -171,11 +187,7 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         let offered = head.headers["sec-websocket-protocol"].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
-        guard sessions.enter() else {
-            return refuse(context, .serviceUnavailable, "\(sessions.maximum) streaming sessions are running already")
-        }
-        let sessions = self.sessions
-        context.channel.closeFuture.whenComplete { _ in sessions.leave() }
+        guard admit(context) else { return }
         guard let request = tokens.take(token), case .exec(let exec) = request else {
             return refuse(context, .notFound, "unknown or expired token")
         }
@@ -183,38 +195,16 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             return refuse(context, .forbidden, "none of the subprotocols \(offered.joined(separator: ", ")) is served "
                 + "(\(WebSocketExecSession.protocols.joined(separator: ", ")) are)")
         }
-        webSocket = (exec, version, WebSocketExecSession.accept(key: key))
-    }
-
-    private var webSocket: (request: ExecStreamRequest, version: String, accept: String)?
-
-    private func upgradeWebSocket(context: ChannelHandlerContext) {
-        guard let webSocket else { return }
         var headers = HTTPHeaders()
         headers.add(name: "Connection", value: "Upgrade")
         headers.add(name: "Upgrade", value: "websocket")
-        headers.add(name: "Sec-WebSocket-Accept", value: webSocket.accept)
-        headers.add(name: "Sec-WebSocket-Protocol", value: webSocket.version)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        let pipeline = context.pipeline.syncOperations
-        do {
-            // The HTTP encoder goes first: nothing the session writes may reach it.
-            pipeline.removeHandler(try pipeline.handler(type: HTTPResponseEncoder.self), promise: nil)
-            try pipeline.addHandlers([
-                ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)),
-                WebSocketFrameEncoder(),
-                WebSocketExecSession(request: webSocket.request, version: webSocket.version),
-            ], position: .last)
-            let idle = try pipeline.handler(type: IdleStateHandler.self)
-            try pipeline.addHandler(IdleStateHandler(allTimeout: sessions.idleTimeout), position: .after(idle))
-            pipeline.removeHandler(idle, promise: nil)
-            // Then this handler, then the decoder: bytes it still holds go to the WebSocket decoder.
-            pipeline.removeHandler(context: context, promise: nil)
-            pipeline.removeHandler(try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
-        } catch {
-            context.close(promise: nil)
-        }
+        headers.add(name: "Sec-WebSocket-Accept", value: WebSocketExecSession.accept(key: key))
+        headers.add(name: "Sec-WebSocket-Protocol", value: version)
+        accepted = (headers, [
+            ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)),
+            WebSocketFrameEncoder(),
+            WebSocketExecSession(request: exec, version: version),
+        ])
     }
 
     private func refuse(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String, headers: HTTPHeaders = HTTPHeaders()) {
@@ -230,31 +220,22 @@ final class StreamingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
-    private func upgrade(context: ChannelHandlerContext, request: StreamingRequest, version: String) {
-        var headers = HTTPHeaders()
-        headers.add(name: "Connection", value: "Upgrade")
-        headers.add(name: "Upgrade", value: "SPDY/3.1")
-        headers.add(name: "X-Stream-Protocol-Version", value: version)
+    /// Answers 101 and hands the connection to `handlers`. The order matters: the HTTP encoder
+    /// goes first (nothing a session writes may reach it), the session's handlers are added, the
+    /// idle timeout becomes the session's, then this handler goes and the HTTP decoder last (bytes
+    /// it still holds then reach the session).
+    private func switchProtocols(_ context: ChannelHandlerContext, headers: HTTPHeaders, to handlers: [any ChannelHandler]) {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         let pipeline = context.pipeline.syncOperations
         do {
-            // The HTTP encoder goes first: nothing the session writes may reach it.
             pipeline.removeHandler(try pipeline.handler(type: HTTPResponseEncoder.self), promise: nil)
-            switch request {
-            case .exec(let exec):
-                try pipeline.addHandler(SPDYExecSession(request: exec), position: .last)
-            case .portForward(let forward):
-                try pipeline.addHandler(SPDYPortForwardSession(request: forward), position: .last)
-            }
-            // From now on only a session idle for the configured time is closed.
+            try pipeline.addHandlers(handlers, position: .last)
             let idle = try pipeline.handler(type: IdleStateHandler.self)
             try pipeline.addHandler(IdleStateHandler(allTimeout: sessions.idleTimeout), position: .after(idle))
             pipeline.removeHandler(idle, promise: nil)
-            // This handler before the decoder: bytes the decoder still holds then go straight to the session.
             pipeline.removeHandler(context: context, promise: nil)
-            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            pipeline.removeHandler(decoder, promise: nil)
+            pipeline.removeHandler(try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
         } catch {
             context.close(promise: nil)
         }
