@@ -556,6 +556,32 @@ class CRITestCase(unittest.TestCase):
 
     # -- helpers for tests ------------------------------------------------------------
 
+    def restart_daemon(self, env=None, down_seconds=0):
+        """SIGKILLs the class daemon (its pods stay), waits `down_seconds`, starts it again with
+        `env` in its environment; returns the new class client."""
+        cls = type(self)
+        cls.remember_descendants()
+        self.daemon.kill()
+        time.sleep(down_seconds)
+        self.daemon.env = dict(env or {})
+        self.daemon.start()
+        cls.client = self.new_client(self.daemon.socket)
+        return cls.client
+
+    def crash_in(self, failpoint, rpc):
+        """Restarts the daemon with `failpoint` armed, runs `rpc(client)` (the daemon dies in it),
+        then starts it again unarmed. Returns the new client."""
+        armed = self.restart_daemon(env={"PODSHIM_FAILPOINT": failpoint})
+        try:
+            rpc(armed)
+            self.fail("the daemon survived failpoint %s" % failpoint)
+        except grpc.RpcError as error:
+            self.assertIn(error.code(), (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN,
+                                         grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED), str(error))
+        armed.close()
+        self.daemon.proc.wait(timeout=10)
+        return self.restart_daemon()
+
     def track(self, pod_id=None, uid=None):
         if pod_id:
             type(self).keys.add(pod_id)

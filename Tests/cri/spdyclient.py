@@ -39,17 +39,9 @@ class HTTPError(Exception):
         self.body = body
 
 
-def upgrade(url, versions=("v5.channel.k8s.io", "v4.channel.k8s.io"), upgrade_header="SPDY/3.1", method="POST",
-            timeout=30):
-    """Connects and upgrades; returns (socket, chosen version). Raises HTTPError for a refusal."""
-    parsed = urllib.parse.urlparse(url)
-    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=timeout)
-    lines = ["%s %s HTTP/1.1" % (method, parsed.path), "Host: %s:%d" % (parsed.hostname, parsed.port),
-             "Content-Length: 0"]
-    if upgrade_header:
-        lines += ["Connection: Upgrade", "Upgrade: " + upgrade_header]
-    lines += ["X-Stream-Protocol-Version: " + v for v in versions]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+def read_upgrade_response(sock):
+    """The headers (lower-case names, lists of values) of a 101 response; any other status closes
+    the socket and raises HTTPError with the body and headers."""
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)
@@ -75,6 +67,21 @@ def upgrade(url, versions=("v5.channel.k8s.io", "v4.channel.k8s.io"), upgrade_he
         error = HTTPError(status, body.decode(errors="replace"))
         error.headers = headers
         raise error
+    return headers
+
+
+def upgrade(url, versions=("v5.channel.k8s.io", "v4.channel.k8s.io"), upgrade_header="SPDY/3.1", method="POST",
+            timeout=30):
+    """Connects and upgrades; returns (socket, chosen version). Raises HTTPError for a refusal."""
+    parsed = urllib.parse.urlparse(url)
+    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=timeout)
+    lines = ["%s %s HTTP/1.1" % (method, parsed.path), "Host: %s:%d" % (parsed.hostname, parsed.port),
+             "Content-Length: 0"]
+    if upgrade_header:
+        lines += ["Connection: Upgrade", "Upgrade: " + upgrade_header]
+    lines += ["X-Stream-Protocol-Version: " + v for v in versions]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    headers = read_upgrade_response(sock)
     return sock, headers.get("x-stream-protocol-version", [""])[0]
 
 

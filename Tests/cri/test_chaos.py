@@ -23,14 +23,6 @@ CODES = (0, 1, 3, 42, 127)
 
 class ChaosTest(CRITestCase):
 
-    def restart(self):
-        cls = type(self)
-        cls.remember_descendants()
-        self.daemon.kill()
-        self.daemon.start()
-        cls.client = self.new_client(self.daemon.socket)
-        return cls.client
-
     def test_chaos(self):
         rng = random.Random(SEED)
         log("chaos: seed %d, %d kills" % (SEED, KILLS))
@@ -101,7 +93,7 @@ class ChaosTest(CRITestCase):
             worker = threading.Thread(target=work, daemon=True)
             worker.start()
             time.sleep(delay)
-            c = self.restart()
+            c = self.restart_daemon()
             done.wait(30)
             self.check(c, stopped, checked)
             if len(containers(c)) > 24:

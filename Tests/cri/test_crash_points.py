@@ -33,28 +33,6 @@ def cgroup_pids(name):
 
 class CrashPointTest(CRITestCase):
 
-    def crash_in(self, failpoint, rpc):
-        """Restarts the daemon with `failpoint` armed, runs `rpc(client)` (the daemon dies in it),
-        then starts it again unarmed. Returns the new client."""
-        cls = type(self)
-        cls.remember_descendants()
-        self.daemon.kill()
-        self.daemon.env = {"PODSHIM_FAILPOINT": failpoint}
-        self.daemon.start()
-        armed = self.new_client(self.daemon.socket)
-        try:
-            rpc(armed)
-            self.fail("the daemon survived failpoint %s" % failpoint)
-        except grpc.RpcError as error:
-            self.assertIn(error.code(), (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN,
-                                         grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED), str(error))
-        armed.close()
-        self.daemon.proc.wait(timeout=10)
-        self.daemon.env = {}
-        self.daemon.start()
-        cls.client = self.new_client(self.daemon.socket)
-        return cls.client
-
     def test_an_interrupted_run_pod_sandbox_is_rolled_back(self):
         before = podshim_cgroups()
         cfg_holder = {}

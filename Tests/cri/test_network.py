@@ -281,26 +281,6 @@ class PodNetworkTest(NetworkTestCase):
 class NetworkCrashTest(NetworkTestCase):
     """The daemon SIGKILLed in the middle of ADD and of DEL: nothing leaks, no pod lacks its network."""
 
-    def crash_in(self, failpoint, rpc):
-        cls = type(self)
-        cls.remember_descendants()
-        self.daemon.kill()
-        self.daemon.env = {"PODSHIM_FAILPOINT": failpoint}
-        self.daemon.start()
-        armed = self.new_client(self.daemon.socket)
-        try:
-            rpc(armed)
-            self.fail("the daemon survived failpoint %s" % failpoint)
-        except grpc.RpcError as error:
-            self.assertIn(error.code(), (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN,
-                                         grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED), str(error))
-        armed.close()
-        self.daemon.proc.wait(timeout=10)
-        self.daemon.env = {}
-        self.daemon.start()
-        cls.client = self.new_client(self.daemon.socket)
-        return cls.client
-
     def test_crash_during_add_is_rolled_back(self):
         for failpoint in ("cni/before-add", "cni/added", "run-pod-sandbox/networked"):
             with self.subTest(failpoint=failpoint):
@@ -322,14 +302,10 @@ class NetworkCrashTest(NetworkTestCase):
         # A running pod survives a restart with its IP; one whose record vanished is DEL'd at start-up.
         keep, _ = self.run_pod(self.client, "keeps-ip")
         keep_ip, _ = self.pod_ip(self.client, keep)
-        cls = type(self)
-        cls.remember_descendants()
-        self.daemon.kill()
-        self.daemon.start()
-        cls.client = self.new_client(self.daemon.socket)
-        self.assertEqual(self.pod_ip(cls.client, keep)[0], keep_ip)
+        c = self.restart_daemon()
+        self.assertEqual(self.pod_ip(c, keep)[0], keep_ip)
         self.assertEqual(self.leases(), [keep_ip])
-        cls.client.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=keep), timeout=60)
+        c.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=keep), timeout=60)
         self.assert_nothing_left()
 
 
@@ -575,11 +551,7 @@ class NetworkChaosTest(NetworkTestCase):
 
             threading.Thread(target=work, daemon=True).start()
             time.sleep(rng.uniform(0, 0.15))
-            cls = type(self)
-            cls.remember_descendants()
-            self.daemon.kill()
-            self.daemon.start()
-            c = cls.client = self.new_client(self.daemon.socket)
+            c = self.restart_daemon()
             done.wait(30)
             items = {p.id: p for p in sandboxes(c)}
             owners = self.lease_owners()

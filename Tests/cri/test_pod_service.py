@@ -128,13 +128,8 @@ spec:
         started = proc_starttime(pid)
         type(self).recorded[pid] = started
 
-        cls = type(self)
-        cls.remember_descendants()
-        self.daemon.kill()
-        cls.client.close()
-        time.sleep(6)  # `quits` exits (3) while no daemon runs
-        self.daemon.start()
-        cls.client = self.new_client(self.daemon.socket)
+        type(self).client.close()
+        self.restart_daemon(down_seconds=6)  # `quits` exits (3) while no daemon runs
         stub = self.stub()
         try:
             status = self.wait_status(stub, pod_id, lambda s: any(

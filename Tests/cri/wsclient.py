@@ -26,26 +26,10 @@ def connect(url, protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"), key=None,
     if key:
         lines.append("Sec-WebSocket-Key: " + key)
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(1)
-        if not chunk:
-            raise spdyclient.HTTPError(0, "closed")
-        head += chunk
-    status_line, *rest = head.decode().split("\r\n")
-    status = int(status_line.split()[1])
-    headers = {}
-    for line in rest:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-    if status != 101:
-        body = sock.recv(65536)
-        sock.close()
-        raise spdyclient.HTTPError(status, body.decode(errors="replace"))
+    headers = spdyclient.read_upgrade_response(sock)
     expected = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
-    assert headers.get("sec-websocket-accept") == expected, headers
-    return sock, headers.get("sec-websocket-protocol")
+    assert headers.get("sec-websocket-accept") == [expected], headers
+    return sock, headers.get("sec-websocket-protocol", [""])[0]
 
 
 class Conn:
