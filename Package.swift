@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        // TLS for the streaming server (already resolved: grpc-swift-nio-transport depends on it).
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.36.0"),
     ],
     targets: [
         /// Raw syscalls libc lacks, constants that import badly, and the one post-fork path.
@@ -51,7 +53,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         /// SPDY/3 framing (frames, header compression with zlib) for the CRI streaming server.
         .target(name: "PodshimSPDY", dependencies: ["CZlib"]),
-        /// The CRI streaming server (Exec over SPDY/3.1), on swift-nio.
+        /// The CRI streaming server (Exec, Attach, PortForward over SPDY/3.1 and WebSocket, TLS optional), on swift-nio.
         .target(
             name: "PodshimStreaming",
             dependencies: [
@@ -60,6 +62,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -134,6 +137,10 @@ let package = Package(
             name: "podshim",
             dependencies: [
                 "PodshimRuntime", "PodshimImages", "PodshimSpec", "PodshimDaemon", "PodshimCRI", "PodshimNetwork", "PodshimStreaming",
+                "PodshimSPDY",  // ctl's streaming client (exec -i/-t, attach, port-forward)
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

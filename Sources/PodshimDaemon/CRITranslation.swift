@@ -171,10 +171,6 @@ enum CRITranslation {
         guard config.hasImage, !config.image.image.isEmpty else {
             throw CRIError.invalidArgument("config.image.image", "required")
         }
-        if config.tty || config.stdin {
-            throw CRIError.invalidArgument(config.tty ? "config.tty" : "config.stdin",
-                                           "interactive containers (attach) are not supported")
-        }
         // As the OCI image spec and Docker: the config's command replaces the image's entrypoint
         // and cmd; its args replace only the cmd.
         let command: [String]
@@ -352,6 +348,9 @@ enum CRITranslation {
             workingDir: config.workingDir.isEmpty ? image.workingDir : config.workingDir,
             volumeMounts: mounts, resources: try resources(linux.resources, field: "config.linux.resources"),
             securityContext: security, lifecycle: lifecycle)
+        container.stdin = config.stdin
+        container.stdinOnce = config.stdinOnce
+        container.tty = config.tty
         if context.hasNamespaceOptions {
             let options = context.namespaceOptions
             switch options.pid {

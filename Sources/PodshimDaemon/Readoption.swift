@@ -102,12 +102,13 @@ extension SandboxManager {
                 let spec = planned?.addition.container
                     ?? PodshimSpecContainer.placeholder(name: containerRecord.id, image: containerRecord.image)
                 let runtime = pod.adopt(spec, plan: plan, resources: planned?.resources ?? .init(),
-                                        logPath: containerRecord.logPath, process: process ?? kept?.handle)
+                                        logPath: containerRecord.logPath, process: process ?? kept?.handle,
+                                        kept: containerRecord.keeperFDs ?? [])
                 if let process, containerRecord.keeperFDs == nil, let keeper = pod.keeper {
                     // Adopted without anything kept (its start was interrupted before the pause
                     // process took its fds): hand them over now, so its exit survives the next crash.
                     do {
-                        let numbers = try keeper.hold([process.pidfd] + (runtime.outputLog?.pipeReadEnds ?? []), watchMask: 1)
+                        let numbers = try keeper.hold(Pod.keptDescriptors(process: process, output: runtime.outputLog, input: runtime.input), watchMask: 1)
                         containerRecord.keeperFDs = numbers
                         runtime.keeperFDs = numbers
                         save(containerRecord)

@@ -363,8 +363,77 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         response.url = url
         return response
     }
+    /// A URL on the streaming server for attaching to the container's own process (SPDY/3.1
+    /// `v4.channel.k8s.io`, or a WebSocket): what it prints from then on (the CRI log keeps getting
+    /// it too), and its stdin or terminal when it has one. The session ends with Success when the
+    /// container's output ends; a client that leaves leaves the container running.
     func attach(request: Runtime_V1_AttachRequest, context: ServerContext) async throws -> Runtime_V1_AttachResponse {
-        throw CRIError.unimplemented("Attach")
+        let (sandbox, container) = try manager.container(request.containerID)
+        guard request.stdin || request.stdout || request.stderr else {
+            throw CRIError.invalidArgument("stdin", "one of stdin, stdout and stderr must be true")
+        }
+        if request.tty && request.stderr {
+            throw CRIError.invalidArgument("stderr", "must be false with tty (a terminal merges stderr into stdout)")
+        }
+        let runtime = container.runtime
+        if request.tty != runtime.tty {
+            throw CRIError.invalidArgument("tty", "the container was created with tty \(runtime.tty)")
+        }
+        let running = sandbox.lock.withLock { container.record.state == .running }
+        guard running, runtime.outputLog != nil else { throw CRIError.failedPrecondition("container \(container.id) is not running") }
+        if request.stdin && runtime.input == nil {
+            throw CRIError.failedPrecondition(runtime.stdin || runtime.tty
+                ? "the stdin of container \(container.id) was closed after its first attach (stdin_once)"
+                : "container \(container.id) was not created with stdin")
+        }
+        guard let streaming else { throw PodshimError(.unavailable, operation: "Attach", message: "the streaming server is not running") }
+        let (stdin, stdout, stderr, tty) = (request.stdin, request.stdout, request.stderr, request.tty)
+        let manager = self.manager
+        let attach = ExecStreamRequest(stdin: stdin, stdout: stdout, stderr: stderr, tty: tty, attach: true) { onExit in
+            try Self.attachStreams(to: container, in: sandbox, manager: manager, stdin: stdin, stdout: stdout, stderr: stderr, onEnd: onExit)
+        }
+        guard let url = streaming.url(for: .attach(attach)) else {
+            throw PodshimError(.resourceExhausted, operation: "Attach", message: "\(streaming.tokens.capacity) streaming sessions are waiting to be used")
+        }
+        var response = Runtime_V1_AttachResponse()
+        response.url = url
+        return response
+    }
+
+    /// An attach session's ends, once its client is there: copies of the container's stdin (or
+    /// terminal) and pipes that get its output from now on.
+    private static func attachStreams(
+        to container: ManagedContainer, in sandbox: ManagedSandbox, manager: SandboxManager,
+        stdin: Bool, stdout: Bool, stderr: Bool, onEnd: @escaping @Sendable (ExitStatus) -> Void
+    ) throws(PodshimError) -> ExecProcess {
+        let runtime = container.runtime
+        guard runtime.isRunning, let output = runtime.outputLog else {
+            throw CRIError.failedPrecondition("container \(container.id) is not running")
+        }
+        var opened: [Int32] = []
+        do throws(SystemError) {
+            let input = stdin ? try runtime.input?.sessionDescriptor() : nil
+            if let input { opened.append(input) }
+            if stdin && input == nil {
+                throw SystemError("attach", path: "stdin of container \(container.id)", errno: .badFileDescriptor)
+            }
+            let terminal = runtime.tty ? try runtime.input?.sessionDescriptor() : nil
+            if let terminal { opened.append(terminal) }
+            let out = stdout ? try output.subscribe(.stdout) : nil
+            if let out { opened.append(out) }
+            let err = stderr ? try output.subscribe(.stderr) : nil
+            output.whenEnded { onEnd(.exited(code: 0)) }
+            let closesStdin = stdin && runtime.input?.closesAfterFirstSession == true
+            var process = ExecProcess(stdin: input, stdout: out, stderr: err, terminal: terminal,
+                                      kill: {}) // an attach never kills the container
+            if closesStdin {
+                process.stdinEnded = { manager.closeStdin(of: container, in: sandbox) }
+            }
+            return process
+        } catch {
+            for fd in opened { close(fd) }
+            throw error.podshimError
+        }
     }
     /// A URL on the streaming server for forwarding ports of the pod (SPDY/3.1,
     /// `portforward.k8s.io`; the ports come in the stream headers): each connection is made to

@@ -454,6 +454,21 @@ final class SandboxManager: Sendable {
         }
     }
 
+    /// Closes a `stdin_once` container's stdin for good after its first attach session (podshim's
+    /// writer and the pause process's copy; the record says so, so a restarted daemon does not take
+    /// it back). Called from the streaming server's event loop: the record is written elsewhere.
+    func closeStdin(of container: ManagedContainer, in sandbox: ManagedSandbox) {
+        DispatchQueue.global().async { [self] in
+            sandbox.lock.withLock {
+                let kept = container.record.keeperFDs ?? []
+                guard let updated = sandbox.pod.closeInput(of: container.runtime, kept: kept), !kept.isEmpty else { return }
+                container.record.keeperFDs = updated
+                container.runtime.keeperFDs = updated
+                save(container.record)
+            }
+        }
+    }
+
     /// The CRI's stop: the stop signal, `timeoutSeconds` to exit, then SIGKILL at the deadline
     /// (from the deadline thread, as `podshim run`); 0 kills at once. The grace period is recorded
     /// first, so a daemon restarted meanwhile stops the container again with the full grace.

@@ -25,12 +25,17 @@ public final class Container: TerminationTarget, Sendable {
     public let ports: [ContainerPort]
     /// Its probes (`startupProbe`, `livenessProbe`, `readinessProbe`).
     public let probes: [ProbeKind: Probe]
+    /// `stdin`, `stdinOnce` and `tty` (see ``ContainerInput``).
+    public let stdin: Bool
+    public let stdinOnce: Bool
+    public let tty: Bool
 
     private struct State {
         var machine = ContainerStateMachine()
         var process: ProcessHandle?
         var cloned = false
         var output: ContainerOutput?
+        var input: ContainerInput?
         var cgroup: Cgroup?
         var exitSeen: MonotonicInstant?
         /// An fd on the container's mount namespace, held while it runs (see ``holdMountNamespace(of:)``).
@@ -54,12 +59,22 @@ public final class Container: TerminationTarget, Sendable {
         preStop = spec.lifecycle.preStop
         ports = spec.ports
         probes = spec.probes
+        stdin = spec.stdin
+        stdinOnce = spec.stdinOnce
+        tty = spec.tty
     }
 
     /// The container's leaf cgroup, once the pod's cgroups exist.
     public internal(set) var cgroup: Cgroup? {
         get { guarded.withLock { $0.cgroup } }
         set { guarded.withLock { $0.cgroup = newValue } }
+    }
+
+    /// Its stdin (a pipe's write end, or its terminal), while it runs and until it is closed for
+    /// good (`stdinOnce`); nil for a container without stdin or tty.
+    public var input: ContainerInput? {
+        get { guarded.withLock { $0.input } }
+        set { guarded.withLock { $0.input = newValue } }
     }
 
     /// The output pipes' reader, while the container runs (so its log can be reopened).
@@ -177,6 +192,7 @@ public final class Container: TerminationTarget, Sendable {
             state.exitSeen = nil
             state.restarts += 1
             state.output = nil
+            state.input = nil
             return termination
         }
     }

@@ -135,6 +135,7 @@ public struct ContainerPlanner: Sendable {
             searchPath: searchPath,
             workingDirectory: container.workingDir)
         plan.pidNamespaceTarget = targetName
+        plan.controllingTerminal = container.tty
         return plan
     }
 
@@ -173,11 +174,13 @@ public struct ContainerPlanner: Sendable {
         return plan
     }
 
-    /// PATH (when missing), HOSTNAME and HOME, then the manifest's env in order (later wins).
+    /// PATH (when missing), HOSTNAME, HOME and with a tty TERM=xterm (as containerd and CRI-O
+    /// set it), then the manifest's env in order (later wins).
     static func environment(for container: ContainerSpec, hostname: String) -> [String] {
         var entries: [(String, String)] = [
             ("PATH", ProcessPlan.defaultSearchPath), ("HOSTNAME", hostname), ("HOME", "/root"),
         ]
+        if container.tty { entries.append(("TERM", "xterm")) }
         for variable in container.env {
             if let existing = entries.firstIndex(where: { $0.0 == variable.name }) {
                 entries[existing].1 = variable.value

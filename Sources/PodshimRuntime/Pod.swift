@@ -202,7 +202,7 @@ public final class Pod: Sendable {
     /// with pidfd_open after its PID and start time matched the record. Its exit is not reaped by
     /// this process; whoever adopts it watches the pidfd.
     public func adopt(_ containerSpec: ContainerSpec, plan: ProcessPlan, resources: CgroupResources,
-                      logPath: String?, process: ProcessHandle?) -> Container {
+                      logPath: String?, process: ProcessHandle?, kept: [Int32] = []) -> Container {
         let container = Container(index: -1, spec: containerSpec, plan: plan, resources: resources, logPath: logPath)
         container.cgroup = cgroups?.container(containerSpec.name)
         if let process {
@@ -210,9 +210,7 @@ public final class Pod: Sendable {
             container.markStarted(process)
             if outputFIFOs {
                 // A failure leaves outputLog nil, which re-adoption reports.
-                container.output = try? ContainerOutput.reattach(
-                    container: container.name,
-                    logPath: logPath ?? layout.logFile(container: container.name, attempt: 0), fifoDirectory: outputDirectory)
+                reattachStdio(container, logPath: logPath ?? layout.logFile(container: container.name, attempt: 0), kept: kept)
             }
         }
         update { state in
@@ -231,10 +229,8 @@ public final class Pod: Sendable {
         container.keeperFDs = keeperFDs
         if outputFIFOs {
             // A failure leaves the output unread (the caller reports it): the log misses it.
-            container.output = try? ContainerOutput.reattach(
-                container: container.name,
-                logPath: container.logPath ?? layout.logFile(container: container.name, attempt: container.restartCount),
-                fifoDirectory: outputDirectory)
+            reattachStdio(container, logPath: container.logPath ?? layout.logFile(container: container.name, attempt: container.restartCount),
+                          kept: keeperFDs)
         }
     }
 
@@ -436,18 +432,26 @@ public final class Pod: Sendable {
             throw error
         }
         defer { for fd in subPaths { close(fd) } }
+        let input: ContainerInput?
+        /// The container's stdin: its terminal's slave side, its stdin pipe's read end, or none (/dev/null).
+        var childInput: Int32 = -1
         do {
             if outputFIFOs { try FileSystem.createDirectory(outputDirectory, mode: 0o700) }
             output = try ContainerOutput(
                 container: container.name,
                 logPath: container.logPath ?? layout.logFile(container: container.name, attempt: container.restartCount), sink: sink,
-                fifoDirectory: outputFIFOs ? outputDirectory : nil)
+                fifoDirectory: outputFIFOs && !container.tty ? outputDirectory : nil, terminal: container.tty)
+            (input, childInput) = try Self.makeInput(for: container, output: output)
         } catch {
             container.markFailedToStart(String(describing: error))
             throw PodError(subject, error)
         }
         container.output = output
-        defer { output.closeChildEnds() }
+        container.input = input
+        defer {
+            if childInput >= 0 && !container.tty { close(childInput) } // a terminal's slave is the output's to close
+            output.closeChildEnds()
+        }
         do {
             let name = container.name
             var holder: ProcessHandle?
@@ -456,7 +460,7 @@ public final class Pod: Sendable {
             }
             let process = try Spawner.spawn(
                 plan, sandbox: sandbox, pidNamespaceHolder: holder,
-                stdio: .init(output: output.childStdout, error: output.childStderr),
+                stdio: .init(input: childInput, output: output.childStdout, error: output.childStderr),
                 cgroup: container.cgroup,
                 onCloned: { process in
                     container.markCloned()
@@ -464,7 +468,7 @@ public final class Pod: Sendable {
                     // The pidfd (watched) and the output pipes' read ends go to the pause process at
                     // once, so that an exit during a crash of podshim right now is not lost. On
                     // failure the container runs all the same; the caller reports the empty `keeperFDs`.
-                    let kept = keeper.flatMap { try? $0.hold([process.pidfd] + output.pipeReadEnds, watchMask: 1) } ?? [] // see above
+                    let kept = keeper.flatMap { try? $0.hold(Self.keptDescriptors(process: process, output: output, input: input), watchMask: 1) } ?? [] // see above
                     container.keeperFDs = kept
                     let identity = ProcessIdentity.of(pid: process.pid)
                     update { state in
@@ -488,10 +492,75 @@ public final class Pod: Sendable {
         }
     }
 
+    /// The container's stdin for attach sessions and the child's end of it: a copy of its
+    /// terminal's master (and the slave side, which the output owns), a new pipe with `stdin`, or none.
+    private static func makeInput(for container: Container, output: ContainerOutput) throws(SystemError) -> (ContainerInput?, Int32) {
+        if let master = output.terminal {
+            let copy = try libcCall("fcntl(F_DUPFD_CLOEXEC)", path: "terminal") { fcntl(master, F_DUPFD_CLOEXEC, 3) }
+            return (ContainerInput(owning: copy, terminal: true, once: container.stdinOnce), output.childStdout)
+        }
+        guard container.stdin else { return (nil, -1) }
+        let pipe = try Kernel.pipe()
+        return (ContainerInput(owning: pipe.write, terminal: false, once: container.stdinOnce), pipe.read)
+    }
+
+    /// What the pause process holds for a container (see ``FDKeeper``), in this order: its pidfd,
+    /// its output FIFOs' read ends (none with a terminal), then its input (stdin pipe's write end,
+    /// or the terminal's master) when it has one. ``keptInput(_:of:)`` reads the order back.
+    public static func keptDescriptors(process: ProcessHandle, output: ContainerOutput?, input: ContainerInput?) -> [Int32] {
+        [process.pidfd] + (output?.pipeReadEnds ?? []) + (input.map { $0.isOpen ? [$0.fd] : [] } ?? [])
+    }
+
+    /// The keeper's number of `container`'s input in `kept` (see ``keptDescriptors(process:output:input:)``);
+    /// nil when it has none (or it was closed for good: recorded as -1).
+    public static func keptInput(_ kept: [Int32], of container: Container) -> Int32? {
+        let index = container.tty ? 1 : (container.stdin ? 3 : nil)
+        guard let index, kept.count > index, kept[index] >= 0 else { return nil }
+        return kept[index]
+    }
+
+    /// Re-attaches the stdio of a container started by an earlier podshim: its output FIFOs are
+    /// read again, or its terminal's master and its stdin pipe are taken back from the pause
+    /// process (`kept`: the keeper's numbers). A failure leaves the output or input nil, which the
+    /// caller reports.
+    private func reattachStdio(_ container: Container, logPath: String, kept: [Int32]) {
+        let taken: Int32? = {
+            guard let number = Self.keptInput(kept, of: container), let pause = sandbox else { return nil }
+            return try? FDKeeper.take(number, from: pause) // gone from the keeper: reported as no input
+        }()
+        if container.tty {
+            guard let taken else { return }
+            let copy = fcntl(taken, F_DUPFD_CLOEXEC, 3)
+            guard copy >= 0 else {
+                close(taken)
+                return
+            }
+            container.output = try? ContainerOutput.reattach(container: container.name, logPath: logPath, terminal: copy) // reported by the caller
+            container.input = ContainerInput(owning: taken, terminal: true, once: container.stdinOnce)
+            return
+        }
+        container.output = try? ContainerOutput.reattach(container: container.name, logPath: logPath, fifoDirectory: outputDirectory) // reported by the caller
+        if let taken { container.input = ContainerInput(owning: taken, terminal: false, once: container.stdinOnce) }
+    }
+
+    /// Closes `container`'s stdin for good (`stdinOnce` after its first attach session): podshim's
+    /// writer, and the pause process's copy. Returns the keeper numbers with the input's marked -1
+    /// (for the caller's record), or nil when nothing changed.
+    public func closeInput(of container: Container, kept: [Int32]) -> [Int32]? {
+        guard let input = container.input, input.closeForGood() else { return nil }
+        container.input = nil
+        var kept = kept
+        if let number = Self.keptInput(kept, of: container) {
+            releaseKept([number])
+            kept[container.tty ? 1 : 3] = -1
+        }
+        return kept
+    }
+
     /// Has the keeper close what it held for `container` (it has been removed).
     public func releaseKept(_ numbers: [Int32]) {
         guard let keeper else { return }
-        for number in numbers {
+        for number in numbers where number >= 0 {
             _ = try? keeper.release(number) // best effort: the fds go when the pause process ends anyway
         }
     }

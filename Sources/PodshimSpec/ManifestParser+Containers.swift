@@ -3,6 +3,7 @@ extension ManifestParser {
     private static let containerFields: Set<String> = [
         "name", "image", "command", "args", "env", "workingDir", "volumeMounts", "ports", "imagePullPolicy",
         "resources", "securityContext", "lifecycle", "livenessProbe", "readinessProbe", "startupProbe",
+        "stdin", "stdinOnce", "tty",
     ]
     private static let envFields: Set<String> = ["name", "value"]
     private static let volumeMountFields: Set<String> = ["name", "mountPath", "readOnly", "subPath", "mountPropagation"]
@@ -61,6 +62,9 @@ extension ManifestParser {
             resources: resources, securityContext: securityContext, lifecycle: lifecycle
         )
         spec.probes = try parseProbes(container, ports: ports)
+        spec.stdin = try container.bool("stdin") ?? false
+        spec.stdinOnce = try container.bool("stdinOnce") ?? false
+        spec.tty = try container.bool("tty") ?? false
         return spec
     }
 

@@ -225,6 +225,12 @@ public struct ContainerSpec: Equatable, Sendable {
     /// The container's PID namespace when it is not the pod's rule (the CRI's container
     /// namespace options); nil = ``PodSpec/pidNamespace(of:)`` decides.
     public var pidNamespace: PIDNamespaceMode?
+    /// `stdin`: the container gets a stdin that stays open for attach sessions (else /dev/null).
+    public var stdin = false
+    /// `stdinOnce`: its stdin is closed after the first attach session that wrote to it ends.
+    public var stdinOnce = false
+    /// `tty`: its stdin, stdout and stderr are a new pseudo-terminal, its controlling terminal.
+    public var tty = false
 
     public init(
         name: String, image: String, command: [String] = [], args: [String] = [],

@@ -162,9 +162,11 @@ final class ExecRelay {
         for pipe in outputs.values { pipe.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in } }
     }
 
-    /// The client left (or the connection closed): the process goes with it.
+    /// The client left (or the connection closed): an exec's process goes with it (an attached
+    /// container stays; its stdin is done with, as when the client ends it).
     func clientGone() {
-        if exitStatus == nil { process?.kill() }
+        if exitStatus == nil && !request.attach { process?.kill() }
+        if request.attach { stdinEndedOnce() }
         if let terminal = process?.terminal {
             close(terminal)
             process?.terminal = nil
@@ -181,11 +183,23 @@ final class ExecRelay {
 
     private func closeStdin() {
         guard let pipe = stdinChannel else { return }
+        let bound = NIOLoopBound(self, eventLoop: connection.eventLoop)
         if let lastStdinWrite {
-            lastStdinWrite.whenComplete { _ in pipe.close(promise: nil) }
+            lastStdinWrite.whenComplete { _ in
+                pipe.close(promise: nil)
+                bound.value.stdinEndedOnce()
+            }
         } else {
             pipe.close(promise: nil)
+            stdinEndedOnce()
         }
+    }
+
+    /// Tells the process side once that the client's stdin is over (after what it wrote got there).
+    private func stdinEndedOnce() {
+        guard let hook = process?.stdinEnded else { return }
+        process?.stdinEnded = nil
+        hook()
     }
 
     fileprivate func output(_ buffer: ByteBuffer, channel: ExecChannel) {
@@ -225,7 +239,7 @@ final class ExecRelay {
             close(terminal)
             process?.terminal = nil
         }
-        let code = status.code
+        let code = request.attach ? 0 : status.code
         if code == 0 {
             sendStatus(#"{"metadata":{},"status":"Success"}"#)
         } else {

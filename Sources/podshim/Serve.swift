@@ -5,6 +5,7 @@ import Logging
 import PodshimDaemon
 import PodshimRuntime
 import PodshimStreaming
+import PodshimSystem
 
 /// `podshim serve`: the long-running CRI daemon.
 struct Serve: AsyncParsableCommand {
@@ -49,6 +50,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds after which a streaming session with no traffic is closed. Default: 14400 (4 h).", valueName: "seconds"))
     var streamIdleTimeout: Int64?
 
+    @Option(name: .customLong("stream-tls-cert"), help: ArgumentHelp("A PEM file with the streaming server's certificate chain (its own certificate first): the streaming server then speaks HTTPS and its URLs are https://. Needs --stream-tls-key. Default: plain HTTP.", valueName: "file"))
+    var streamTLSCert: String?
+
+    @Option(name: .customLong("stream-tls-key"), help: ArgumentHelp("A PEM file with the private key of --stream-tls-cert (not encrypted).", valueName: "file"))
+    var streamTLSKey: String?
+
     func validate() throws {
         if let streamPort, !(0...65535).contains(streamPort) { throw ValidationError("--stream-port must be 0…65535") }
         if let streamIdleTimeout, streamIdleTimeout < 1 { throw ValidationError("--stream-idle-timeout must be at least 1") }
@@ -60,6 +67,13 @@ struct Serve: AsyncParsableCommand {
             file = try ServeConfigFile.load(path: config ?? ServeConfigFile.defaultPath, required: config != nil)
         } catch {
             FileHandle.standardError.write(Data("podshim serve: config file \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
+        let streamTLS: StreamingServer.TLS?
+        switch streamingTLS(file: file) {
+        case .success(let tls): streamTLS = tls
+        case .failure(let error):
+            FileHandle.standardError.write(Data("podshim serve: \(error)\n".utf8))
             throw ExitCode(1)
         }
         guard getuid() == 0 else {
@@ -83,7 +97,7 @@ struct Serve: AsyncParsableCommand {
             ?? file.socket ?? Serve.defaultSocket
         let streaming = StreamingServer.Options(
             host: streamAddress ?? file.streamAddress ?? "127.0.0.1", port: streamPort ?? file.streamPort ?? 0,
-            idleTimeoutSeconds: streamIdleTimeout ?? file.streamIdleTimeout ?? 4 * 3600)
+            idleTimeoutSeconds: streamIdleTimeout ?? file.streamIdleTimeout ?? 4 * 3600, tls: streamTLS)
         let options = Daemon.Options(
             socketPath: socket, socketGroup: socketGroup ?? file.socketGroup, configuration: configuration,
             version: Podshim.configuration.version, streaming: streaming)
@@ -93,6 +107,44 @@ struct Serve: AsyncParsableCommand {
             // The daemon could not start (a failure while serving ends `run` normally).
             FileHandle.standardError.write(Data("podshim serve: \(error)\n".utf8))
             throw ExitCode(1)
+        }
+    }
+}
+
+extension Serve {
+    /// The streaming server's TLS files, each from its flag or else its config file key: both or
+    /// neither, and both read and checked now, so that a bad one stops the start (the daemon
+    /// itself would only log it and serve without a streaming server). The error names the flag
+    /// or key, and the file.
+    func streamingTLS(file: ServeConfigFile.Values) -> Result<StreamingServer.TLS?, PodshimError> {
+        func absolute(_ path: String) -> String {
+            path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        }
+        let certificate = streamTLSCert.map { (path: absolute($0), source: "--stream-tls-cert") }
+            ?? file.streamTLSCert.map { (path: $0, source: "stream-tls-cert (config file)") }
+        let key = streamTLSKey.map { (path: absolute($0), source: "--stream-tls-key") }
+            ?? file.streamTLSKey.map { (path: $0, source: "stream-tls-key (config file)") }
+        switch (certificate, key) {
+        case (nil, nil):
+            return .success(nil)
+        case (let certificate?, nil):
+            return .failure(PodshimError(.invalidArgument, subject: certificate.source,
+                                         message: "needs --stream-tls-key as well (both or neither)"))
+        case (nil, let key?):
+            return .failure(PodshimError(.invalidArgument, subject: key.source,
+                                         message: "needs --stream-tls-cert as well (both or neither)"))
+        case (let certificate?, let key?):
+            let tls = StreamingServer.TLS(certificateChainFile: certificate.path, privateKeyFile: key.path)
+            do {
+                try tls.check()
+            } catch {
+                // The error names its file; which flag gave it is told by what the file was read as
+                // (both flags may name one file).
+                var error = error
+                error.operation = "\(error.operation.contains("private key") ? key.source : certificate.source): \(error.operation)"
+                return .failure(error)
+            }
+            return .success(tls)
         }
     }
 }

@@ -39,6 +39,8 @@ struct ServeConfigFile {
         var streamAddress: String?
         var streamPort: Int?
         var streamIdleTimeout: Int64?
+        var streamTLSCert: String?
+        var streamTLSKey: String?
     }
 
     /// `/etc/podshim/podshim.conf:7: cgroup-driver: "cgroup" is not one of cgroupfs, systemd`.
@@ -61,6 +63,7 @@ struct ServeConfigFile {
         "socket", "socket-group", "state-dir", "root", "image-dir", "log-dir", "pause-binary",
         "cgroup-root", "cgroup-driver", "require-cgroups", "pod-pids-limit",
         "network", "cni-conf-dir", "cni-bin-dir", "cni-timeout", "stream-address", "stream-port", "stream-idle-timeout",
+        "stream-tls-cert", "stream-tls-key",
     ]
 
     /// Parses a file's text; `path` only names the file in errors.
@@ -135,6 +138,8 @@ struct ServeConfigFile {
             case "stream-idle-timeout":
                 guard let seconds = Int64(value), seconds >= 1 else { throw fail("\"\(value)\" is not a whole number of seconds of at least 1") }
                 values.streamIdleTimeout = seconds
+            case "stream-tls-cert": values.streamTLSCert = try absolutePath()
+            case "stream-tls-key": values.streamTLSKey = try absolutePath()
             case "pod-pids-limit":
                 guard let limit = Int64(value), limit >= 1 else { throw fail("\"\(value)\" is not a whole number of at least 1") }
                 values.podPidsLimit = limit

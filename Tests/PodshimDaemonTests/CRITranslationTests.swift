@@ -317,9 +317,19 @@ final class CRITranslationTests: XCTestCase {
         config = containerConfig()
         config.linux.securityContext.runAsUser.value = -1
         assertInvalid("config.linux.security_context.run_as_user") { _ = try CRITranslation.container(config, key: "k", image: ImageDefaults()) }
-        config = containerConfig()
+    }
+
+    func testInteractiveFieldsAreCarried() throws {
+        var config = containerConfig()
+        config.stdin = true
+        config.stdinOnce = true
         config.tty = true
-        assertInvalid("config.tty") { _ = try CRITranslation.container(config, key: "k", image: ImageDefaults()) }
+        let container = try CRITranslation.container(config, key: "k", image: ImageDefaults()).container
+        XCTAssertTrue(container.stdin)
+        XCTAssertTrue(container.stdinOnce)
+        XCTAssertTrue(container.tty)
+        let plain = try CRITranslation.container(containerConfig(), key: "k", image: ImageDefaults()).container
+        XCTAssertFalse(plain.stdin || plain.stdinOnce || plain.tty)
     }
 
     func testMountsBecomeHostPathVolumes() throws {

@@ -29,6 +29,31 @@ final class PodExitTests: XCTestCase {
         XCTAssertEqual(harness.leftovers(), [])
     }
 
+    func testTTYAndStdinContainersRun() throws {
+        let (status, run) = try harness.run("""
+            apiVersion: v1
+            kind: Pod
+            metadata: { name: interactive }
+            spec:
+              restartPolicy: Never
+              containers:
+              - name: term
+                image: busybox
+                tty: true
+                command: [sh, -c, "[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo on-a-terminal; echo TERM=$TERM; seq 1 2000 | tail -1"]
+              - name: input
+                image: busybox
+                stdin: true
+                stdinOnce: true
+                command: [sh, -c, "[ -t 0 ] || echo stdin-is-a-pipe"]
+            """)
+        XCTAssertEqual(status, 0, run.stderr)
+        // A terminal ends its lines with CR LF (onlcr); the CR stays, as in containerd's logs.
+        XCTAssertEqual(run.lines(of: "term").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }, ["on-a-terminal", "TERM=xterm", "2000"])
+        XCTAssertEqual(run.lines(of: "input"), ["stdin-is-a-pipe"])
+        XCTAssertEqual(harness.leftovers(), [])
+    }
+
     func testAllSucceededExitsZero() throws {
         let example = try String(contentsOfFile: PodshimHarness.packageRoot + "/examples/web.yaml", encoding: .utf8)
         let (status, run) = try harness.run(example)

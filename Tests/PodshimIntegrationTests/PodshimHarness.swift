@@ -113,7 +113,8 @@ final class PodshimHarness {
 
         /// Lines a container printed on stdout (`name | text` in podshim's output).
         func lines(of container: String) -> [String] {
-            stdout.split(separator: "\n").compactMap { line in
+            // "\r\n" (a terminal's line end) is one Character to Swift: split on the scalars.
+            stdout.replacingOccurrences(of: "\r\n", with: "\r \n").split(separator: "\n").compactMap { line in
                 let parts = line.split(separator: "|", maxSplits: 1)
                 guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == container else { return nil }
                 return String(parts[1].dropFirst())

@@ -239,7 +239,11 @@ final class ManifestErrorTests: XCTestCase {
     // MARK: - Containers
 
     func testUnknownContainerField() {
-        assertManifestError(manifest(container: "stdin: true"), "spec.containers[0].stdin: unknown field")
+        assertManifestError(manifest(container: "stdinn: true"), "spec.containers[0].stdinn: unknown field")
+    }
+
+    func testInteractiveFieldsAreBooleans() {
+        assertManifestError(manifest(container: "tty: sometimes"), "spec.containers[0].tty: must be a boolean")
     }
 
     func testCommandOfTheWrongType() {

@@ -75,7 +75,8 @@ def upgrade(url, versions=("v5.channel.k8s.io", "v4.channel.k8s.io"), upgrade_he
     """Connects and upgrades; returns (socket, chosen version). Raises HTTPError for a refusal."""
     parsed = urllib.parse.urlparse(url)
     sock = socket.create_connection((parsed.hostname, parsed.port), timeout=timeout)
-    lines = ["%s %s HTTP/1.1" % (method, parsed.path), "Host: %s:%d" % (parsed.hostname, parsed.port),
+    target = parsed.path + ("?" + parsed.query if parsed.query else "")
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: %s:%d" % (parsed.hostname, parsed.port),
              "Content-Length: 0"]
     if upgrade_header:
         lines += ["Connection: Upgrade", "Upgrade: " + upgrade_header]

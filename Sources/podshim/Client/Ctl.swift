@@ -18,7 +18,7 @@ struct Ctl: AsyncParsableCommand {
             CtlVersion.self, CtlInfo.self,
             CtlPods.self, CtlInspectPod.self, CtlRunPod.self, CtlStopPods.self, CtlRemovePods.self,
             CtlContainers.self, CtlInspectContainer.self, CtlCreate.self, CtlStart.self, CtlStop.self, CtlRemove.self,
-            CtlExec.self, CtlLogs.self, CtlEvents.self,
+            CtlExec.self, CtlAttach.self, CtlPortForward.self, CtlLogs.self, CtlEvents.self,
             CtlImages.self, CtlPull.self, CtlRemoveImages.self, CtlImageFsInfo.self,
             CtlStats.self,
             CtlApply.self, CtlDescribe.self, CtlManifestPods.self, CtlTerminate.self, CtlDelete.self,
