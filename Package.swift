@@ -51,6 +51,8 @@ let package = Package(
         /// libseccomp and libcap (Debian's libseccomp-dev, libcap-dev), called from Swift in the parent.
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        /// libzstd (Debian's libzstd-dev): zstd-compressed image layers, decompressed in process.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         /// SPDY/3 framing (frames, header compression with zlib) for the CRI streaming server.
         .target(name: "PodshimSPDY", dependencies: ["CZlib"]),
         /// The CRI streaming server (Exec, Attach, PortForward over SPDY/3.1 and WebSocket, TLS optional), on swift-nio.
@@ -88,6 +90,7 @@ let package = Package(
             name: "PodshimImages",
             dependencies: [
                 "PodshimSystem",
+                "CZlib", "CZstd",  // layers decompressed in process (LayerDecompressor)
                 .product(name: "Crypto", package: "swift-crypto"),  // SHA-256 of image ids and blobs
             ]
         ),
@@ -157,6 +160,7 @@ let package = Package(
         .testTarget(name: "PodshimSecurityTests", dependencies: ["PodshimSecurity", "PodshimSystem"]),
         .testTarget(name: "PodshimNetworkTests", dependencies: ["PodshimNetwork", "PodshimSystem"]),
         .testTarget(name: "PodshimSPDYTests", dependencies: ["PodshimSPDY"]),
+        .testTarget(name: "PodshimImagesTests", dependencies: ["PodshimImages", "PodshimSystem"]),
         .testTarget(name: "PodshimStreamingTests", dependencies: ["PodshimStreaming"]),
         .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimImages", "PodshimSystem", "PodshimTesting",

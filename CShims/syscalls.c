@@ -287,3 +287,14 @@ int psh_open_tree_clone(int fd, bool recursive) {
     long tree = syscall(SYS_open_tree, fd, "", flags);
     return tree < 0 ? -errno : (int)tree;
 }
+
+#include <sys/xattr.h>
+
+int psh_fsetxattr(int fd, const char *name, const void *value, size_t size) {
+    return fsetxattr(fd, name, value, size, 0) < 0 ? -errno : 0;
+}
+
+long psh_fgetxattr(int fd, const char *name, void *value, size_t size) {
+    ssize_t length = fgetxattr(fd, name, value, size);
+    return length < 0 ? -errno : (long)length;
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # libFuzzer over podshim's parsers of untrusted input: the manifest parser, quantities, seccomp
-# profiles, image references, tar member names, the CRI request translation, SPDY frames from a
-# streaming client and CNI configuration files.
+# profiles, image references, tar member names, layer blobs unpacked in process, the CRI request
+# translation, SPDY frames from a streaming client and CNI configuration files.
 # Usage: hack/fuzz.sh [SECONDS per target, default 60] [TARGET ...]
 #        hack/fuzz.sh 600          # the ≥ 10 min per target run
 # Builds Tests/Fuzz (PODSHIM_FUZZ=1: podshim's parsing modules instrumented), runs two
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(manifest quantity seccomp image-reference tar-member cri-pod cri-container spdy cni-config)
+[ ${#targets[@]} -gt 0 ] || targets=(manifest quantity seccomp image-reference tar-member cri-pod cri-container spdy cni-config layer)
 echo "== building podshim-fuzz (podshim's parsers with -sanitize=fuzzer,address)"
 # The same .build as everything else: only podshim's own modules compile again (instrumented).
 PODSHIM_FUZZ=1 swift build --product podshim-fuzz 2>&1 | grep -vE "ld.gold: warning: Cannot export local symbol" | tail -3

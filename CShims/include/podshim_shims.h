@@ -365,6 +365,17 @@ int psh_spawn_finish(const psh_spawn_handle *handle, psh_spawn_report *report);
 /// Human name of a stage ("mount", "execve", ...).
 const char *psh_stage_name(int32_t stage);
 
+// ---------------------------------------------------------------------------------------------
+// Extended attributes on a descriptor (the layer unpacker; <sys/xattr.h> is not in Swift's Glibc)
+// ---------------------------------------------------------------------------------------------
+
+/// fsetxattr(2) with flags 0 (create or replace). Returns 0 or -errno.
+int psh_fsetxattr(int fd, const char *name, const void *_Nullable value, size_t size);
+
+/// fgetxattr(2): copies at most `size` bytes of the value into `value` (size 0: only the length).
+/// Returns the value's length or -errno (-ENODATA when the attribute is absent).
+long psh_fgetxattr(int fd, const char *name, void *_Nullable value, size_t size);
+
 #if __has_feature(nullability)
 #pragma clang assume_nonnull end
 #endif

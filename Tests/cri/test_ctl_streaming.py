@@ -16,13 +16,16 @@ import socket
 import struct
 import subprocess
 import termios
+import tempfile
 import threading
 import time
+import unittest
 import uuid
+from concurrent import futures
 
 import grpc
 
-from crihelpers import PODSHIM_BIN, CRITestCase, container_config, pb
+from crihelpers import PODSHIM_BIN, CRITestCase, container_config, pb, pbg, safe_rmtree
 
 # A guard against a hang, never a measure of speed.
 PATIENCE = 60
@@ -108,8 +111,14 @@ class CtlStreamingCase(CRITestCase):
         """Starts ctl; it is killed (and reaped) in cleanup if it still runs."""
         kwargs.setdefault("env", self.env())
         process = subprocess.Popen([PODSHIM_BIN, "ctl"] + list(args), **kwargs)
+        # A guard for the reads of its pipes, which have no timeout: a ctl that hangs is killed
+        # (and the test then fails on what it read).
+        watchdog = threading.Timer(4 * PATIENCE, lambda: process.poll() is None and process.kill())
+        watchdog.daemon = True
+        watchdog.start()
 
         def stop():
+            watchdog.cancel()
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=PATIENCE)
@@ -254,7 +263,9 @@ class CtlPortForwardTest(CtlStreamingCase):
         forwarded = {}
         while len(forwarded) < len(ports):
             line = process.stdout.readline().decode()
-            self.assertTrue(line, "port-forward ended: %r" % process.stderr.read())
+            if not line:
+                process.wait(timeout=PATIENCE)
+                self.fail("port-forward ended: %r" % process.stderr.read())
             found = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line)
             self.assertTrue(found, line)
             forwarded[int(found.group(2))] = int(found.group(1))
@@ -401,3 +412,112 @@ class CtlAttachTest(CtlStreamingCase):
         self.assertIn(b"33 101\r\n", bytes(pty.out))
         self.assertEqual(process.wait(timeout=PATIENCE), 0, bytes(pty.out))
         self.assertEqual(pty.attributes(), cooked, "the terminal was not restored")
+
+
+class FakeStreamingServer:
+    """An Exec RPC (a gRPC server of our own on a Unix socket) whose URL points at a TCP server
+    that answers the upgrade with `answer` (bytes) and then closes: the failures a client must
+    report, not hang on."""
+
+    class Runtime(pbg.RuntimeServiceServicer):
+        def __init__(self, url):
+            self.url = url
+
+        def Exec(self, request, context):
+            return pb.ExecResponse(url=self.url)
+
+    def __init__(self, base, answer, hold=False):
+        # hold: keep our side open after the answer (a closed one makes NIO drop bytes that came
+        # with the 101, which a live server's next frames never do).
+        self.hold = hold
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.answer = answer
+        self.requests = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+        self.socket = os.path.join(base, "fake.sock")
+        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        url = "http://127.0.0.1:%d/exec/faketoken" % self.listener.getsockname()[1]
+        pbg.add_RuntimeServiceServicer_to_server(self.Runtime(url), self.grpc)
+        self.grpc.add_insecure_port("unix:" + self.socket)
+        self.grpc.start()
+
+    def serve(self):
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.settimeout(PATIENCE)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            self.requests.append(request)
+            connection.sendall(self.answer)
+            if not self.hold:
+                connection.shutdown(socket.SHUT_WR)
+            try:
+                while connection.recv(4096):
+                    pass
+            except OSError:
+                pass
+
+    def close(self):
+        self.grpc.stop(None)
+        self.listener.close()
+        self.thread.join(PATIENCE)
+
+
+class CtlStreamingFailureTest(unittest.TestCase):
+    """The client's side of failed upgrades and broken sessions, against a fake server (no daemon)."""
+
+    UPGRADED = (b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                b"X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n")
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.access(PODSHIM_BIN, os.X_OK):
+            raise unittest.SkipTest("no podshim binary at %s" % PODSHIM_BIN)
+
+    def exec_against(self, answer, hold=False):
+        base = tempfile.mkdtemp(prefix="podshim-ctl-fake-")
+        self.addCleanup(safe_rmtree, base)
+        server = FakeStreamingServer(base, answer, hold)
+        self.addCleanup(server.close)
+        result = subprocess.run([PODSHIM_BIN, "ctl", "exec", "-i", "a" * 64, "--", "true"], input=b"",
+                                capture_output=True, timeout=PATIENCE, env=dict(os.environ, PODSHIM_SOCKET=server.socket))
+        return result, server
+
+    def test_a_refused_upgrade_is_reported(self):
+        body = b"unknown or expired token\n"
+        result, server = self.exec_against(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+                                           b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn(b"refused /exec/faketoken: 404 unknown or expired token", result.stderr)
+        request = server.requests[0].decode()
+        self.assertTrue(request.startswith("POST /exec/faketoken HTTP/1.1\r\n"), request)
+        headers = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in request.split("\r\n")[1:] if ":" in line}
+        self.assertEqual(headers["upgrade"].lower(), "spdy/3.1")
+        self.assertIn("upgrade", headers["connection"].lower())
+        self.assertEqual(headers["x-stream-protocol-version"], "v4.channel.k8s.io")
+
+    def test_a_101_without_the_protocol_is_refused(self):
+        result, _ = self.exec_against(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n")
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn(b"did not switch to SPDY/3.1 with v4.channel.k8s.io", result.stderr)
+
+    def test_a_session_that_closes_or_sends_garbage_ends_with_an_error(self):
+        cases = ((self.UPGRADED, False, b"the streaming connection closed"),
+                 # A control frame of SPDY version 2 right behind the 101, in the same segment.
+                 (self.UPGRADED + b"\x80\x02\x00\x01\x00\x00\x00\x00", True,
+                  b"broke the protocol: SPDY: control frame of version 2"))
+        for answer, hold, reason in cases:
+            with self.subTest(reason=reason):
+                result, _ = self.exec_against(answer, hold)
+                self.assertEqual(result.returncode, 1, result.stderr)
+                self.assertIn(reason, result.stderr)

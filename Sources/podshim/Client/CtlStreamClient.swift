@@ -274,7 +274,8 @@ final class CtlSPDYConnection: Sendable {
         var nextPing: UInt32 = 1
         /// Streams opened and not answered yet.
         var waiting: [UInt32: EventLoopPromise<Void>] = [:]
-        var closed = false
+        /// Why the session ended, once it has.
+        var ended: (any Error)?
     }
 
     init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<SPDYFrame>) {
@@ -288,7 +289,7 @@ final class CtlSPDYConnection: Sendable {
     func open(_ headers: SPDYHeaders, register: (UInt32) -> Void = { _ in }) async throws -> UInt32 {
         let channel = self.channel
         let (id, reply) = try state.withLock { state throws(CtlError) -> (UInt32, EventLoopFuture<Void>) in
-            guard !state.closed else { throw CtlError.failed("the streaming connection is closed") }
+            if let ended = state.ended { throw ended as? CtlError ?? CtlError.failed("\(ended)") }
             let id = state.nextStream
             state.nextStream += 2
             let promise = channel.eventLoop.makePromise(of: Void.self)
@@ -355,9 +356,22 @@ final class CtlSPDYConnection: Sendable {
 
     /// Reads the session's frames until it ends (or `handle` returns false): SYN_REPLY and
     /// RST_STREAM first settle `open`'s waits, a SYN_STREAM from the server is refused, then every
-    /// frame goes to `handle`. However it ends, opens still waiting fail.
+    /// frame goes to `handle`. However it ends, opens still waiting fail with the reason.
     func read(_ inbound: NIOAsyncChannelInboundStream<SPDYFrame>, _ handle: (SPDYFrame) async throws -> Bool) async throws {
-        defer { closeAll() }
+        do {
+            try await readFrames(inbound, handle)
+        } catch let error as SPDYProtocolError {
+            let broken = CtlError.failed("the streaming server broke the protocol: \(error)")
+            end(because: broken)
+            throw broken
+        } catch {
+            end(because: error)
+            throw error
+        }
+        end(because: CtlError.failed("the streaming connection closed"))
+    }
+
+    private func readFrames(_ inbound: NIOAsyncChannelInboundStream<SPDYFrame>, _ handle: (SPDYFrame) async throws -> Bool) async throws {
         for try await frame in inbound {
             switch frame {
             case .synReply(let id, _, _):
@@ -379,13 +393,13 @@ final class CtlSPDYConnection: Sendable {
         promise?.completeWith(result)
     }
 
-    private func closeAll() {
+    private func end(because reason: any Error) {
         let waiting = state.withLock { state in
-            state.closed = true
+            if state.ended == nil { state.ended = reason }
             defer { state.waiting.removeAll() }
             return Array(state.waiting.values)
         }
-        for promise in waiting { promise.fail(CtlError.failed("the streaming connection closed")) }
+        for promise in waiting { promise.fail(reason) }
     }
 
     /// Queues a control frame on the event loop, in the order of the calls.

@@ -1,6 +1,7 @@
 // libFuzzer entry point for podshim's parsers of untrusted input. One binary, the target chosen
 // by PODSHIM_FUZZ_TARGET: manifest, quantity, seccomp, image-reference, tar-member, cri-pod,
-// cri-container, spdy (what a streaming client sends), cni-config (a CNI configuration file). Run through hack/fuzz.sh, which builds it with -sanitize=fuzzer,address.
+// cri-container, spdy (what a streaming client sends), cni-config (a CNI configuration file),
+// layer (a layer blob unpacked in process, LayerFuzz.swift). Run through hack/fuzz.sh, which builds it with -sanitize=fuzzer,address.
 // Every input must end in a value or a thrown error: a trap, a crash or a hang is a finding.
 
 import Foundation
@@ -37,6 +38,8 @@ public func podshimFuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         _ = ImageStore.isHostPath(text)
     case "tar-member":
         _ = LayerArchive.isSafe(text)
+    case "layer":
+        LayerFuzz.run(bytes)  // LayerFuzz.swift: a layer blob applied, nothing may escape
     case "cri-pod":
         if let config = try? Runtime_V1_PodSandboxConfig(serializedBytes: bytes) {
             _ = try? CRITranslation.pod(config)
