@@ -167,7 +167,6 @@ class ErrorsTest(CRITestCase):
     def test_unimplemented_rpcs(self):
         rt = self.client.rt
         cases = [
-            ("Attach", rt.Attach, pb.AttachRequest(container_id=UNKNOWN_ID, stdout=True)),
             ("CheckpointContainer", rt.CheckpointContainer,
              pb.CheckpointContainerRequest(container_id=UNKNOWN_ID, location="/tmp/x")),
             ("RestorePod", rt.RestorePod, pb.RestorePodRequest(checkpoint_path="/tmp/x")),
