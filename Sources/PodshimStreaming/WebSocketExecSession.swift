@@ -28,7 +28,7 @@ final class WebSocketExecSession: ChannelInboundHandler, ExecTransport {
     private var context: ChannelHandlerContext?
     private var relay: ExecRelay?
     /// A message in fragments (a frame without FIN, then continuations).
-    private var partial: ByteBuffer?
+    private var assembler = WebSocketMessageAssembler()
     private var closing = false
 
     init(request: ExecStreamRequest, version: String) {
@@ -59,20 +59,11 @@ final class WebSocketExecSession: ChannelInboundHandler, ExecTransport {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary, .text, .continuation:
-            var data = frame.unmaskedData
-            if frame.opcode == .continuation {
-                guard var message = partial else { return fail(context, code: .protocolError) }
-                message.writeBuffer(&data)
-                partial = message
-            } else {
-                partial = data
+            switch assembler.add(frame) {
+            case .message(let message): handle(message, context: context)
+            case .incomplete: break
+            case .failure(let code): fail(context, code: code)
             }
-            guard frame.fin, let message = partial else {
-                if (partial?.readableBytes ?? 0) > 1 << 20 { fail(context, code: .messageTooLarge) }
-                return
-            }
-            partial = nil
-            handle(message, context: context)
         case .ping:
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
         case .connectionClose:

@@ -67,7 +67,7 @@ final class WebSocketPortForwardSession: ChannelInboundHandler, PodPortConnectio
     /// Port i's connection.
     private var connections: [PodPortConnection] = []
     /// A message in fragments (a frame without FIN, then continuations).
-    private var partial: ByteBuffer?
+    private var assembler = WebSocketMessageAssembler()
     private var closing = false
 
     init(request: PortForwardStreamRequest, ports: [Int], version: String) {
@@ -107,20 +107,11 @@ final class WebSocketPortForwardSession: ChannelInboundHandler, PodPortConnectio
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary, .text, .continuation:
-            var data = frame.unmaskedData
-            if frame.opcode == .continuation {
-                guard var message = partial else { return close(context, code: .protocolError) }
-                message.writeBuffer(&data)
-                partial = message
-            } else {
-                partial = data
+            switch assembler.add(frame) {
+            case .message(let message): handle(message, context: context)
+            case .incomplete: break
+            case .failure(let code): close(context, code: code)
             }
-            guard frame.fin, let message = partial else {
-                if (partial?.readableBytes ?? 0) > 1 << 20 { close(context, code: .messageTooLarge) }
-                return
-            }
-            partial = nil
-            handle(message, context: context)
         case .ping:
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
         case .connectionClose:
