@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         // TLS for the streaming server (already resolved: grpc-swift-nio-transport depends on it).
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.36.0"),
+        // The registry client (distribution API v2 over HTTPS): pooling, redirects, streaming bodies.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         /// Raw syscalls libc lacks, constants that import badly, and the one post-fork path.
@@ -94,6 +96,22 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),  // SHA-256 of image ids and blobs
             ]
         ),
+        /// Pulling from OCI/Docker registries: references, the distribution API v2 client, auth
+        /// (anonymous, Basic, Bearer tokens), hosts configuration (mirrors, CAs, insecure), and the
+        /// puller that feeds ImageStore's layer store.
+        .target(
+            name: "PodshimRegistry",
+            dependencies: [
+                "PodshimImages", "PodshimSystem",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         /// Processes: the spawn plan (a pure value), the Spawner that hands it to spawn.c, process
         /// identities that survive pid reuse.
         .target(
@@ -125,7 +143,7 @@ let package = Package(
             name: "PodshimDaemon",
             dependencies: [
                 "PodshimRuntime", "PodshimImages", "PodshimProcess", "PodshimCRI", "PodshimSystem", "PodshimSpec", "PodshimCgroups",
-                "PodshimNetwork", "PodshimStreaming",
+                "PodshimNetwork", "PodshimStreaming", "PodshimRegistry",
                 // Imported directly: the seccomp cache (CapabilitySet).
                 "PodshimSecurity",
                 .product(name: "Logging", package: "swift-log"),
@@ -140,7 +158,7 @@ let package = Package(
             name: "podshim",
             dependencies: [
                 "PodshimRuntime", "PodshimImages", "PodshimSpec", "PodshimDaemon", "PodshimCRI", "PodshimNetwork", "PodshimStreaming",
-                "PodshimSPDY",  // ctl's streaming client (exec -i/-t, attach, port-forward)
+                "PodshimSPDY", "PodshimRegistry",  // ctl's streaming client (exec -i/-t, attach, port-forward)
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -161,6 +179,7 @@ let package = Package(
         .testTarget(name: "PodshimNetworkTests", dependencies: ["PodshimNetwork", "PodshimSystem"]),
         .testTarget(name: "PodshimSPDYTests", dependencies: ["PodshimSPDY"]),
         .testTarget(name: "PodshimImagesTests", dependencies: ["PodshimImages", "PodshimSystem"]),
+        .testTarget(name: "PodshimRegistryTests", dependencies: ["PodshimRegistry", "PodshimImages", "PodshimSystem"]),
         .testTarget(name: "PodshimStreamingTests", dependencies: ["PodshimStreaming"]),
         .testTarget(name: "PodshimCgroupsTests", dependencies: ["PodshimCgroups", "PodshimSystem"]),
         .testTarget(name: "PodshimRuntimeTests", dependencies: ["PodshimRuntime", "PodshimImages", "PodshimSystem", "PodshimTesting",

@@ -255,6 +255,74 @@ static void fd_path(char *buf, int fd) {
 
 /// Clones the source tree of every slave or shared bind mount while "/" still has the host's
 /// propagation: the detached copy stays a peer of the host's mount, whatever "/" becomes later.
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+/// mount(2) takes one page of options; an overlay of more layers than that holds is mounted with
+/// the new mount API instead (kernel >= 6.8: one `lowerdir+` per layer).
+#define OPTIONS_PAGE 4096
+
+/// Mounts an overlay on `target` from `data` (`lowerdir=top:...:bottom,upperdir=...,workdir=...`
+/// and flags such as `index=off`), option by option through fsopen/fsconfig/fsmount, each lower
+/// directory as its own `lowerdir+`. No allocation: every piece is copied to a stack buffer.
+/// Returns 0, or -1 with errno set.
+static int mount_overlay_by_parts(const char *target, const char *data) {
+    int fs = (int)syscall(SYS_fsopen, "overlay", 1 /* FSOPEN_CLOEXEC */);
+    if (fs < 0) return -1;
+    char piece[PATH_MAX + 32];
+    const char *option = data;
+    while (*option) {
+        const char *end = strchr(option, ',');
+        size_t length = end ? (size_t)(end - option) : strlen(option);
+        long rc = 0;
+        if (length > 9 && strncmp(option, "lowerdir=", 9) == 0) {
+            // One `lowerdir+` per layer, top first, each copied out of the option.
+            const char *layer = option + 9;
+            const char *stop = option + length;
+            while (layer < stop && rc == 0) {
+                const char *colon = memchr(layer, ':', (size_t)(stop - layer));
+                size_t size = (size_t)((colon ? colon : stop) - layer);
+                if (size >= sizeof piece) { close(fs); errno = ENAMETOOLONG; return -1; }
+                memcpy(piece, layer, size);
+                piece[size] = 0;
+                rc = syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "lowerdir+", piece, 0);
+                layer = colon ? colon + 1 : stop;
+            }
+        } else if (length > 0) {
+            if (length >= sizeof piece) { close(fs); errno = ENAMETOOLONG; return -1; }
+            memcpy(piece, option, length);
+            piece[length] = 0;
+            char *equals = strchr(piece, '=');
+            if (equals) {
+                *equals = 0;
+                rc = syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, piece, equals + 1, 0);
+            } else {
+                rc = syscall(SYS_fsconfig, fs, 0 /* FSCONFIG_SET_FLAG */, piece, NULL, 0);
+            }
+        }
+        if (rc < 0) { int saved = errno; close(fs); errno = saved; return -1; }
+        option = end ? end + 1 : option + length;
+    }
+    if (syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) {
+        int saved = errno; close(fs); errno = saved; return -1;
+    }
+    int mnt = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, 0);
+    int saved = errno;
+    close(fs);
+    if (mnt < 0) { errno = saved; return -1; }
+    long rc = syscall(SYS_move_mount, mnt, "", AT_FDCWD, target, 4 /* MOVE_MOUNT_F_EMPTY_PATH */);
+    saved = errno;
+    close(mnt);
+    errno = saved;
+    return rc < 0 ? -1 : 0;
+}
+
 static void clone_sources(const psh_spawn_config *c, int *cloned, int report_fd) {
     for (size_t i = 0; i < c->mount_count; i++) {
         const psh_mount_spec *m = &c->mounts[i];
@@ -544,8 +612,13 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
             child_fail(report_fd, PSH_STAGE_MOUNT_PRIVATE, errno, -1);
         }
         const psh_mount_spec *r = c->rootfs_mount;
-        int rc = r ? mount(r->source ? r->source : "none", c->rootfs, r->fstype, r->flags, r->data)
+        int rc;
+        if (r && r->fstype && strcmp(r->fstype, "overlay") == 0 && r->data && strlen(r->data) >= OPTIONS_PAGE) {
+            rc = mount_overlay_by_parts(c->rootfs, r->data);  // more layers than one page of options holds
+        } else {
+            rc = r ? mount(r->source ? r->source : "none", c->rootfs, r->fstype, r->flags, r->data)
                    : mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL); // pivot_root needs a mount
+        }
         if (rc < 0) {
             child_fail(report_fd, PSH_STAGE_ROOTFS_MOUNT, errno, -1);
         }

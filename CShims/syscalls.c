@@ -294,6 +294,10 @@ int psh_fsetxattr(int fd, const char *name, const void *value, size_t size) {
     return fsetxattr(fd, name, value, size, 0) < 0 ? -errno : 0;
 }
 
+int psh_syncfs(int fd) {
+    return syncfs(fd) < 0 ? -errno : 0;
+}
+
 long psh_fgetxattr(int fd, const char *name, void *value, size_t size) {
     ssize_t length = fgetxattr(fd, name, value, size);
     return length < 0 ? -errno : (long)length;

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
 
 # containernetworking-plugins and iptables: pod networking through CNI (bridge, host-local, portmap).
-packages=(libseccomp-dev libcap-dev busybox-static gcc libc6-dev containernetworking-plugins iptables zlib1g-dev libzstd-dev)
+# docker-registry, skopeo, apache2-utils (htpasswd), openssl, zstd: the offline test registry of the pull tests.
+packages=(libseccomp-dev libcap-dev busybox-static gcc libc6-dev containernetworking-plugins iptables zlib1g-dev libzstd-dev
+          docker-registry skopeo apache2-utils openssl zstd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -372,6 +372,9 @@ const char *psh_stage_name(int32_t stage);
 /// fsetxattr(2) with flags 0 (create or replace). Returns 0 or -errno.
 int psh_fsetxattr(int fd, const char *name, const void *_Nullable value, size_t size);
 
+/// syncfs(2): writes back the whole file system holding `fd`. Returns 0 or -errno.
+int psh_syncfs(int fd);
+
 /// fgetxattr(2): copies at most `size` bytes of the value into `value` (size 0: only the length).
 /// Returns the value's length or -errno (-ENODATA when the attribute is absent).
 long psh_fgetxattr(int fd, const char *name, void *_Nullable value, size_t size);

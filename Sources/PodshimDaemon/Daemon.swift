@@ -8,6 +8,8 @@ import PodshimCgroups
 import PodshimRuntime
 import PodshimSystem
 import PodshimStreaming
+import PodshimImages
+import PodshimRegistry
 
 /// `podshim serve`: the CRI runtime and image services on a guarded Unix socket.
 ///
@@ -23,6 +25,8 @@ public struct Daemon {
         public var version: String
         /// The streaming server (Exec, PortForward): address, port, idle timeout.
         public var streaming: StreamingServer.Options
+        /// Mirrors, CAs, insecure registries, the pull progress timeout (`--registry-config`).
+        public var registry = RegistryConfiguration()
 
         public init(socketPath: String, socketGroup: String?, configuration: RuntimeConfiguration, version: String,
                     streaming: StreamingServer.Options = StreamingServer.Options()) {
@@ -92,6 +96,15 @@ public struct Daemon {
         if let notice = manager.cgroupNotice { logger.warning("\(notice)") }
         if let notice = manager.pidsLimitNotice { logger.warning("\(notice)") }
 
+        // Only this daemon pulls into its store while it runs: what an interrupted pull left goes now.
+        do {
+            for path in try manager.images.removeLeftovers() { logger.notice("removed \(path), left by an interrupted pull or removal") }
+        } catch {
+            logger.warning("image store: \(error)")
+        }
+        manager.reconcileLayerLeases()
+        let puller = ImagePuller(store: manager.images, configuration: options.registry)
+
         let streaming: StreamingServer?
         do {
             streaming = try StreamingServer(options: options.streaming)
@@ -120,7 +133,8 @@ public struct Daemon {
             listeningSocketDescriptor: Int(socket.descriptor), transportSecurity: .plaintext, config: transportConfig)
         let server = GRPCServer(transport: transport, services: [
             RuntimeServiceProvider(manager: manager, version: options.version, streaming: streaming),
-            ImageServiceProvider(store: manager.images, containerRoot: configuration.rootDirectory + "/pods"),
+            ImageServiceProvider(store: manager.images, puller: puller, manager: manager,
+                                 containerRoot: configuration.rootDirectory + "/pods"),
             PodServiceProvider(pods: manifestPods),
         ], interceptors: [RequestSizeLimit()])
 
@@ -156,8 +170,10 @@ public struct Daemon {
             try await server.serve()
         } catch {
             socket.remove()
+            await puller.shutdown()
             throw PodError("serve", error).podshimError
         }
+        await puller.shutdown()
         // Manifest pods were asked to stop with the signal; let them finish their termination.
         for entry in manifestPods.all {
             _ = await entry.done.wait(seconds: Double(min(entry.spec.terminationGracePeriodSeconds, 3600)) + 15)

@@ -16,6 +16,7 @@ extension PodshimError: RPCErrorConvertible {
         case .failedPrecondition: .failedPrecondition
         case .resourceExhausted: .resourceExhausted
         case .permissionDenied: .permissionDenied
+        case .unauthenticated: .unauthenticated
         case .deadlineExceeded: .deadlineExceeded
         case .cancelled: .cancelled
         case .unavailable: .unavailable

@@ -2,20 +2,26 @@ import Foundation
 import GRPCCore
 import PodshimCRI
 import PodshimImages
+import PodshimRegistry
 import PodshimRuntime
 import PodshimSystem
 
-/// `runtime.v1.ImageService` over the local image store: no registry is ever contacted.
+/// `runtime.v1.ImageService` over the image store: PullImage from registries (``ImagePuller``),
+/// images imported by hand served as they are.
 struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
     let store: ImageStore
+    let puller: ImagePuller
+    /// Knows the containers whose layers garbage collection must keep.
+    let manager: SandboxManager
     /// Where containers' writable layers live (`<root>/pods`), reported as the container filesystem.
     var containerRoot: String?
 
     static func image(_ record: ImageRecord) -> Runtime_V1_Image {
         var image = Runtime_V1_Image()
         image.id = record.id
-        image.repoTags = record.repoTags
-        image.repoDigests = record.repoDigests
+        // As containerd reports them: docker.io/library/busybox:latest, not the stored busybox:latest.
+        image.repoTags = record.repoTags.map(Self.fullyQualified)
+        image.repoDigests = record.repoDigests.map(Self.fullyQualified)
         image.size = record.size
         let defaults = ImageDefaults(record.config)
         if let uid = defaults.numericUser {
@@ -25,6 +31,13 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         }
         image.spec.image = record.id
         return image
+    }
+
+    /// `busybox:1.36` → `docker.io/library/busybox:1.36`; references with a registry stay as they are.
+    static func fullyQualified(_ reference: String) -> String {
+        guard let parsed = try? RegistryReference(parsing: reference) else { return reference }  // kept as stored
+        if reference.contains("@") { return parsed.name + "@" + (parsed.digest ?? "") }
+        return parsed.description
     }
 
     func listImages(request: Runtime_V1_ListImagesRequest, context: ServerContext) async throws -> Runtime_V1_ListImagesResponse {
@@ -58,18 +71,44 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
             throw CRIError.invalidArgument("image.image", ImageStore.ResolveError.hostPath(reference).description)
         }
         let store = self.store
+        // An image imported by hand (no digest from this reference's registry) is served as it is:
+        // it has no registry to come from.
+        if let local = await offload({ store.status(reference) }), ImagePuller.isLocal(local, reference: reference) {
+            var response = Runtime_V1_PullImageResponse()
+            response.imageRef = local.id
+            return response
+        }
+        let credentials: RegistryCredentials?
+        do {
+            credentials = request.hasAuth ? try RegistryCredentials.fromAuthConfig(
+                username: request.auth.username, password: request.auth.password, auth: request.auth.auth,
+                identityToken: request.auth.identityToken, registryToken: request.auth.registryToken) : nil
+        } catch {
+            throw PodshimError(.invalidArgument, subject: "auth", message: error.description)
+        }
+        if request.hasAuth, !request.auth.serverAddress.isEmpty, let parsed = try? RegistryReference(parsing: reference),
+           !Self.sameRegistry(request.auth.serverAddress, parsed) {
+            throw PodshimError(.invalidArgument, subject: "auth.server_address",
+                               message: "\(request.auth.serverAddress) is not the registry of \(reference) (\(parsed.registry))")
+        }
         let record: ImageRecord
         do {
-            record = try await offload { () throws -> ImageRecord in try store.pull(reference) }
-        } catch let error as ImagePullError {
-            if case .remoteNotSupported = error {
-                throw PodshimError(.notFound, subject: "image.image", message: "\(error)")
-            }
-            throw PodshimError(.internal, operation: "pull", subject: reference, message: "\(error)")
+            record = try await puller.pull(reference, credentials: credentials)
+        } catch {
+            throw error.podshimError
         }
         var response = Runtime_V1_PullImageResponse()
         response.imageRef = record.id
         return response
+    }
+
+    /// `server_address` (`https://index.docker.io/v1/`, `registry.example:5000`) names the registry of `reference`.
+    static func sameRegistry(_ serverAddress: String, _ reference: RegistryReference) -> Bool {
+        var host = serverAddress
+        if let range = host.range(of: "://") { host = String(host[range.upperBound...]) }
+        host = String(host.split(separator: "/").first ?? "")
+        if ["index.docker.io", "registry-1.docker.io", "docker.io"].contains(host) { host = RegistryReference.defaultRegistry }
+        return host == reference.registry || host == reference.apiHost
     }
 
     func removeImage(request: Runtime_V1_RemoveImageRequest, context: ServerContext) async throws -> Runtime_V1_RemoveImageResponse {
@@ -79,8 +118,14 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
             throw CRIError.invalidArgument("image.image", ImageStore.ResolveError.hostPath(reference).description)
         }
         let store = self.store
+        let manager = self.manager
         do {
-            try await offload { () throws in try store.remove(reference) }
+            try await offload { () throws in
+                try store.remove(reference)
+                // Layers no other image and no container uses are freed now.
+                manager.reconcileLayerLeases()
+                try store.collectGarbage()
+            }
         } catch let error as ImageRemoveError {
             throw CRIError.internal("remove image \(reference): \(error)")
         }

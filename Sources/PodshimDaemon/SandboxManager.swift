@@ -271,6 +271,8 @@ final class SandboxManager: Sendable {
         var plan: ProcessPlan
         var resources: CgroupResources
         var imageRef: String
+        /// The image's layers (ChainIDs), leased for as long as the container exists.
+        var layers: [String] = []
     }
 
     /// Translates and plans `config` as container `id` of `sandbox` — the same planner, seccomp
@@ -351,15 +353,15 @@ final class SandboxManager: Sendable {
             }
         }
         if config.linux.resources.oomScoreAdj != 0 { plan.oomScoreAdjust = Int32(config.linux.resources.oomScoreAdj) }
-        return PlannedContainer(addition: addition, plan: plan, resources: resources, imageRef: imageRef)
+        return PlannedContainer(addition: addition, plan: plan, resources: resources, imageRef: imageRef,
+                                layers: image.record?.layers ?? [])
     }
 
     /// A small file of an image (/etc/passwd), read only when it resolves inside the image (an
     /// image's symlink must not make podshim read a host file).
+    /// `path` of the image whose overlay lower directories are `rootfs` (`top:…:bottom`), or "".
     static func imageFile(_ rootfs: String, _ path: String) -> String {
-        guard let resolved = FileSystem.resolved(rootfs + "/" + path, inside: rootfs),
-              let data = FileManager.default.contents(atPath: resolved), data.count < 4 << 20 else { return "" }
-        return String(decoding: data, as: UTF8.self)
+        ImageStore.readImageFile(path, lowerDirectories: rootfs.split(separator: ":").map(String.init)) ?? ""
     }
 
     func createContainer(in sandbox: ManagedSandbox, config: Runtime_V1_ContainerConfig) throws(PodshimError) -> String {
@@ -369,6 +371,15 @@ final class SandboxManager: Sendable {
         let id = newIdentifier()
         let planned = try planContainer(config, id: id, in: sandbox)
         let logPath = try self.logPath(config.logPath, sandbox: sandbox)
+        if !planned.layers.isEmpty {
+            // The container's overlay stands on these layers: image garbage collection keeps them
+            // until the container is gone (a stale lease is dropped by reconcileLayerLeases).
+            do {
+                try images.lease(id, layers: planned.layers)
+            } catch {
+                throw CRIError.internal("lease the image layers of \(config.metadata.name): \(error)")
+            }
+        }
 
         do {
             sandbox.lock.lock()
@@ -491,6 +502,15 @@ final class SandboxManager: Sendable {
         sandbox.lock.withLock { container.signalSent = .kill }
         container.runtime.kill()
         _ = await container.exited.wait(seconds: 10)
+    }
+
+    /// Drops the layer leases of containers that no longer exist (pulls' own leases are theirs to
+    /// end); run before image garbage collection and at start-up, after re-adoption.
+    func reconcileLayerLeases() {
+        let known = Set(allSandboxes.flatMap { sandbox in sandbox.lock.withLock { sandbox.containers.map(\.id) } })
+        for holder in images.leases().keys where !holder.hasPrefix(ImageStore.pullLeasePrefix) && !known.contains(holder) {
+            images.release(holder)
+        }
     }
 
     func removeContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) async throws(PodshimError) {

@@ -46,6 +46,8 @@ public enum ImagePullError: Error, Equatable, CustomStringConvertible {
     case commandFailed(command: String, status: String, stderr: String)
     /// The store already holds a different image under this name.
     case conflict(name: String, existingID: String, newID: String)
+    /// A layer blob could not be unpacked (hostile or corrupt tar, wrong digest or DiffID).
+    case layer(blob: String, LayerError)
     /// A file system operation failed.
     case system(SystemError)
 
@@ -99,6 +101,8 @@ public enum ImagePullError: Error, Equatable, CustomStringConvertible {
         case .conflict(let name, let existingID, let newID):
             return "the store already holds a different image as \"\(name)\" (\(existingID), not \(newID)); "
                 + "remove it first or choose another name with tagAs"
+        case .layer(let blob, let error):
+            return "layer \(blob): \(error)"
         case .system(let error):
             return error.description
         }

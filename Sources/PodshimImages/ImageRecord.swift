@@ -37,27 +37,37 @@ public struct ImageConfig: Codable, Sendable, Equatable {
 }
 
 /// One image in the local store: what CRI `ListImages` and `ImageStatus` report, and where its
-/// root filesystem is. Stored as `<store>/<name>/image.json` beside `<store>/<name>/rootfs`.
+/// root filesystem is. Stored as `<store>/<name>/image.json`, beside `<store>/<name>/rootfs` for an
+/// image copied from a directory; an image from a registry or an OCI layout has no directory of
+/// its own but a stack of shared layers (``layers``, in `<store>/.layers/`).
 public struct ImageRecord: Codable, Sendable, Equatable {
     /// `sha256:` and 64 lowercase hex digits: the config digest for OCI images, otherwise a digest
     /// over a stable description of the image.
     public var id: String
     /// Tags such as `busybox:latest`.
     public var repoTags: [String]
-    /// `<repository>@sha256:…` for images that came from an OCI layout.
+    /// `<repository>@sha256:…`: the digest the image was pulled by (the index's for a multi-platform image).
     public var repoDigests: [String]
-    /// Bytes of the root filesystem: the sizes of its files and symbolic links.
+    /// Bytes: for a layered image, its manifest, config and compressed layers (what a registry
+    /// serves, as containerd counts); for a directory image, its files and symbolic links.
     public var size: UInt64
     /// The image's default process settings.
     public var config: ImageConfig
-    /// The root filesystem directory (absolute).
+    /// What overlayfs takes as `lowerdir`: the image's own root filesystem directory (absolute), or
+    /// its layers' directories, top first, joined by `:`. Set by the store when it reads the record.
     public var rootfs: String
     /// When the image was built, when known.
     public var created: Date?
+    /// The ChainIDs of the image's layers, lowest first (image-spec config.md); empty for an image
+    /// copied from a directory.
+    public var layers: [String]
+    /// The store directory holding `image.json` (`<store>/<name>`); set by the store when it reads the record.
+    public var directory: String
 
     /// A record with the given fields.
     public init(id: String, repoTags: [String], repoDigests: [String] = [], size: UInt64,
-                config: ImageConfig = ImageConfig(), rootfs: String, created: Date? = nil) {
+                config: ImageConfig = ImageConfig(), rootfs: String, created: Date? = nil, layers: [String] = [],
+                directory: String = "") {
         self.id = id
         self.repoTags = repoTags
         self.repoDigests = repoDigests
@@ -65,7 +75,28 @@ public struct ImageRecord: Codable, Sendable, Equatable {
         self.config = config
         self.rootfs = rootfs
         self.created = created
+        self.layers = layers
+        self.directory = directory
     }
+
+    private enum CodingKeys: String, CodingKey { case id, repoTags, repoDigests, size, config, rootfs, created, layers }
+
+    /// Records written before layers existed decode with none.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        repoTags = try container.decodeIfPresent([String].self, forKey: .repoTags) ?? []
+        repoDigests = try container.decodeIfPresent([String].self, forKey: .repoDigests) ?? []
+        size = try container.decodeIfPresent(UInt64.self, forKey: .size) ?? 0
+        config = try container.decodeIfPresent(ImageConfig.self, forKey: .config) ?? ImageConfig()
+        rootfs = try container.decodeIfPresent(String.self, forKey: .rootfs) ?? ""
+        created = try container.decodeIfPresent(Date.self, forKey: .created)
+        layers = try container.decodeIfPresent([String].self, forKey: .layers) ?? []
+        directory = ""
+    }
+
+    /// The layer directories overlayfs stacks, top first (one directory for a directory image).
+    public var lowerDirectories: [String] { rootfs.split(separator: ":").map(String.init) }
 
     /// Whether one of the image's tags is `tag` (in ``ImageReference/normalizedTag(_:)`` form):
     /// `busybox:latest` stored is found as `busybox:latest`, whatever registry prefix it was given.

@@ -1,8 +1,8 @@
 /// How image references compare: `busybox`, `busybox:latest`, `docker.io/busybox` and
 /// `docker.io/library/busybox:latest` all name one image. Pure string work.
-enum ImageReference {
+public enum ImageReference {
     /// `reference` without a leading `docker.io/library/` or `docker.io/`.
-    static func withoutDefaultRegistry(_ reference: String) -> String {
+    public static func withoutDefaultRegistry(_ reference: String) -> String {
         for prefix in ["docker.io/library/", "docker.io/"] where reference.hasPrefix(prefix) {
             return String(reference.dropFirst(prefix.count))
         }
@@ -11,7 +11,7 @@ enum ImageReference {
 
     /// The canonical form of a tag reference: default registry dropped, `:latest` added when there
     /// is no tag. Digest references (`name@sha256:…`) get their name part normalised only.
-    static func normalizedTag(_ reference: String) -> String {
+    public static func normalizedTag(_ reference: String) -> String {
         let stripped = withoutDefaultRegistry(reference)
         if stripped.contains("@") { return stripped }
         return split(stripped).tag == nil ? stripped + ":latest" : stripped
@@ -19,7 +19,7 @@ enum ImageReference {
 
     /// `repository` and `tag` of `reference` (`busybox:1.36` → `busybox`, `1.36`). A colon before the
     /// last `/` belongs to a registry's port, not a tag.
-    static func split(_ reference: String) -> (repository: String, tag: String?) {
+    public static func split(_ reference: String) -> (repository: String, tag: String?) {
         let nameStart = reference.lastIndex(of: "/").map { reference.index(after: $0) } ?? reference.startIndex
         guard let colon = reference[nameStart...].lastIndex(of: ":") else { return (reference, nil) }
         return (String(reference[..<colon]), String(reference[reference.index(after: colon)...]))
@@ -34,7 +34,7 @@ enum ImageReference {
     }
 
     /// Whether `digest` is `sha256:` followed by exactly 64 lowercase hex digits.
-    static func isSHA256Digest(_ digest: String) -> Bool {
+    public static func isSHA256Digest(_ digest: String) -> Bool {
         guard digest.hasPrefix("sha256:") else { return false }
         let hex = digest.utf8.dropFirst("sha256:".count)
         return hex.count == 64 && hex.allSatisfy(isLowercaseHex)
@@ -48,7 +48,7 @@ enum ImageReference {
     /// path components of lowercase letters, digits and `.`, `_`, `-` separators (not leading or
     /// trailing); a registry (first component with a `.` or `:`, or `localhost`) may have upper
     /// case and a port; a tag of `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`. No digests, no paths.
-    static func isValidTagReference(_ reference: String) -> Bool {
+    public static func isValidTagReference(_ reference: String) -> Bool {
         guard !reference.isEmpty, reference.count <= 255, !reference.contains("@"), !reference.hasPrefix("/") else { return false }
         let (repository, tag) = split(reference)
         if let tag {

@@ -64,35 +64,45 @@ extension ImageStore {
             if let id = ids.first { return .found(records.filter { $0.id == id }) }
         }
         if let name = try? storeName(ImageReference.withoutDefaultRegistry(reference)), // not a valid store name: no image by that name
-           let record = records.first(where: { $0.rootfs == imageDirectory(name) + "/rootfs" }) {
+           let record = records.first(where: { $0.directory == imageDirectory(name) }) {
             return .found([record])
         }
         return .notFound
     }
 
     /// The record of `<store>/<name>`: its `image.json`, or one made up from the name when there is
-    /// none (or it cannot be read). Nil when there is no `rootfs` directory.
+    /// none (or it cannot be read) beside a `rootfs` directory. Nil when it is neither a layered
+    /// image (a record with layers) nor a directory with `rootfs/`.
     func record(named name: String) -> ImageRecord? {
-        let rootfs = imageDirectory(name) + "/rootfs"
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: rootfs, isDirectory: &isDirectory), isDirectory.boolValue else {
-            return nil
-        }
-        if let data = FileManager.default.contents(atPath: imageDirectory(name) + "/" + Self.metadataFile),
-           // Unreadable: a record made up from the name, as documented.
-           var record = try? ImageRecord.makeDecoder().decode(ImageRecord.self, from: data) {
+        let imageDirectory = self.imageDirectory(name)
+        let rootfs = imageDirectory + "/rootfs"
+        let data = FileManager.default.contents(atPath: imageDirectory + "/" + Self.metadataFile)
+        // Unreadable: a record made up from the name, as documented.
+        if let data, var record = try? ImageRecord.makeDecoder().decode(ImageRecord.self, from: data) {
+            record.directory = imageDirectory
+            if !record.layers.isEmpty {
+                record.rootfs = lowerDirectories(layers: record.layers).joined(separator: ":")
+                return record
+            }
+            guard isDirectory(rootfs) else { return nil }
             record.rootfs = rootfs  // where it is now, even if the store was moved
             return record
         }
+        guard isDirectory(rootfs) else { return nil }
         let record = ImageRecord(id: Self.localID(name), repoTags: [name + ":latest"], size: FileTree.contentSize(of: rootfs),
-                                 rootfs: rootfs)
+                                 rootfs: rootfs, directory: imageDirectory)
         // Remember it, so the tree is walked once rather than on every lookup (best effort: a
         // read-only store just walks again).
         if let data = try? ImageRecord.makeEncoder().encode(record) { // cannot fail: strings and integers only
             // Best effort (see above): a read-only store just walks again.
-            try? FileSystem.writeAtomically(imageDirectory(name) + "/" + Self.metadataFile, String(decoding: data, as: UTF8.self))
+            try? FileSystem.writeAtomically(imageDirectory + "/" + Self.metadataFile, String(decoding: data, as: UTF8.self))
         }
         return record
+    }
+
+    private func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
     /// The stable id of an image directory without `image.json`.

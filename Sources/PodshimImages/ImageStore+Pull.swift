@@ -37,12 +37,12 @@ extension ImageStore {
     // MARK: Naming
 
     /// The tag an image is stored as, and its directory name under the store.
-    struct StoredName: Equatable {
-        var repository: String
-        var tag: String
+    public struct StoredName: Equatable, Sendable {
+        public var repository: String
+        public var tag: String
         /// `<store>/<directoryName>`, by ``storeName(_:)`` rules: `busybox` for `busybox:latest`.
         var directoryName: String
-        var repoTag: String { repository + ":" + tag }
+        public var repoTag: String { repository + ":" + tag }
     }
 
     /// `tagAs` when given (a default registry prefix dropped, `:latest` when untagged), else
@@ -64,14 +64,23 @@ extension ImageStore {
         return StoredName(repository: repository, tag: tag, directoryName: directoryName)
     }
 
+    /// The name a registry image is stored under: `repository:tag`, or for a pull by digest only
+    /// no tag and a directory named after the repository and the digest.
+    public func storedName(repository: String, tag: String?, digest: String) throws(ImagePullError) -> StoredName {
+        if let tag { return try storedName(tagAs: repository + ":" + tag, repository: repository, tag: tag) }
+        let base = try storedName(tagAs: nil, repository: repository, tag: String(digest.dropFirst("sha256:".count).prefix(12)))
+        return StoredName(repository: base.repository, tag: "", directoryName: base.directoryName)
+    }
+
     // MARK: Installing
 
     /// The stored image with `id`, now also tagged `name`; nil when no image has `id` yet. When the
     /// tag names another image it moves here if `moveTag` (an explicit import), and is
     /// ``ImagePullError/conflict(name:existingID:newID:)`` otherwise (a pull by path).
-    func adopt(_ name: StoredName, id: String, moveTag: Bool) throws(ImagePullError) -> ImageRecord? {
+    public func adopt(_ name: StoredName, id: String, moveTag: Bool) throws(ImagePullError) -> ImageRecord? {
         try withReferenceLock { () throws(ImagePullError) -> ImageRecord? in
             let records = list()
+            if name.tag.isEmpty { return records.first { $0.id == id } }
             if let holder = records.first(where: { $0.isTagged(name.repoTag) }), holder.id != id, !moveTag {
                 throw .conflict(name: name.repoTag, existingID: holder.id, newID: id)
             }
@@ -99,12 +108,20 @@ extension ImageStore {
             // Only a stray directory without rootfs/ can be in the way: not an image, not ours to delete.
             throw .system(SystemError("rename (the directory is in the way)", path: target, errno: .directoryNotEmpty))
         }
+        if name.tag.isEmpty, let stored = list().first(where: { $0.id == id }) { return stored }  // pulled by digest only
         if let tagged = try withReferenceLock({ () throws(ImagePullError) -> ImageRecord? in
             try assignTag(name.repoTag, toImage: id)
         }) {
             return tagged
         }
         throw .system(SystemError("read image.json", path: target, errno: .noSuchFileOrDirectory))
+    }
+
+    /// Records a layered image (its layers already in the layer store) as `name`: `image.json` in a
+    /// staging directory renamed to `<store>/<name>`, then the tag pointed at it. When another
+    /// pull of the same image got there first, its image is returned.
+    public func installLayered(_ name: StoredName, id: String, record: ImageRecord) throws(ImagePullError) -> ImageRecord {
+        try install(name, id: id) { _, _ throws(ImagePullError) in record }
     }
 
     /// Creates the directory `path` with mode 0755 exactly (whatever the umask).

@@ -33,12 +33,12 @@ extension ImageStore {
         return tag
     }
 
-    /// The store directory name holding `record` (`<store>/<name>/rootfs`), nil for records that
-    /// are not in this store.
+    /// The store directory name holding `record` (`<store>/<name>`), nil for records that are not
+    /// in this store.
     func directoryName(of record: ImageRecord) -> String? {
-        let prefix = directory + "/", suffix = "/rootfs"
-        guard record.rootfs.hasPrefix(prefix), record.rootfs.hasSuffix(suffix) else { return nil }
-        let name = String(record.rootfs.dropFirst(prefix.count).dropLast(suffix.count))
+        let prefix = directory + "/"
+        guard record.directory.hasPrefix(prefix) else { return nil }
+        let name = String(record.directory.dropFirst(prefix.count))
         guard !name.isEmpty, !name.contains("/"), !name.hasPrefix(".") else { return nil }
         return name
     }
@@ -48,6 +48,9 @@ extension ImageStore {
     func freeDirectoryName(_ preferred: String, id: String) -> String {
         var info = stat()
         if lstat(imageDirectory(preferred), &info) != 0 { return preferred }
+        // The same image, installed there by a concurrent pull since this one began: installing
+        // under that name loses the rename to it and returns it, rather than storing a second copy.
+        if record(named: preferred)?.id == id { return preferred }
         return preferred + "-" + String(id.dropFirst("sha256:".count).prefix(12))
     }
 
@@ -68,6 +71,19 @@ extension ImageStore {
             if record.repoTags != had { try rewrite(record) }
         }
         return target
+    }
+
+    /// Adds `repoDigest` (`registry/repository@sha256:…`) to the image with `id`; returns its
+    /// record, nil when no image has `id`.
+    public func addRepoDigest(_ repoDigest: String, toImage id: String) throws(ImagePullError) -> ImageRecord? {
+        try withReferenceLock { () throws(ImagePullError) -> ImageRecord? in
+            guard var record = list().first(where: { $0.id == id }) else { return nil }
+            if !record.repoDigests.contains(repoDigest) {
+                record.repoDigests.append(repoDigest)
+                try rewrite(record)
+            }
+            return record
+        }
     }
 
     /// The image that `tag` (canonical) names, if any.

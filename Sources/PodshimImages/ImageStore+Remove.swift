@@ -38,18 +38,28 @@ extension ImageStore {
     /// running, e.g. when the daemon starts.
     @discardableResult
     public func removeLeftovers() throws(ImageRemoveError) -> [String] {
-        let leftovers = FileTree.entries(of: directory)
+        var leftovers = FileTree.entries(of: directory)
             .filter { $0.hasPrefix(ImageStaging.prefix) || $0.hasPrefix(Self.removingPrefix) }
             .map { directory + "/" + $0 }
+        leftovers += FileTree.entries(of: layersDirectory)
+            .filter { $0.hasPrefix(Self.temporaryLayerPrefix) || $0.hasPrefix(Self.removingPrefix) }
+            .map { layersDirectory + "/" + $0 }
+        leftovers += FileTree.entries(of: directory + "/" + Self.ingestName).map { directory + "/" + Self.ingestName + "/" + $0 }
+        for holder in leases().keys where holder.hasPrefix(Self.pullLeasePrefix) { release(holder) }
         for path in leftovers {
             do throws(SystemError) {
-                try FileSystem.removeTree(path)
+                try LayerApplier.removeLayerDirectory(path)
             } catch {
                 throw .system(error)
             }
         }
         return leftovers
     }
+
+    /// `<store>/.ingest`: blobs being downloaded.
+    public static let ingestName = ".ingest"
+    /// Leases of pulls in flight are `pull-<uuid>`.
+    public static let pullLeasePrefix = "pull-"
 
     /// The hidden name an image directory is renamed to while it is deleted.
     static let removingPrefix = ".removing-"

@@ -1,12 +1,15 @@
 import Foundation
 
-/// Images are local root filesystems: an absolute directory, or `<store>/<name>/rootfs`.
+/// Images are stacks of shared layers, or local root filesystems: an absolute directory, or
+/// `<store>/<name>/rootfs`.
 ///
-/// Each image of the store is a directory `<store>/<name>` holding `rootfs/` and, for images that
-/// came in through ``pull(_:tagAs:)``, `image.json` (an ``ImageRecord``). Directories without
+/// Each image of the store is a directory `<store>/<name>` holding `image.json` (an
+/// ``ImageRecord``) and, for an image copied from a directory, `rootfs/`. Images from OCI layouts
+/// and registries are layers in `<store>/.layers/<ChainID hex>`, each unpacked once and shared by
+/// every image that has it (``ImageStore+Layers``). Directories with `rootfs/` and without
 /// `image.json`, put there by hand, are images too; their records are made up from the name.
 /// The CRI ImageService is ``list()``, ``status(_:)``, ``pull(_:tagAs:)``, ``remove(_:)`` and
-/// ``usage()``; nothing here ever contacts a registry.
+/// ``usage()``; nothing in this target contacts a registry (PodshimRegistry does).
 public struct ImageStore: Sendable {
     /// The store directory, e.g. `/var/lib/podshim/images`.
     public let directory: String
@@ -27,18 +30,21 @@ public struct ImageStore: Sendable {
         case invalidName(String)
         case unusablePath(String)
         case hostPath(String)
+        case missingLayer(image: String, chainID: String)
 
         public var description: String {
             switch self {
             case .notFound(let image, let looked):
                 if image.hasPrefix("/") { return "image \"\(image)\" not found (no directory \(looked))" }
                 return "image \"\(image)\" is not in the local store (no reference, id or directory \(looked)); "
-                    + "import it with: podshim images import --image-dir DIR SRC \(image)"
+                    + "pull it (podshim images pull \(image)) or import it (podshim images import SRC \(image))"
             case .notADirectory(let path): return "image \(path) is not a directory"
             case .invalidName(let name):
                 return "image \"\(name)\" is not an absolute path or a store name ([A-Za-z0-9._-], optionally with :tag)"
             case .unusablePath(let path):
                 return "image path \(path) contains ',' ':' or a newline, which overlayfs options cannot carry"
+            case .missingLayer(let image, let chainID):
+                return "image \"\(image)\" is incomplete: its layer \(chainID) is not in the layer store; pull the image again"
             case .hostPath(let path):
                 return "\"\(path)\" is a host path, not an image reference: over the CRI an image is a reference or id "
                     + "in the store (import a directory with: podshim images import)"
@@ -59,6 +65,15 @@ public struct ImageStore: Sendable {
         if image.hasPrefix("/") {
             path = image
         } else if case .found(let records) = lookup(image), let record = records.first {
+            if !record.layers.isEmpty {
+                for (layer, lower) in zip(record.layers, lowerDirectories(layers: record.layers).reversed()) {
+                    var info = stat()
+                    guard stat(lower, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+                        throw .missingLayer(image: image, chainID: layer)
+                    }
+                }
+                return (record.rootfs, record)
+            }
             return (try checkedRootfs(record.rootfs, image: image), record)
         } else {
             // Store directory names have no `/`: a reference with one is simply not here.

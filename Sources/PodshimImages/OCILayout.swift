@@ -4,7 +4,7 @@ import PodshimSystem
 
 /// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/…`), read with every
 /// blob checked against its descriptor's size and sha256 digest before it is used.
-struct OCILayout {
+public struct OCILayout {
     /// The image an `index.json` entry leads to, resolved down to one manifest.
     struct ResolvedImage {
         /// Digest of the chosen `index.json` entry (an image index or the manifest itself): what a
@@ -34,7 +34,7 @@ struct OCILayout {
     }
 
     /// The host's architecture in OCI terms (`amd64`, `arm64`, …), from `uname`.
-    static var hostArchitecture: String {
+    public static var hostArchitecture: String {
         var names = utsname()
         guard uname(&names) == 0 else { return "amd64" }
         let machine = withUnsafeBytes(of: names.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

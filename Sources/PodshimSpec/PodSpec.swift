@@ -210,7 +210,7 @@ public struct ContainerSpec: Equatable, Sendable {
     public var volumeMounts: [VolumeMount]
     /// `ports`.
     public var ports: [ContainerPort]
-    /// `imagePullPolicy`, accepted for compatibility; images are local.
+    /// `imagePullPolicy`: Always, IfNotPresent or Never (`podshim run` pulls accordingly).
     public var imagePullPolicy: String?
     /// `resources`: CPU and memory limits and requests. Empty when absent.
     public var resources: ResourceRequirements

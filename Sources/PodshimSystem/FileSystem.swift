@@ -47,6 +47,13 @@ public enum FileSystem {
         try libcCall("fsync", path: directory) { fsync(directoryFD) }
     }
 
+    /// fsync of the directory `path`: makes renames and new names in it durable.
+    public static func syncDirectory(_ path: String) throws(SystemError) {
+        let fd = try libcCall("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(fd) }
+        try libcCall("fsync", path: path) { fsync(fd) }
+    }
+
     /// An O_PATH descriptor of `relative` inside `root`, resolved by the kernel without ever
     /// leaving `root` (openat2 RESOLVE_BENEATH, no magic links): a symlink swapped in at any moment
     /// cannot redirect it. Missing directories are created on the way (mkdirat beneath `root`)

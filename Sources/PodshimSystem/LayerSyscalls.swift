@@ -32,6 +32,9 @@ public enum LayerSyscalls {
         psh_openat2(dirFD, path, UInt64(UInt32(bitPattern: flags)), UInt64(mode), resolve.rawValue)
     }
 
+    /// syncfs(2): the whole file system holding `fd` written back. Returns 0 or -errno.
+    public static func syncFileSystem(_ fd: Int32) -> Int32 { psh_syncfs(fd) }
+
     /// fsetxattr(2) (create or replace). Returns 0 or -errno.
     public static func setXattr(_ fd: Int32, name: String, value: UnsafeRawBufferPointer) -> Int32 {
         psh_fsetxattr(fd, name, value.baseAddress, value.count)

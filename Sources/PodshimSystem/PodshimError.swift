@@ -19,6 +19,8 @@ public struct PodshimError: Error, Equatable, Sendable, CustomStringConvertible 
         case resourceExhausted
         /// The caller may not do this.
         case permissionDenied
+        /// Credentials are missing or wrong (a registry said 401).
+        case unauthenticated
         /// It did not finish in time.
         case deadlineExceeded
         /// The caller went away or asked to stop.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import PodshimImages
 import PodshimNetwork
+import PodshimRegistry
 import PodshimRuntime
 import PodshimSpec
 
@@ -24,6 +26,9 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var host: HostOptions
     @OptionGroup var networkOptions: NetworkOptions
+
+    @Option(help: ArgumentHelp("Registry configuration (JSON: mirrors, CA files, insecure registries) for the images the pods pull.", valueName: "file"))
+    var registryConfig: String?
 
     @Option(help: ArgumentHelp("Write each SIGKILL's planned deadline, send time and observed exit (CLOCK_MONOTONIC ns) to this JSON file when the pod ends.", valueName: "file"))
     var terminationReport: String?
@@ -53,6 +58,7 @@ struct Run: AsyncParsableCommand {
         case .none: configuration.network = .none
         case .host: specs = specs.map { spec in var spec = spec; spec.hostNetwork = true; return spec }
         }
+        try await pullImages(specs, imageDirectory: configuration.imageDirectory)
         let several = specs.count > 1
         let names = specs.flatMap { spec in spec.containers.map { several ? "\(spec.name)/\($0.name)" : $0.name } }
         var runners: [PodRunner] = []
@@ -108,6 +114,47 @@ struct Run: AsyncParsableCommand {
             var results: [(Int, PodRunner.Result)] = []
             for await result in group { results.append(result) }
             return results.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    /// Each container's image as its imagePullPolicy says (the Kubernetes default: Always for
+    /// `:latest` or no tag, IfNotPresent otherwise); images imported by hand are used as they are.
+    /// Credentials come from the Docker config file; progress goes to stderr as plain lines.
+    private func pullImages(_ specs: [PodSpec], imageDirectory: String) async throws {
+        var wanted: [(image: String, policy: ImagePuller.PullPolicy, field: String)] = []
+        for (podIndex, spec) in specs.enumerated() {
+            for (index, container) in spec.containers.enumerated() where !wanted.contains(where: { $0.image == container.image }) {
+                let policy = container.imagePullPolicy.flatMap(ImagePuller.PullPolicy.init(rawValue:))
+                    ?? ImagePuller.PullPolicy.kubernetesDefault(for: container.image)
+                let field = (specs.count > 1 ? "documents[\(podIndex)]." : "") + "spec.containers[\(index)].image"
+                wanted.append((container.image, policy, field))
+            }
+        }
+        guard wanted.contains(where: { $0.policy != .never && !ImageStore.isHostPath($0.image) }) else { return }
+        let registry: RegistryConfiguration
+        do {
+            registry = try registryConfig.map { try RegistryConfiguration.load($0) } ?? RegistryConfiguration()
+        } catch {
+            FileHandle.standardError.write(Data("podshim: --registry-config: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let puller = ImagePuller(store: ImageStore(directory: imageDirectory), configuration: registry)
+        var failure: String?
+        for entry in wanted {
+            do {
+                let parsed = try? RegistryReference(parsing: entry.image)  // host paths and store names: no credentials
+                let credentials = try parsed.flatMap { try DockerConfig.credentials(for: $0, file: nil) }
+                let printer = PullPrinter(terminal: false, quiet: false)
+                _ = try await puller.ensure(entry.image, policy: entry.policy, credentials: credentials) { printer.show($0) }
+            } catch {
+                failure = "\(manifest): \(entry.field): pull \(entry.image): \(error)"
+                break
+            }
+        }
+        await puller.shutdown()
+        if let failure {
+            FileHandle.standardError.write(Data("podshim: \(failure)\n".utf8))
+            throw ExitCode(1)
         }
     }
 

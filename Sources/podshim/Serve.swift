@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Logging
 import PodshimDaemon
+import PodshimRegistry
 import PodshimRuntime
 import PodshimStreaming
 import PodshimSystem
@@ -56,6 +57,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("stream-tls-key"), help: ArgumentHelp("A PEM file with the private key of --stream-tls-cert (not encrypted).", valueName: "file"))
     var streamTLSKey: String?
 
+    @Option(help: ArgumentHelp("A JSON file with registry mirrors, CA files, client certificates, insecure registries and the pull progress timeout (see podshim images pull --help). Default: none.", valueName: "file"))
+    var registryConfig: String?
+
     func validate() throws {
         if let streamPort, !(0...65535).contains(streamPort) { throw ValidationError("--stream-port must be 0…65535") }
         if let streamIdleTimeout, streamIdleTimeout < 1 { throw ValidationError("--stream-idle-timeout must be at least 1") }
@@ -98,9 +102,18 @@ struct Serve: AsyncParsableCommand {
         let streaming = StreamingServer.Options(
             host: streamAddress ?? file.streamAddress ?? "127.0.0.1", port: streamPort ?? file.streamPort ?? 0,
             idleTimeoutSeconds: streamIdleTimeout ?? file.streamIdleTimeout ?? 4 * 3600, tls: streamTLS)
-        let options = Daemon.Options(
+        var options = Daemon.Options(
             socketPath: socket, socketGroup: socketGroup ?? file.socketGroup, configuration: configuration,
             version: Podshim.configuration.version, streaming: streaming)
+        if let registryFile = registryConfig.map({ $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 })
+            ?? file.registryConfig {
+            do {
+                options.registry = try RegistryConfiguration.load(registryFile)
+            } catch {
+                FileHandle.standardError.write(Data("podshim serve: --registry-config: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         do {
             try await Daemon(options: options).run()
         } catch {

@@ -41,6 +41,7 @@ struct ServeConfigFile {
         var streamIdleTimeout: Int64?
         var streamTLSCert: String?
         var streamTLSKey: String?
+        var registryConfig: String?
     }
 
     /// `/etc/podshim/podshim.conf:7: cgroup-driver: "cgroup" is not one of cgroupfs, systemd`.
@@ -63,7 +64,7 @@ struct ServeConfigFile {
         "socket", "socket-group", "state-dir", "root", "image-dir", "log-dir", "pause-binary",
         "cgroup-root", "cgroup-driver", "require-cgroups", "pod-pids-limit",
         "network", "cni-conf-dir", "cni-bin-dir", "cni-timeout", "stream-address", "stream-port", "stream-idle-timeout",
-        "stream-tls-cert", "stream-tls-key",
+        "stream-tls-cert", "stream-tls-key", "registry-config",
     ]
 
     /// Parses a file's text; `path` only names the file in errors.
@@ -140,6 +141,7 @@ struct ServeConfigFile {
                 values.streamIdleTimeout = seconds
             case "stream-tls-cert": values.streamTLSCert = try absolutePath()
             case "stream-tls-key": values.streamTLSKey = try absolutePath()
+            case "registry-config": values.registryConfig = try absolutePath()
             case "pod-pids-limit":
                 guard let limit = Int64(value), limit >= 1 else { throw fail("\"\(value)\" is not a whole number of at least 1") }
                 values.podPidsLimit = limit

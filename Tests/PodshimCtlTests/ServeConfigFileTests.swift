@@ -56,7 +56,7 @@ import Testing
 
     @Test func errorsNameFileLineAndKey() {
         #expect(error("\n\ncolour = blue")?.description
-            == "/etc/podshim/podshim.conf:3: colour: unknown key (known: socket, socket-group, state-dir, root, image-dir, log-dir, pause-binary, cgroup-root, cgroup-driver, require-cgroups, pod-pids-limit, network, cni-conf-dir, cni-bin-dir, cni-timeout, stream-address, stream-port, stream-idle-timeout, stream-tls-cert, stream-tls-key)")
+            == "/etc/podshim/podshim.conf:3: colour: unknown key (known: socket, socket-group, state-dir, root, image-dir, log-dir, pause-binary, cgroup-root, cgroup-driver, require-cgroups, pod-pids-limit, network, cni-conf-dir, cni-bin-dir, cni-timeout, stream-address, stream-port, stream-idle-timeout, stream-tls-cert, stream-tls-key, registry-config)")
         #expect(error("# x\ncgroup-driver = cgroup")?.description
             == "/etc/podshim/podshim.conf:2: cgroup-driver: \"cgroup\" is not one of cgroupfs, systemd")
         #expect(error("require-cgroups = yes")?.description

@@ -72,7 +72,7 @@ final class ImageStoreTests: XCTestCase {
         XCTAssertEqual(error, .notFound(image: "missing", looked: temporary.path + "/missing/rootfs"))
         XCTAssertEqual(error?.description,
                        "image \"missing\" is not in the local store (no reference, id or directory \(temporary.path)/missing/rootfs); "
-                       + "import it with: podshim images import --image-dir DIR SRC missing")
+                       + "pull it (podshim images pull missing) or import it (podshim images import SRC missing)")
     }
 
     func testMissingTaggedImageNamesTheReference() {
@@ -172,7 +172,7 @@ final class ImageStoreTests: XCTestCase {
         XCTAssertEqual(error, ManifestError(
             path: "spec.containers[1].image",
             message: "image \"nginx:1.25\" is not in the local store (no reference, id or directory \(temporary.path)/nginx_1.25/rootfs); "
-                + "import it with: podshim images import --image-dir DIR SRC nginx:1.25"))
+                + "pull it (podshim images pull nginx:1.25) or import it (podshim images import SRC nginx:1.25)"))
     }
 
     func testPodPlannerReportsInvalidImageName() {
@@ -238,6 +238,12 @@ private struct LayoutFixture {
     var otherManifestDigest: String
     var plainLayerBlob: String
     var gzipLayerBlob: String
+    /// The config's `rootfs.diff_ids`: the sha256 of each layer's uncompressed tar, lowest first.
+    var diffIDs: [String]
+    /// The ChainIDs of the image's layers, lowest first: the names of its layer directories.
+    var chainIDs: [String]
+    /// What the `3.19` image's record counts as its size: its config and compressed layers.
+    var size: UInt64
 }
 
 extension ImageStoreTests {
@@ -251,6 +257,13 @@ extension ImageStoreTests {
         workingDir: "/data", user: "1000:1000")
 
     private static var otherArchitecture: String { OCILayout.hostArchitecture == "s390x" ? "riscv64" : "s390x" }
+
+    /// Root may set `trusted.overlay.opaque` (opaque directories) and mount overlays; the parts of
+    /// the tests that need either are skipped otherwise.
+    private static var isRoot: Bool { geteuid() == 0 }
+
+    private static let tarType = "application/vnd.oci.image.layer.v1.tar"
+    private static let gzipType = "application/vnd.oci.image.layer.v1.tar+gzip"
 
     private func run(_ arguments: [String]) throws {
         let result = try HelperCommand(arguments).run()
@@ -271,6 +284,34 @@ extension ImageStoreTests {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
         XCTAssertEqual(Glibc.symlink(destination, path), 0)
+    }
+
+    /// `sha256:<hex>` of a file's bytes.
+    private func sha256(file: String) throws -> String {
+        "sha256:" + (try SHA256.hexDigest(ofFile: file).hex)
+    }
+
+    /// `file` compressed into `output` by `program` (`gzip -n`: no name or time in the header).
+    private func compress(_ file: String, to output: String, with program: String = "gzip -n") throws {
+        try run(["/bin/sh", "-c", program + " -c \"$0\" > \"$1\"", file, output])
+    }
+
+    /// The DiffID of a layer blob: the sha256 of its tar once decompressed as `mediaType` says.
+    private func diffID(ofLayer file: String, mediaType: String) throws -> String {
+        let program = mediaType.hasSuffix("gzip") ? "gzip" : mediaType.hasSuffix("zstd") ? "zstd" : nil
+        guard let program else { return try sha256(file: file) }
+        let tar = file + ".diff-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: tar) }  // a scratch file of the fixture
+        try run(["/bin/sh", "-c", program + " -d -c \"$0\" > \"$1\"", file, tar])
+        return try sha256(file: tar)
+    }
+
+    /// A layer tar of the files given (path → contents), made from `src/<name>/` with its root entry.
+    private func makeTar(_ name: String, _ files: [String: String]) throws -> String {
+        for (path, text) in files { try write("src/\(name)/\(path)", text) }
+        let tar = sources + "/\(name).tar"
+        try run(["/bin/tar", "-c", "-f", tar, "-C", sources + "/" + name, "."])
+        return tar
     }
 
     private func addBlob(_ data: Data, to layout: String) throws -> OCIDescriptor {
@@ -312,7 +353,9 @@ extension ImageStoreTests {
     /// bin/tool, data/{a,b}, opq/{lower1,sub/lower2} and a symlink `link` → etc/hostname. The second
     /// (gzip) replaces etc/hostname, whites out etc/gone and the whole data/, makes opq/ opaque
     /// (adding opq/new), and adds fresh/file in a new directory that carries an opaque marker.
-    private func makeLayers() throws -> (plain: String, gzip: String, plainGzip: String) {
+    /// The opaque markers need root (`trusted.overlay.opaque`): without it the second layer has
+    /// opq/new and fresh/file only. `plainGzip` is the first layer's very tar, gzipped: one DiffID.
+    private func makeLayers() throws -> (plain: String, gzip: String, plainGzip: String, diffIDs: [String]) {
         try write("src/l1/etc/hostname", "one\n")
         try write("src/l1/etc/gone", "bye\n")
         try write("src/l1/etc/secret", "s", mode: 0o600)
@@ -327,15 +370,19 @@ extension ImageStoreTests {
         try write("src/l2/etc/hostname", "two\n")
         try write("src/l2/etc/.wh.gone", "")
         try write("src/l2/.wh.data", "")
-        try write("src/l2/opq/.wh..wh..opq", "")
+        if Self.isRoot {
+            try write("src/l2/opq/.wh..wh..opq", "")
+            try write("src/l2/fresh/.wh..wh..opq", "")
+        }
         try write("src/l2/opq/new", "new")
-        try write("src/l2/fresh/.wh..wh..opq", "")
         try write("src/l2/fresh/file", "f")
-        let plain = sources + "/layer1.tar", gzip = sources + "/layer2.tar.gz", plainGzip = sources + "/layer1.tar.gz"
+        let plain = sources + "/layer1.tar", upper = sources + "/layer2.tar"
+        let gzip = sources + "/layer2.tar.gz", plainGzip = sources + "/layer1.tar.gz"
         try run(["/bin/tar", "-c", "--xattrs", "-f", plain, "-C", sources + "/l1", "."])
-        try run(["/bin/tar", "-c", "-z", "-f", gzip, "-C", sources + "/l2", ".wh.data", "etc", "fresh", "opq"])
-        try run(["/bin/tar", "-c", "-z", "-f", plainGzip, "-C", sources + "/l1", "."])
-        return (plain, gzip, plainGzip)
+        try run(["/bin/tar", "-c", "-f", upper, "-C", sources + "/l2", ".wh.data", "etc", "fresh", "opq"])
+        try compress(upper, to: gzip)
+        try compress(plain, to: plainGzip)
+        return (plain, gzip, plainGzip, [try sha256(file: plain), try sha256(file: upper)])
     }
 
     /// The layout `src/alpine-oci`: `3.19` → nested index (another architecture first, with a blob
@@ -347,10 +394,11 @@ extension ImageStoreTests {
         let configuration = OCIImageConfiguration(
             created: "2024-05-06T07:08:09.123456789Z", architecture: OCILayout.hostArchitecture, os: "linux",
             config: .init(entrypoint: ["/bin/tool"], cmd: ["--serve"], env: ["PATH=/bin", "MODE=test"],
-                          workingDir: "/data", user: "1000:1000"))
+                          workingDir: "/data", user: "1000:1000"),
+            rootfs: .init(type: "layers", diffIDs: layers.diffIDs))
         let config = try addJSON(configuration, mediaType: OCIMediaType.imageConfig, to: layout)
-        let plain = try addBlob(file: layers.plain, mediaType: "application/vnd.oci.image.layer.v1.tar", to: layout)
-        let gzip = try addBlob(file: layers.gzip, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", to: layout)
+        let plain = try addBlob(file: layers.plain, mediaType: Self.tarType, to: layout)
+        let gzip = try addBlob(file: layers.gzip, mediaType: Self.gzipType, to: layout)
         let manifest = try addJSON(
             OCIManifest(schemaVersion: 2, mediaType: OCIMediaType.imageManifest, config: config, layers: [plain, gzip]),
             mediaType: OCIMediaType.imageManifest, to: layout,
@@ -377,13 +425,22 @@ extension ImageStoreTests {
         return LayoutFixture(path: layout, configDigest: config.digest, manifestDigest: manifest.digest,
                              indexDigest: nested.digest, otherManifestDigest: other.digest,
                              plainLayerBlob: layout + "/blobs/sha256/" + plain.digest.dropFirst(7),
-                             gzipLayerBlob: layout + "/blobs/sha256/" + gzip.digest.dropFirst(7))
+                             gzipLayerBlob: layout + "/blobs/sha256/" + gzip.digest.dropFirst(7),
+                             diffIDs: layers.diffIDs, chainIDs: ImageStore.chainIDs(diffIDs: layers.diffIDs),
+                             size: UInt64(config.size + plain.size + gzip.size))
     }
 
-    /// A layout `src/<name>` with one image whose layers are the given files.
-    private func makeSingleImageLayout(_ name: String, layers: [(file: String, mediaType: String)]) throws -> String {
+    /// A layout `src/<name>` with one image whose layers are the given files; its config's DiffIDs
+    /// are `diffIDs`, or computed from the files (decompressed as their media types say).
+    private func makeSingleImageLayout(_ name: String, layers: [(file: String, mediaType: String)],
+                                       diffIDs: [String]? = nil) throws -> String {
         let layout = try makeLayoutDirectory(name)
-        let config = try addJSON(OCIImageConfiguration(architecture: OCILayout.hostArchitecture, os: "linux"),
+        var computed: [String] = []
+        if diffIDs == nil {
+            for layer in layers { computed.append(try diffID(ofLayer: layer.file, mediaType: layer.mediaType)) }
+        }
+        let config = try addJSON(OCIImageConfiguration(architecture: OCILayout.hostArchitecture, os: "linux",
+                                                       rootfs: .init(type: "layers", diffIDs: diffIDs ?? computed)),
                                  mediaType: OCIMediaType.imageConfig, to: layout)
         var descriptors: [OCIDescriptor] = []
         for layer in layers { descriptors.append(try addBlob(file: layer.file, mediaType: layer.mediaType, to: layout)) }
@@ -392,6 +449,69 @@ extension ImageStoreTests {
                                    mediaType: OCIMediaType.imageManifest, to: layout)
         try writeIndex(OCIIndex(schemaVersion: 2, mediaType: nil, manifests: [manifest]), layout: layout)
         return layout
+    }
+
+    /// `src/app-a` and `src/app-b`: two images of two layers each, the same base layer (`base`)
+    /// under different tops.
+    private func makeSharedLayouts() throws -> (a: String, b: String, base: String, topA: String, topB: String) {
+        let base = try makeTar("base", ["etc/os-release": "base\n", "bin/sh": "sh"])
+        let topA = try makeTar("top-a", ["app/a": "A"])
+        let topB = try makeTar("top-b", ["app/b": "B"])
+        let a = try makeSingleImageLayout("app-a", layers: [(base, Self.tarType), (topA, Self.tarType)])
+        let b = try makeSingleImageLayout("app-b", layers: [(base, Self.tarType), (topB, Self.tarType)])
+        return (a, b, base, topA, topB)
+    }
+
+    // MARK: Layer store helpers
+
+    /// The hex digits of a ChainID: its directory's name in `<store>/.layers`.
+    private func hex(_ chainID: String) -> String { String(chainID.dropFirst("sha256:".count)) }
+
+    /// The entries of `<store>/.layers`, sorted.
+    private func layerEntries() -> [String] { FileTree.entries(of: storePath + "/.layers") }
+
+    /// `path` as a container of `record` would read it (through the overlay of its layers).
+    private func read(_ path: String, in record: ImageRecord) -> String? {
+        ImageStore.readImageFile(path, lowerDirectories: record.lowerDirectories)
+    }
+
+    private func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    /// Whether `path` is an overlayfs whiteout: a character device 0/0.
+    private func isWhiteout(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR && info.st_rdev == 0
+    }
+
+    /// Nothing that an interrupted or failed pull could leave: no staging or removal directory in
+    /// the store, no temporary layer in `.layers`, no blob in `.ingest`, no lease.
+    private func assertNoLeftovers(_ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
+        let stray = storeEntries().filter { $0.hasPrefix(".staging-") || $0.hasPrefix(".removing-") }
+            + layerEntries().filter { $0.hasPrefix(".") }
+            + FileTree.entries(of: storePath + "/.ingest")
+        XCTAssertEqual(stray, [], message, file: file, line: line)
+        XCTAssertEqual(images.leases(), [:], "no lease outlives its pull", file: file, line: line)
+    }
+
+    /// Runs `body` with the read-only overlay of `lower` (top first) mounted at a fresh directory,
+    /// unmounted after. Returns false, running nothing, when not root or overlayfs cannot mount here.
+    @discardableResult
+    private func withOverlay(_ lower: [String], _ body: (String) throws -> Void) throws -> Bool {
+        guard Self.isRoot else { return false }
+        var lower = lower
+        // Without an upper directory overlayfs wants two lower ones.
+        if lower.count == 1 { lower.append(try temporary.makeDirectory("empty-lower-" + UUID().uuidString)) }
+        let target = try temporary.makeDirectory("merged-" + UUID().uuidString)
+        guard mount("overlay", target, "overlay", UInt(MS_RDONLY), "lowerdir=" + lower.joined(separator: ":")) == 0 else {
+            print("note: mount -t overlay failed (\(Errno.last.symbolicName)); the merged view is not checked")
+            return false
+        }
+        defer { _ = umount2(target, Int32(MNT_DETACH)) }  // best effort: tearDown's removal reports the rest
+        try body(target)
+        return true
     }
 
     // MARK: podshim images import: references, archives, content ids
@@ -403,6 +523,8 @@ extension ImageStoreTests {
         let plain = try images.importImage(from: sources + "/rootfs", as: "registry.example:5000/team/tool:1.0", config: config)
         XCTAssertEqual(plain.repoTags, ["registry.example:5000/team/tool:1.0"])
         XCTAssertEqual(plain.config, config)
+        XCTAssertEqual(plain.layers, [], "a directory image is copied, not layered")
+        XCTAssertEqual(plain.lowerDirectories, [plain.rootfs])
         XCTAssertEqual(images.status("registry.example:5000/team/tool:1.0"), plain)
         XCTAssertEqual(try images.rootfs(for: "registry.example:5000/team/tool:1.0"), plain.rootfs)
         XCTAssertEqual(try images.rootfs(for: plain.id), plain.rootfs, "an id names the image too")
@@ -413,14 +535,21 @@ extension ImageStoreTests {
         XCTAssertEqual(layout.id, fixture.configDigest)
         XCTAssertEqual(layout.repoTags, ["alpine:latest"])
         XCTAssertEqual(layout.config.entrypoint, ["/bin/tool"])
-        let single = try makeSingleImageLayout("single", layers: [(fixture.plainLayerBlob, "application/vnd.oci.image.layer.v1.tar")])
+        XCTAssertEqual(layout.layers, fixture.chainIDs)
+        XCTAssertEqual(layout.directory, storePath + "/alpine")
+        let single = try makeSingleImageLayout("single", layers: [(fixture.plainLayerBlob, Self.tarType)])
         try run(["/bin/tar", "-cf", sources + "/single.tar", "-C", single, "."])
         try run(["/bin/sh", "-c", "gzip -c '\(sources)/single.tar' > '\(sources)/single.tar.gz'"])
         let archived = try images.importImage(from: sources + "/single.tar", as: "single:tar")
         let gzipped = try images.importImage(from: sources + "/single.tar.gz", as: "single:gz")
         XCTAssertEqual(archived.id, gzipped.id, "one content, one image")
         XCTAssertEqual(images.status("single:gz")?.repoTags, ["single:tar", "single:gz"])
-        XCTAssertEqual(storeEntries().filter { $0.hasPrefix(".") }, [], "nothing unpacked is left behind")
+        // Its one layer is the alpine image's base layer: stored once, for both.
+        XCTAssertEqual(archived.layers, [fixture.chainIDs[0]])
+        XCTAssertEqual(archived.lowerDirectories, [images.layerDirectory(fixture.chainIDs[0])])
+        XCTAssertEqual(layerEntries(), fixture.chainIDs.map(hex).sorted())
+        XCTAssertEqual(read("etc/hostname", in: archived), "one\n")
+        assertNoLeftovers("nothing unpacked is left behind")
 
         // Not an image.
         try write("src/notes.tar.txt", "plain text")
@@ -525,32 +654,76 @@ extension ImageStoreTests {
     func testPullOCILayoutAppliesLayersAndWhiteouts() throws {
         let fixture = try makeLayout()
         let record = try images.pull(fixture.path + ":3.19")
-        let rootfs = storePath + "/alpine-oci_3.19/rootfs"
-        XCTAssertEqual(record.rootfs, rootfs)
-        XCTAssertEqual(tree(rootfs), [
-            "bin", "bin/tool", "etc", "etc/hostname", "etc/secret", "fresh", "fresh/file", "link", "opq", "opq/new",
+        // One directory per layer, named by ChainID (the base layer's is its DiffID), stacked top first.
+        let lower = images.layerDirectory(fixture.chainIDs[0]), upper = images.layerDirectory(fixture.chainIDs[1])
+        XCTAssertEqual(fixture.chainIDs[0], fixture.diffIDs[0])
+        XCTAssertEqual(lower, storePath + "/.layers/" + hex(fixture.diffIDs[0]))
+        XCTAssertEqual(record.layers, fixture.chainIDs)
+        XCTAssertEqual(record.lowerDirectories, [upper, lower])
+        XCTAssertEqual(record.rootfs, upper + ":" + lower, "what overlayfs takes as lowerdir")
+        XCTAssertEqual(try store(rootfs: "alpine-oci:3.19"), record.rootfs)
+        XCTAssertEqual(layerEntries(), fixture.chainIDs.map(hex).sorted())
+
+        // Each layer as its tar has it, whiteouts in overlay form: character devices 0/0, and
+        // opaque directories marked with trusted.overlay.opaque (root only).
+        XCTAssertEqual(tree(lower), [
+            "bin", "bin/tool", "data", "data/a", "data/b", "etc", "etc/gone", "etc/hostname", "etc/secret", "link",
+            "opq", "opq/lower1", "opq/sub", "opq/sub/lower2",
         ])
-        XCTAssertEqual(contents(rootfs + "/etc/hostname"), "two\n")
-        XCTAssertEqual(contents(rootfs + "/opq/new"), "new")
-        XCTAssertEqual(contents(rootfs + "/fresh/file"), "f")
-        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: rootfs + "/link"), "etc/hostname")
-        XCTAssertEqual(mode(rootfs + "/bin/tool"), 0o755)
-        XCTAssertEqual(mode(rootfs + "/etc/secret"), 0o600)
+        XCTAssertEqual(tree(upper), ["data", "etc", "etc/gone", "etc/hostname", "fresh", "fresh/file", "opq", "opq/new"])
+        XCTAssertTrue(isWhiteout(upper + "/etc/gone"), "a deleted file's whiteout")
+        XCTAssertTrue(isWhiteout(upper + "/data"), "a deleted directory's whiteout")
+        XCTAssertFalse(isWhiteout(upper + "/etc/hostname"))
+        XCTAssertEqual(contents(lower + "/etc/hostname"), "one\n", "the lower layer keeps its own version")
+        XCTAssertEqual(contents(upper + "/etc/hostname"), "two\n")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: lower + "/link"), "etc/hostname")
+        XCTAssertEqual(mode(lower + "/bin/tool"), 0o755)
+        XCTAssertEqual(mode(lower + "/etc/secret"), 0o600)
         if xattrsSupported {
-            XCTAssertEqual(XattrCalls.get(rootfs + "/bin/tool", "user.podshim"), "1")
+            XCTAssertEqual(XattrCalls.get(lower + "/bin/tool", "user.podshim"), "1")
         }
-        XCTAssertEqual(try store(rootfs: "alpine-oci:3.19"), rootfs)
+        if Self.isRoot {
+            XCTAssertEqual(XattrCalls.get(upper + "/opq", "trusted.overlay.opaque"), "y")
+            XCTAssertEqual(XattrCalls.get(upper + "/fresh", "trusted.overlay.opaque"), "y")
+            XCTAssertNil(XattrCalls.get(upper + "/etc", "trusted.overlay.opaque"), "etc/ merges with the lower etc/")
+        }
+
+        // The image as a container sees it.
+        XCTAssertEqual(read("etc/hostname", in: record), "two\n")
+        XCTAssertNil(read("etc/gone", in: record), "whited out")
+        XCTAssertNil(read("data/a", in: record), "below a whited-out directory")
+        XCTAssertNil(read("data/b", in: record))
+        XCTAssertEqual(read("etc/secret", in: record), "s")
+        XCTAssertEqual(read("bin/tool", in: record), "#!/bin/sh\n")
+        XCTAssertEqual(read("opq/new", in: record), "new")
+        XCTAssertEqual(read("fresh/file", in: record), "f")
+        if Self.isRoot {
+            XCTAssertNil(read("opq/lower1", in: record), "hidden by the opaque directory")
+            XCTAssertNil(read("opq/sub/lower2", in: record))
+        } else {
+            XCTAssertEqual(read("opq/lower1", in: record), "1", "no opaque marker without root")
+        }
+        try withOverlay(record.lowerDirectories) { merged in
+            XCTAssertEqual(tree(merged), [
+                "bin", "bin/tool", "etc", "etc/hostname", "etc/secret", "fresh", "fresh/file", "link", "opq", "opq/new",
+            ])
+            XCTAssertEqual(contents(merged + "/etc/hostname"), "two\n")
+            XCTAssertEqual(contents(merged + "/link"), "two\n", "the link resolves in the merged view")
+            XCTAssertEqual(contents(merged + "/opq/new"), "new")
+            XCTAssertEqual(mode(merged + "/etc/secret"), 0o600)
+        }
 
         XCTAssertEqual(record.id, fixture.configDigest)
         XCTAssertEqual(record.repoTags, ["alpine-oci:3.19"])
         XCTAssertEqual(record.repoDigests, ["alpine-oci@" + fixture.indexDigest])
         XCTAssertEqual(record.config, Self.expectedConfig)
         XCTAssertEqual(record.created, ISO8601DateFormatter().date(from: "2024-05-06T07:08:09Z"))
-        let sizes = ["#!/bin/sh\n", "two\n", "s", "f", "etc/hostname", "new"].map(\.utf8.count).reduce(0, +)
-        XCTAssertEqual(record.size, UInt64(sizes))
-        XCTAssertEqual(storeEntries(), ["alpine-oci_3.19"], "nothing left of the staging directory")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: storePath + "/alpine-oci_3.19").sorted(),
-                       ["image.json", "rootfs"])
+        XCTAssertEqual(record.size, fixture.size, "the config and the compressed layers")
+        XCTAssertEqual(record.directory, storePath + "/alpine-oci_3.19")
+        XCTAssertEqual(storeEntries(), [".layers", ".leases", "alpine-oci_3.19"], "nothing left of the staging directory")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: record.directory), ["image.json"],
+                       "a layered image's own directory holds only its record")
+        assertNoLeftovers()
     }
 
     /// `rootfs(for:)` through the store the image-service tests use.
@@ -575,14 +748,23 @@ extension ImageStoreTests {
         let usage = images.usage()
         XCTAssertEqual(usage.mountpoint, storePath)
         XCTAssertEqual(usage.inodes, UInt64(entries))
-        XCTAssertGreaterThanOrEqual(usage.bytes, record.size)
+        let layerBytes = record.lowerDirectories.compactMap { FileSystem.usage(of: $0)?.bytes }.reduce(0, +)
+        XCTAssertGreaterThan(layerBytes, 0)
+        XCTAssertGreaterThanOrEqual(usage.bytes, layerBytes, "the layers are in the store")
 
+        // Removing the image removes its record; its layers stay until the garbage is collected.
         try images.remove("docker.io/library/alpine-oci:3.19")
         XCTAssertEqual(images.list(), [])
         XCTAssertNil(images.status(fixture.configDigest))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: record.rootfs))
-        XCTAssertEqual(storeEntries(), [])
-        XCTAssertEqual(images.usage().inodes, 2, "the store directory and its lock file")
+        XCTAssertFalse(exists(record.directory))
+        XCTAssertEqual(storeEntries(), [".layers", ".leases"])
+        XCTAssertEqual(layerEntries(), fixture.chainIDs.map(self.hex).sorted())
+        let collected = try images.collectGarbage()
+        XCTAssertEqual(Set(collected.removedLayers), Set(fixture.chainIDs))
+        XCTAssertEqual(collected.removedLayers.count, 2)
+        XCTAssertGreaterThan(collected.freedBytes, 0)
+        XCTAssertEqual(layerEntries(), [])
+        XCTAssertEqual(images.usage().inodes, 4, "the store directory, its lock file, .layers and .leases")
         XCTAssertLessThan(images.usage().bytes, usage.bytes)
     }
 
@@ -598,18 +780,22 @@ extension ImageStoreTests {
         XCTAssertEqual(wanted, "linux/" + OCILayout.hostArchitecture)
         XCTAssertEqual(available, ["linux/" + Self.otherArchitecture])
 
-        // Docker schema 2 media types; the descriptor in index.json has no mediaType.
+        // Docker schema 2 media types; the descriptor in index.json has no mediaType. Other blobs
+        // (both gzipped), the same DiffIDs: the same layers.
         let other = try images.pull("oci:" + fixture.path + ":other")
         XCTAssertEqual(other.repoTags, ["alpine-oci:other"])
         XCTAssertEqual(other.repoDigests, ["alpine-oci@" + fixture.otherManifestDigest])
         XCTAssertEqual(other.id, fixture.configDigest)
-        XCTAssertEqual(contents(other.rootfs + "/etc/hostname"), "two\n")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: other.rootfs + "/data"))
+        XCTAssertEqual(other.layers, fixture.chainIDs)
+        XCTAssertEqual(read("etc/hostname", in: other), "two\n")
+        XCTAssertNil(read("data/a", in: other))
+        XCTAssertTrue(isWhiteout(images.layerDirectory(fixture.chainIDs[1]) + "/data"))
 
         // One id, two references: one image. untag drops a reference; remove (the CRI's) the image.
         let tagged = try images.pull(fixture.path + ":3.19")
         XCTAssertEqual(images.list().map(\.repoTags), [["alpine-oci:other", "alpine-oci:3.19"]])
         XCTAssertEqual(tagged.rootfs, other.rootfs)
+        XCTAssertEqual(layerEntries(), fixture.chainIDs.map(hex).sorted())
         guard case .untagged(let kept) = try images.untag("alpine-oci:other") else { return XCTFail("expected untagged") }
         XCTAssertEqual(kept.repoTags, ["alpine-oci:3.19"])
         XCTAssertEqual(images.list().map(\.repoTags), [["alpine-oci:3.19"]])
@@ -623,7 +809,8 @@ extension ImageStoreTests {
         let mine = try images.pull("oci:" + fixture.path + ":3.19", tagAs: "docker.io/library/mine:2")
         XCTAssertEqual(mine.repoTags, ["mine:2"])
         XCTAssertEqual(mine.repoDigests, ["mine@" + fixture.indexDigest])
-        XCTAssertEqual(mine.rootfs, storePath + "/mine_2/rootfs")
+        XCTAssertEqual(mine.directory, storePath + "/mine_2")
+        XCTAssertEqual(mine.lowerDirectories, fixture.chainIDs.reversed().map(images.layerDirectory))
         XCTAssertEqual(try store(rootfs: "mine:2"), mine.rootfs)
         XCTAssertEqual(try images.pull("oci:" + fixture.path + ":3.19", tagAs: "mine:2"), mine, "same image again")
         XCTAssertEqual(try images.pull("mine:2"), mine, "a name in the store")
@@ -631,6 +818,7 @@ extension ImageStoreTests {
         XCTAssertEqual(pullError(fixture.path + ":3.19", tagAs: "a b"), .invalidName("a b"))
         XCTAssertEqual(pullError(fixture.path + ":3.19", tagAs: "../x"), .invalidName("../x"))
         XCTAssertEqual(images.list(), [mine])
+        XCTAssertEqual(layerEntries(), fixture.chainIDs.map(hex).sorted())
     }
 
     func testConcurrentPullsOfOneReference() throws {
@@ -650,8 +838,24 @@ extension ImageStoreTests {
         XCTAssertEqual(records.count, 3)
         XCTAssertEqual(Set(records.map(\.id)), [fixture.configDigest])
         XCTAssertEqual(images.list(), [records[0]])
-        XCTAssertEqual(storeEntries(), ["alpine-oci_3.19"], "losers' staging directories are gone")
-        XCTAssertEqual(contents(records[0].rootfs + "/etc/hostname"), "two\n")
+        XCTAssertEqual(storeEntries(), [".layers", ".leases", "alpine-oci_3.19"], "losers' staging directories are gone")
+        XCTAssertEqual(layerEntries(), fixture.chainIDs.map(hex).sorted(), "each layer once, losers' copies gone")
+        assertNoLeftovers()
+        XCTAssertEqual(read("etc/hostname", in: records[0]), "two\n")
+    }
+
+    /// A pull that finishes after another pull of the same image installed it (both found the
+    /// image missing when they started) returns that image: no second directory, no second record.
+    func testLateInstallOfAStoredImageReturnsIt() throws {
+        let fixture = try makeLayout()
+        let record = try images.pull(fixture.path + ":3.19")
+        let name = try images.storedName(tagAs: nil, layoutPath: fixture.path, reference: "3.19")
+        let late = try images.installLayered(name, id: record.id, record: ImageRecord(
+            id: record.id, repoTags: [name.repoTag], repoDigests: record.repoDigests, size: record.size,
+            config: record.config, rootfs: "", created: record.created, layers: record.layers))
+        XCTAssertEqual(late, record)
+        XCTAssertEqual(images.list(), [record])
+        XCTAssertEqual(storeEntries(), [".layers", ".leases", "alpine-oci_3.19"])
     }
 
     // MARK: Broken layouts
@@ -659,15 +863,26 @@ extension ImageStoreTests {
     func testCorruptedBlobIsADigestError() throws {
         let fixture = try makeLayout()
         let original = try Data(contentsOf: URL(fileURLWithPath: fixture.gzipLayerBlob))
+        let digest = "sha256:" + (fixture.gzipLayerBlob as NSString).lastPathComponent
+
+        // A changed gzip header (its time field) still decompresses to the same tar: only the
+        // blob's digest tells, checked as the blob streams.
+        var retimed = original
+        retimed[4] ^= 0x01
+        try retimed.write(to: URL(fileURLWithPath: fixture.gzipLayerBlob))
+        let error = pullError(fixture.path + ":3.19")
+        XCTAssertEqual(error, .layer(blob: digest, .digestMismatch(what: "digest", expected: digest,
+                                                                   actual: "sha256:" + SHA256.hexDigest(of: [UInt8](retimed)))))
+        XCTAssertEqual(error?.description.hasPrefix("layer \(digest): layer digest is sha256:"), true, error?.description ?? "")
+
+        // Damage inside the compressed stream: refused one way or another, never stored.
         var corrupted = original
         corrupted[corrupted.count / 2] ^= 0xff
         try corrupted.write(to: URL(fileURLWithPath: fixture.gzipLayerBlob))
-        let error = pullError(fixture.path + ":3.19")
-        let digest = "sha256:" + (fixture.gzipLayerBlob as NSString).lastPathComponent
-        XCTAssertEqual(error, .digestMismatch(path: fixture.gzipLayerBlob, expected: digest,
-                                              actual: SHA256.hexDigest(of: [UInt8](corrupted))))
-        XCTAssertTrue(error?.description.contains("is corrupt") ?? false, error?.description ?? "")
+        guard case .layer(let blob, _) = pullError(fixture.path + ":3.19") else { return XCTFail("corrupt layer accepted") }
+        XCTAssertEqual(blob, digest)
 
+        // Checked before a byte is unpacked: the size on disk against the descriptor's.
         try (original + Data([0])).write(to: URL(fileURLWithPath: fixture.gzipLayerBlob))
         XCTAssertEqual(pullError(fixture.path + ":3.19"),
                        .sizeMismatch(path: fixture.gzipLayerBlob, expected: Int64(original.count),
@@ -676,7 +891,32 @@ extension ImageStoreTests {
         try FileManager.default.removeItem(atPath: fixture.gzipLayerBlob)
         XCTAssertEqual(pullError(fixture.path + ":3.19"), .missingBlob(path: fixture.gzipLayerBlob, digest: digest))
         XCTAssertEqual(images.list(), [])
-        XCTAssertEqual(storeEntries(), [])
+        // The base layer, unpacked before the top one failed, waits for a retry or the collector.
+        XCTAssertEqual(layerEntries(), [hex(fixture.chainIDs[0])])
+        assertNoLeftovers()
+        XCTAssertEqual(try images.collectGarbage().removedLayers, [fixture.chainIDs[0]])
+        XCTAssertEqual(storeEntries(), [".layers", ".leases"])
+    }
+
+    func testWrongDiffIDIsRefused() throws {
+        let tar = try makeTar("layer", ["etc/hostname": "h\n"])
+        let actual = try sha256(file: tar)
+        let wrong = "sha256:" + String(repeating: "e", count: 64)
+        let layout = try makeSingleImageLayout("diff-oci", layers: [(tar, Self.tarType)], diffIDs: [wrong])
+        let error = pullError(layout)
+        XCTAssertEqual(error, .layer(blob: actual, .digestMismatch(what: "DiffID", expected: wrong, actual: actual)))
+        XCTAssertEqual(error?.description, "layer \(actual): layer DiffID is \(actual), expected \(wrong)")
+        XCTAssertEqual(images.list(), [])
+        XCTAssertEqual(layerEntries(), [], "nothing of the layer is kept")
+        assertNoLeftovers()
+
+        // A config whose DiffIDs do not match the manifest's layers, or are not sha256.
+        let short = try makeSingleImageLayout("short-oci", layers: [(tar, Self.tarType)], diffIDs: [])
+        guard case .malformedDocument(_, let detail) = pullError(short) else { return XCTFail("DiffIDs missing") }
+        XCTAssertEqual(detail, "the config lists 0 DiffIDs for 1 layers in the manifest")
+        let md5 = try makeSingleImageLayout("md5-oci", layers: [(tar, Self.tarType)], diffIDs: ["md5:00"])
+        guard case .unsupportedDigest(_, let digest) = pullError(md5) else { return XCTFail("md5 DiffID accepted") }
+        XCTAssertEqual(digest, "md5:00")
     }
 
     func testLayerMemberOutsideTheImageIsRejected() throws {
@@ -684,20 +924,48 @@ extension ImageStoreTests {
         try temporary.makeDirectory("src/evil/sub")
         let archive = sources + "/evil.tar"
         try run(["/bin/tar", "-c", "-P", "-f", archive, "-C", sources + "/evil/sub", "../escape"])
-        let layout = try makeSingleImageLayout("evil-oci", layers: [(archive, "application/vnd.oci.image.layer.v1.tar")])
-        let blob = layout + "/blobs/sha256/" + (try SHA256.hexDigest(ofFile: archive).hex)
+        let layout = try makeSingleImageLayout("evil-oci", layers: [(archive, Self.tarType)])
+        let digest = try sha256(file: archive)
         let error = pullError(layout)
-        XCTAssertEqual(error, .unsafeMember(layer: blob, member: "../escape"))
-        XCTAssertEqual(error?.description,
-                       "layer \(blob) contains \"../escape\", a path outside the image (absolute or with ..)")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: temporary.path + "/escape"))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: storePath + "/escape"))
+        guard case .layer(let blob, .unsafeMember(let member, _)) = error else {
+            return XCTFail("\"../escape\" accepted: \(String(describing: error))")
+        }
+        XCTAssertEqual(blob, digest)
+        XCTAssertEqual(member, "../escape")
+        XCTAssertEqual(error?.description.hasPrefix("layer \(digest): layer member \"../escape\" refused: "), true,
+                       error?.description ?? "")
+        XCTAssertFalse(exists(temporary.path + "/escape"))
+        XCTAssertFalse(exists(storePath + "/escape"))
+        XCTAssertFalse(exists(storePath + "/.layers/escape"))
         XCTAssertEqual(images.list(), [])
+        XCTAssertEqual(layerEntries(), [])
+        assertNoLeftovers()
 
-        try run(["/bin/tar", "-c", "-P", "-f", sources + "/abs.tar", sources + "/evil/escape"])
-        let absolute = try makeSingleImageLayout("abs-oci", layers: [(sources + "/abs.tar", "application/vnd.oci.image.layer.v1.tar")])
-        guard case .unsafeMember(_, let member) = pullError(absolute) else { return XCTFail("absolute member accepted") }
-        XCTAssertEqual(member, sources + "/evil/escape")
+        // An absolute name is taken relative to the layer's root, as containerd does.
+        let absoluteName = sources + "/evil/escape"
+        try run(["/bin/tar", "-c", "-P", "-f", sources + "/abs.tar", absoluteName])
+        let absolute = try makeSingleImageLayout("abs-oci", layers: [(sources + "/abs.tar", Self.tarType)])
+        let record = try images.pull(absolute)
+        XCTAssertEqual(read(String(absoluteName.dropFirst()), in: record), "gotcha")
+        XCTAssertEqual(contents(record.lowerDirectories[0] + absoluteName), "gotcha")
+        XCTAssertEqual(contents(absoluteName), "gotcha")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: sources + "/evil").sorted(), ["escape", "sub"])
+
+        // A symbolic link out of the layer, then a member through it.
+        let outside = try temporary.makeDirectory("outside")
+        try symlink("src/sym1/a", to: outside)
+        try write("src/sym2/a/file", "through the link")
+        try run(["/bin/tar", "-c", "-f", sources + "/sym.tar", "-C", sources + "/sym1", "a", "-C", sources + "/sym2", "a/file"])
+        let linked = try makeSingleImageLayout("sym-oci", layers: [(sources + "/sym.tar", Self.tarType)])
+        guard case .layer(let linkedBlob, .unsafeMember(let linkedMember, _)) = pullError(linked) else {
+            return XCTFail("a member below a symbolic link was accepted")
+        }
+        XCTAssertEqual(linkedBlob, try sha256(file: sources + "/sym.tar"))
+        XCTAssertEqual(linkedMember, "a/file")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outside), [], "nothing written through the link")
+        XCTAssertEqual(images.list().map(\.repoTags), [["abs-oci:latest"]])
+        XCTAssertEqual(layerEntries(), record.layers.map(hex))
+        assertNoLeftovers()
     }
 
     func testUpperLayersReplaceLowerSymlinksWithoutFollowingThem() throws {
@@ -713,25 +981,48 @@ extension ImageStoreTests {
         try run(["/bin/tar", "-c", "-f", sources + "/s1.tar", "-C", sources + "/s1", "abs", "rel", "dir2file", "file2dir"])
         try run(["/bin/tar", "-c", "-f", sources + "/s2.tar", "-C", sources + "/s2", "abs", "rel", "dir2file", "file2dir"])
         let layout = try makeSingleImageLayout("links-oci", layers: [
-            (sources + "/s1.tar", "application/vnd.oci.image.layer.v1.tar"),
-            (sources + "/s2.tar", "application/vnd.oci.image.layer.v1.tar"),
+            (sources + "/s1.tar", Self.tarType),
+            (sources + "/s2.tar", Self.tarType),
         ])
         let record = try images.pull(layout)
         XCTAssertEqual(record.repoTags, ["links-oci:latest"])
-        XCTAssertEqual(tree(record.rootfs), ["abs", "abs/file", "dir2file", "file2dir", "file2dir/y", "rel", "rel/file"])
-        XCTAssertEqual(contents(record.rootfs + "/abs/file"), "in")
-        XCTAssertEqual(contents(record.rootfs + "/dir2file"), "now a file")
+        let (upper, lower) = (record.lowerDirectories[0], record.lowerDirectories[1])
+        // Each layer unpacked on its own: the lower keeps its links, the upper has real directories.
+        XCTAssertEqual(tree(lower), ["abs", "dir2file", "dir2file/x", "file2dir", "rel"])
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: lower + "/abs"), outside)
+        XCTAssertEqual(tree(upper), ["abs", "abs/file", "dir2file", "file2dir", "file2dir/y", "rel", "rel/file"])
+        XCTAssertEqual(read("abs/file", in: record), "in")
+        XCTAssertEqual(read("rel/file", in: record), "in")
+        XCTAssertEqual(read("dir2file", in: record), "now a file")
+        XCTAssertNil(read("dir2file/x", in: record), "the upper file hides the lower directory's children")
+        XCTAssertEqual(read("file2dir/y", in: record), "y")
+        XCTAssertNil(read("file2dir", in: record), "a directory now")
+        try withOverlay(record.lowerDirectories) { merged in
+            XCTAssertEqual(tree(merged), ["abs", "abs/file", "dir2file", "file2dir", "file2dir/y", "rel", "rel/file"])
+            XCTAssertEqual(contents(merged + "/dir2file"), "now a file")
+            XCTAssertEqual(contents(merged + "/abs/file"), "in")
+        }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outside), [], "nothing written through a symlink")
     }
 
     func testUnsupportedLayerMediaType() throws {
         let layers = try makeLayers()
-        let layout = try makeSingleImageLayout("zstd-oci", layers: [(layers.plain, "application/vnd.oci.image.layer.v1.tar+zstd")])
+        let mediaType = "application/vnd.oci.image.layer.v1.tar+bzip2"
+        let layout = try makeSingleImageLayout("bzip2-oci", layers: [(layers.plain, mediaType)])
         let blob = layout + "/blobs/sha256/" + (try SHA256.hexDigest(ofFile: layers.plain).hex)
         let error = pullError(layout)
-        XCTAssertEqual(error, .unsupportedMediaType(path: blob, mediaType: "application/vnd.oci.image.layer.v1.tar+zstd"))
-        XCTAssertEqual(error?.description,
-                       "\(blob) has media type \"application/vnd.oci.image.layer.v1.tar+zstd\", which podshim cannot use")
+        XCTAssertEqual(error, .unsupportedMediaType(path: blob, mediaType: mediaType))
+        XCTAssertEqual(error?.description, "\(blob) has media type \"\(mediaType)\", which podshim cannot use")
+        XCTAssertEqual(layerEntries(), [])
+
+        // zstd is one podshim reads (when the zstd program is here to make the fixture).
+        guard access("/usr/bin/zstd", X_OK) == 0 || access("/bin/zstd", X_OK) == 0 else { return }
+        let zstd = sources + "/layer1.tar.zst"
+        try compress(layers.plain, to: zstd, with: "zstd -q")
+        let zstdLayout = try makeSingleImageLayout("zstd-oci", layers: [(zstd, "application/vnd.oci.image.layer.v1.tar+zstd")])
+        let record = try images.pull(zstdLayout)
+        XCTAssertEqual(record.layers, [layers.diffIDs[0]])
+        XCTAssertEqual(read("etc/hostname", in: record), "one\n")
     }
 
     func testBadLayoutFiles() throws {
@@ -745,6 +1036,296 @@ extension ImageStoreTests {
         XCTAssertEqual(pullError(layout), .unsupportedLayoutVersion(path: layout, version: "2.0.0"))
         try FileManager.default.removeItem(atPath: layout + "/oci-layout")
         XCTAssertEqual(pullError("oci:" + layout), .notAnOCILayout(layout))
+    }
+
+    func testImageConfigWithoutLayersIsMalformed() throws {
+        let tar = try makeTar("layer", ["etc/hostname": "h\n"])
+        let layout = try makeLayoutDirectory("norootfs-oci")
+        let config = try addJSON(OCIImageConfiguration(architecture: OCILayout.hostArchitecture, os: "linux"),
+                                 mediaType: OCIMediaType.imageConfig, to: layout)
+        let layer = try addBlob(file: tar, mediaType: Self.tarType, to: layout)
+        let manifest = try addJSON(OCIManifest(schemaVersion: 2, mediaType: OCIMediaType.imageManifest, config: config,
+                                               layers: [layer]),
+                                   mediaType: OCIMediaType.imageManifest, to: layout)
+        try writeIndex(OCIIndex(schemaVersion: 2, mediaType: nil, manifests: [manifest]), layout: layout)
+        XCTAssertEqual(pullError(layout), .malformedDocument(path: layout + "/blobs/sha256/" + hex(config.digest),
+                                                             detail: "the image config has no rootfs of type \"layers\""))
+        XCTAssertEqual(images.list(), [])
+        XCTAssertEqual(layerEntries(), [])
+    }
+
+    // MARK: The layer store
+
+    /// readImageFile against layer directories made by hand, and (as root) against the kernel's
+    /// overlay of the same directories.
+    func testReadImageFileAsTheOverlayShowsIt() throws {
+        let lower = try temporary.makeDirectory("by-hand/lower"), upper = try temporary.makeDirectory("by-hand/upper")
+        try write("by-hand/lower/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+        try write("by-hand/lower/etc/group", "root:x:0:\n")
+        try write("by-hand/lower/etc/gone", "bye")
+        try write("by-hand/lower/opq/old", "old")
+        try write("by-hand/lower/dir2file/x", "x")
+        try write("by-hand/lower/file2dir", "f")
+        try write("by-hand/lower/exact", String(repeating: "e", count: 64))
+        try write("by-hand/lower/gone-dir/child", "hidden")
+        try symlink("by-hand/lower/host-link", to: "/etc/hostname")
+        XCTAssertEqual(mkfifo(lower + "/etc/fifo", 0o644), 0)
+        try write("by-hand/upper/etc/passwd", "app:x:1000:1000::/app:/bin/sh\n")
+        XCTAssertEqual(mknod(upper + "/etc/gone", S_IFCHR, 0), 0, "a whiteout")
+        XCTAssertEqual(mknod(upper + "/gone-dir", S_IFCHR, 0), 0, "a directory's whiteout")
+        try write("by-hand/upper/opq/new", "new")
+        try write("by-hand/upper/dir2file", "now a file")
+        try write("by-hand/upper/file2dir/y", "y")
+        // readImageFile honours either opaque marker; the kernel's default one needs root.
+        let opaque = XattrCalls.set(upper + "/opq", Self.isRoot ? "trusted.overlay.opaque" : "user.overlay.opaque", "y")
+        let layers = [upper, lower]
+        func read(_ path: String, limit: Int = 4 << 20) -> String? {
+            ImageStore.readImageFile(path, lowerDirectories: layers, limit: limit)
+        }
+
+        XCTAssertEqual(read("etc/passwd"), "app:x:1000:1000::/app:/bin/sh\n", "the top layer's version")
+        XCTAssertEqual(read("/etc/passwd"), "app:x:1000:1000::/app:/bin/sh\n")
+        XCTAssertEqual(read("etc/group"), "root:x:0:\n", "from the layer below")
+        XCTAssertNil(read("etc/gone"), "whited out")
+        XCTAssertNil(read("gone-dir/child"), "below a whited-out directory")
+        XCTAssertEqual(read("dir2file"), "now a file")
+        XCTAssertNil(read("dir2file/x"), "below a file of the upper layer")
+        XCTAssertEqual(read("file2dir/y"), "y")
+        XCTAssertNil(read("file2dir"), "a directory in the upper layer hides the lower file")
+        XCTAssertEqual(read("opq/new"), "new")
+        if opaque {
+            XCTAssertNil(read("opq/old"), "below an opaque directory")
+        }
+        XCTAssertNil(read("etc/fifo"), "a FIFO is not read, nor waited on")
+        XCTAssertNil(read("host-link"), "a link out of the layer is not followed")
+        XCTAssertEqual(read("exact", limit: 64), String(repeating: "e", count: 64))
+        XCTAssertNil(read("exact", limit: 63), "larger than the limit")
+        XCTAssertNil(read("etc"), "a directory")
+        XCTAssertNil(read("missing"))
+        XCTAssertNil(read(""))
+        XCTAssertNil(read("../lower/etc/group"))
+
+        try withOverlay(layers) { merged in
+            XCTAssertEqual(contents(merged + "/etc/passwd"), "app:x:1000:1000::/app:/bin/sh\n")
+            XCTAssertEqual(contents(merged + "/etc/group"), "root:x:0:\n")
+            XCTAssertFalse(exists(merged + "/etc/gone"))
+            XCTAssertFalse(exists(merged + "/gone-dir"))
+            XCTAssertFalse(exists(merged + "/dir2file/x"))
+            XCTAssertEqual(contents(merged + "/dir2file"), "now a file")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: merged + "/file2dir"), ["y"])
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: merged + "/opq"), ["new"])
+        }
+    }
+
+    func testChainIDsByHand() {
+        let a = "sha256:" + String(repeating: "a", count: 64)
+        let b = "sha256:" + String(repeating: "b", count: 64)
+        let c = "sha256:" + String(repeating: "c", count: 64)
+        // Computed with sha256sum: printf '%s' "$a $b" | sha256sum, then the same with that and $c.
+        let ab = "sha256:ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c"
+        let abc = "sha256:c1377126441fb2f5ec2c21ae2a60255331d639e830f0ee1b40a36e52d4c40588"
+        XCTAssertEqual(ImageStore.chainIDs(diffIDs: []), [])
+        XCTAssertEqual(ImageStore.chainIDs(diffIDs: [a]), [a], "the base layer's ChainID is its DiffID")
+        XCTAssertEqual(ImageStore.chainIDs(diffIDs: [a, b]), [a, ab])
+        XCTAssertEqual(ImageStore.chainIDs(diffIDs: [a, b, c]), [a, ab, abc])
+        XCTAssertEqual(ImageStore.chainIDs(diffIDs: [b, a]),
+                       [b, "sha256:c6238ae8d91445af4c453ac796a5e6c69f596c950ef3ae7b29faf4f8da3487f1"], "order matters")
+
+        XCTAssertEqual(images.layersDirectory, storePath + "/.layers")
+        XCTAssertEqual(images.layerDirectory(ab), storePath + "/.layers/" + hex(ab))
+        XCTAssertEqual(images.lowerDirectories(layers: [a, ab, abc]),
+                       [images.layerDirectory(abc), images.layerDirectory(ab), images.layerDirectory(a)], "top first")
+    }
+
+    func testImagesSharingABaseLayerStoreItOnce() throws {
+        let layouts = try makeSharedLayouts()
+        let baseDiffID = try sha256(file: layouts.base)
+        let a = try images.pull(layouts.a)
+        // Layers the store has are not read again: B pulls without the base layer's blob.
+        try FileManager.default.removeItem(atPath: layouts.b + "/blobs/sha256/" + hex(baseDiffID))
+        let b = try images.pull(layouts.b)
+
+        XCTAssertEqual(a.layers, ImageStore.chainIDs(diffIDs: [baseDiffID, try sha256(file: layouts.topA)]))
+        XCTAssertEqual(b.layers, ImageStore.chainIDs(diffIDs: [baseDiffID, try sha256(file: layouts.topB)]))
+        XCTAssertEqual(a.layers[0], b.layers[0])
+        XCTAssertNotEqual(a.layers[1], b.layers[1])
+        XCTAssertEqual(a.lowerDirectories.last, images.layerDirectory(baseDiffID))
+        XCTAssertEqual(b.lowerDirectories.last, images.layerDirectory(baseDiffID), "one directory for both")
+        XCTAssertEqual(layerEntries().count, 3, "the shared base layer is stored once")
+        XCTAssertEqual(layerEntries(), Set(a.layers + b.layers).map(hex).sorted())
+        XCTAssertEqual(images.list().map(\.repoTags), [["app-a:latest"], ["app-b:latest"]])
+
+        XCTAssertEqual(read("etc/os-release", in: a), "base\n")
+        XCTAssertEqual(read("etc/os-release", in: b), "base\n")
+        XCTAssertEqual(read("app/a", in: a), "A")
+        XCTAssertNil(read("app/b", in: a))
+        XCTAssertEqual(read("app/b", in: b), "B")
+        XCTAssertNil(read("app/a", in: b))
+        try withOverlay(b.lowerDirectories) { merged in
+            XCTAssertEqual(tree(merged), ["app", "app/b", "bin", "bin/sh", "etc", "etc/os-release"])
+        }
+        assertNoLeftovers()
+    }
+
+    func testRemovingAnImageAndCollectingGarbageKeepsSharedLayers() throws {
+        let layouts = try makeSharedLayouts()
+        let a = try images.pull(layouts.a)
+        let b = try images.pull(layouts.b)
+        XCTAssertEqual(try images.collectGarbage(), .init(removedLayers: [], freedBytes: 0), "every layer is in use")
+
+        try images.remove("app-a")
+        XCTAssertNil(images.status("app-a"))
+        XCTAssertFalse(exists(a.directory))
+        XCTAssertEqual(layerEntries().count, 3, "removing an image leaves its layers to collectGarbage")
+
+        let collected = try images.collectGarbage()
+        XCTAssertEqual(collected.removedLayers, [a.layers[1]], "only the layer no other image has")
+        XCTAssertGreaterThan(collected.freedBytes, 0)
+        XCTAssertEqual(layerEntries(), b.layers.map(hex).sorted())
+        XCTAssertEqual(try images.rootfs(for: "app-b"), b.rootfs)
+        XCTAssertEqual(read("etc/os-release", in: b), "base\n")
+        XCTAssertEqual(read("app/b", in: b), "B")
+        XCTAssertEqual(try images.collectGarbage(), .init(removedLayers: [], freedBytes: 0), "nothing more to free")
+
+        // Its last reference gone, B goes too (untag); its layers with the next collection.
+        XCTAssertEqual(try images.untag("app-b"), .removed([b]))
+        XCTAssertEqual(layerEntries().count, 2)
+        XCTAssertEqual(Set(try images.collectGarbage().removedLayers), Set(b.layers))
+        XCTAssertEqual(layerEntries(), [])
+        XCTAssertEqual(storeEntries(), [".layers", ".leases"])
+    }
+
+    func testLeaseKeepsLayersThroughGarbageCollection() throws {
+        let layouts = try makeSharedLayouts()
+        let a = try images.pull(layouts.a)
+        XCTAssertEqual(images.leases(), [:], "a pull's own lease ends with it")
+        try images.lease("container-1", layers: a.layers)
+        XCTAssertEqual(images.leases(), ["container-1": a.layers])
+
+        try images.remove(a.id)
+        XCTAssertEqual(images.list(), [])
+        XCTAssertEqual(try images.collectGarbage().removedLayers, [], "leased layers stay")
+        XCTAssertEqual(layerEntries(), a.layers.map(hex).sorted())
+        XCTAssertEqual(read("app/a", in: a), "A", "a container of the removed image still has its layers")
+
+        // A lease renewed with fewer layers keeps only those.
+        try images.lease("container-1", layers: [a.layers[0]])
+        XCTAssertEqual(try images.collectGarbage().removedLayers, [a.layers[1]])
+        XCTAssertEqual(layerEntries(), [hex(a.layers[0])])
+
+        images.release("container-1")
+        images.release("container-1")  // releasing twice is no error
+        images.release("../escape")  // not a holder name: nothing
+        XCTAssertEqual(images.leases(), [:])
+        XCTAssertEqual(try images.collectGarbage().removedLayers, [a.layers[0]])
+        XCTAssertEqual(layerEntries(), [])
+
+        for bad in ["", ".hidden", "a/b"] {
+            let store = images
+            XCTAssertEqual(assertThrows(ImagePullError.self) { try store.lease(bad, layers: []) }, .invalidName(bad), bad)
+        }
+    }
+
+    func testImportFailingHalfWayLeavesNoPartialLayerOrRecord() throws {
+        let base = try makeTar("half-base", ["etc/os-release": "base\n"])
+        let middle = try makeTar("half-middle", ["usr/lib/m": "m"])
+        // The top layer: a small file, then a big incompressible one that the broken blob cuts short,
+        // so its unpacking fails half-way, after it wrote the first file.
+        try write("src/half-top/aaa/first", "written before the failure")
+        var generator = SystemRandomNumberGenerator()
+        let noise = Data((0..<(512 << 10)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        try temporary.makeDirectory("src/half-top/zzz")
+        try noise.write(to: URL(fileURLWithPath: sources + "/half-top/zzz/big"))
+        let top = sources + "/half-top.tar", topGzip = sources + "/half-top.tar.gz"
+        try run(["/bin/tar", "-c", "-f", top, "-C", sources + "/half-top", "aaa", "zzz"])
+        try compress(top, to: topGzip)
+        let whole = try Data(contentsOf: URL(fileURLWithPath: topGzip))
+        let truncated = sources + "/half-top-truncated.tar.gz"
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: truncated))
+        let diffIDs = [try sha256(file: base), try sha256(file: middle), try sha256(file: top)]
+        let chain = ImageStore.chainIDs(diffIDs: diffIDs)
+
+        let broken = try makeSingleImageLayout("half-broken", layers: [
+            (base, Self.tarType), (middle, Self.tarType), (truncated, Self.gzipType),
+        ], diffIDs: diffIDs)
+        guard case .layer(let blob, _) = pullError(broken, tagAs: "half") else { return XCTFail("a truncated layer was accepted") }
+        XCTAssertEqual(blob, try sha256(file: truncated))
+        XCTAssertEqual(images.list(), [])
+        XCTAssertNil(images.status("half"))
+        XCTAssertFalse(exists(storePath + "/half"))
+        XCTAssertFalse(exists(images.layerDirectory(chain[2])))
+        XCTAssertEqual(layerEntries(), chain.prefix(2).map(hex).sorted(), "the complete layers stay, for a retry or the collector")
+        assertNoLeftovers("no half-unpacked layer")
+
+        // The same image with a good top layer blob imports, keeping the two layers stored.
+        let fixed = try makeSingleImageLayout("half-fixed", layers: [
+            (base, Self.tarType), (middle, Self.tarType), (topGzip, Self.gzipType),
+        ], diffIDs: diffIDs)
+        let record = try images.pull(fixed, tagAs: "half")
+        XCTAssertEqual(record.repoTags, ["half:latest"])
+        XCTAssertEqual(record.layers, chain)
+        XCTAssertEqual(layerEntries(), chain.map(hex).sorted())
+        XCTAssertEqual(read("aaa/first", in: record), "written before the failure")
+        XCTAssertEqual(read("usr/lib/m", in: record), "m")
+        XCTAssertEqual(read("etc/os-release", in: record), "base\n")
+        XCTAssertEqual(FileManager.default.contents(atPath: images.layerDirectory(chain[2]) + "/zzz/big"), noise)
+        assertNoLeftovers()
+    }
+
+    func testRemoveLeftoversCleansTemporaryLayers() throws {
+        let layerHex = String(repeating: "d", count: 64)
+        try write("store/.layers/.tmp-1234/etc/half-written", "x")
+        XCTAssertEqual(mknod(storePath + "/.layers/.tmp-1234/etc/gone", S_IFCHR, 0), 0, "a whiteout, half-way through")
+        XCTAssertEqual(chmod(storePath + "/.layers/.tmp-1234/etc", 0o500), 0)
+        try temporary.makeDirectory("store/.layers/.removing-5678/usr")
+        try write("store/.layers/\(layerHex)/file", "a committed layer")
+        try write("store/.ingest/sha256-abc.partial", "half a blob")
+        try write("store/.staging-99/image.json", "{}")
+        try images.lease("pull-0000", layers: ["sha256:" + layerHex])
+        try images.lease("container-1", layers: ["sha256:" + layerHex])
+
+        XCTAssertEqual(try images.removeLeftovers(), [
+            storePath + "/.staging-99",
+            storePath + "/.layers/.removing-5678", storePath + "/.layers/.tmp-1234",
+            storePath + "/.ingest/sha256-abc.partial",
+        ])
+        XCTAssertEqual(layerEntries(), [layerHex], "committed layers are not leftovers")
+        XCTAssertEqual(contents(storePath + "/.layers/\(layerHex)/file"), "a committed layer")
+        XCTAssertEqual(images.leases(), ["container-1": ["sha256:" + layerHex]], "only interrupted pulls' leases end")
+        XCTAssertEqual(FileTree.entries(of: storePath + "/.ingest"), [])
+        XCTAssertEqual(try images.removeLeftovers(), [], "nothing the second time")
+    }
+
+    func testMissingLayerMakesTheImageIncomplete() throws {
+        let fixture = try makeLayout()
+        let record = try images.pull(fixture.path + ":3.19")
+        try LayerApplier.removeLayerDirectory(images.layerDirectory(record.layers[1]))
+        let error = resolveError("alpine-oci:3.19", in: images)
+        XCTAssertEqual(error, .missingLayer(image: "alpine-oci:3.19", chainID: record.layers[1]))
+        XCTAssertEqual(error?.description, "image \"alpine-oci:3.19\" is incomplete: its layer \(record.layers[1]) is not in "
+                       + "the layer store; pull the image again")
+        XCTAssertEqual(images.status("alpine-oci:3.19"), record, "still listed")
+
+        // As the message says, pulling it again brings the layer back.
+        XCTAssertEqual(try images.pull(fixture.path + ":3.19"), record)
+        XCTAssertEqual(try images.rootfs(for: "alpine-oci:3.19"), record.rootfs)
+        XCTAssertEqual(read("etc/hostname", in: record), "two\n")
+        XCTAssertEqual(images.list(), [record])
+        assertNoLeftovers()
+    }
+
+    func testPodPlannerStacksTheLayersOfAnOCIImage() throws {
+        let fixture = try makeLayout()
+        let record = try images.pull(fixture.path + ":3.19")
+        let configuration = RuntimeConfiguration(stateDirectory: "/run/x", rootDirectory: "/var/lib/x", imageDirectory: storePath,
+                                                 logDirectory: "/var/log/x", pauseBinary: "/p")
+        let pod = PodSpec(name: "web", containers: [ContainerSpec(name: "a", image: "alpine-oci:3.19")])
+        let layout = PodLayout(pod: pod, podID: "u", configuration: configuration)
+        let plans = try PodPlanner.plan(pod, layout: layout, configuration: configuration)
+        XCTAssertEqual(plans.first?.rootfsMount?.data,
+                       "lowerdir=\(record.lowerDirectories.joined(separator: ":")),upperdir=/var/lib/x/pods/u/containers/a/upper,"
+                           + "workdir=/var/lib/x/pods/u/containers/a/work")
+        XCTAssertEqual(plans.first?.argv, ["/bin/tool", "--serve"])
     }
 
     // MARK: Plain directories
@@ -762,13 +1343,19 @@ extension ImageStoreTests {
         XCTAssertEqual(record.repoDigests, [])
         XCTAssertEqual(record.config, ImageConfig())
         XCTAssertEqual(record.rootfs, storePath + "/mytool/rootfs")
+        XCTAssertEqual(record.directory, storePath + "/mytool")
+        XCTAssertEqual(record.layers, [])
+        XCTAssertEqual(record.lowerDirectories, [record.rootfs])
         XCTAssertEqual(record.size, UInt64("#!/bin/sh\nexit 0\n".utf8.count + "k=v\n".utf8.count + "bin/run".utf8.count))
         XCTAssertTrue(ImageReference.isSHA256Digest(record.id), record.id)
         XCTAssertEqual(tree(record.rootfs), ["bin", "bin/run", "etc", "etc/conf", "lnk", "tmp"])
         XCTAssertEqual(mode(record.rootfs + "/bin/run"), 0o750)
         XCTAssertEqual(mode(record.rootfs + "/tmp"), 0o1777)
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: record.rootfs + "/lnk"), "bin/run")
+        XCTAssertEqual(read("etc/conf", in: record), "k=v\n")
+        XCTAssertEqual(read("lnk", in: record), "#!/bin/sh\nexit 0\n")
         XCTAssertEqual(try store(rootfs: "mytool"), record.rootfs)
+        XCTAssertFalse(exists(storePath + "/.layers"), "a directory image uses no layer")
 
         XCTAssertEqual(try images.pull(source + "/"), record, "pulling again returns the stored image")
         let other = ImageStore(directory: temporary.path + "/store2")
@@ -836,6 +1423,7 @@ extension ImageStoreTests {
         let pulled = try images.pull(sources + "/stray")
         let beside = "stray-" + pulled.id.dropFirst("sha256:".count).prefix(12)
         XCTAssertEqual(pulled.rootfs, storePath + "/" + beside + "/rootfs")
+        XCTAssertEqual(pulled.directory, storePath + "/" + beside)
         XCTAssertEqual(pulled.repoTags, ["stray:latest"])
         XCTAssertEqual(storeEntries(), [".removing-5678", ".staging-1234", "stray", beside])
 
@@ -850,17 +1438,20 @@ extension ImageStoreTests {
         try temporary.makeDirectory("store/busybox_1.36/rootfs")
         try temporary.makeDirectory("store/no-rootfs")
         let busybox = ImageRecord(id: "sha256:" + SHA256.hexDigest(of: "podshim-local:busybox"),
-                                  repoTags: ["busybox:latest"], size: 10 + 7, rootfs: storePath + "/busybox/rootfs")
+                                  repoTags: ["busybox:latest"], size: 10 + 7, rootfs: storePath + "/busybox/rootfs",
+                                  directory: storePath + "/busybox")
         XCTAssertEqual(ImageStore.localID("busybox"), busybox.id)
         let tagged = try XCTUnwrap(images.list().last)
         XCTAssertEqual(images.list(), [busybox, tagged])
         XCTAssertEqual(tagged.repoTags, ["busybox_1.36:latest"])
+        XCTAssertEqual(tagged.directory, storePath + "/busybox_1.36")
         for reference in ["busybox", "busybox:latest", "docker.io/library/busybox:latest", "docker.io/busybox", busybox.id] {
             XCTAssertEqual(images.status(reference), busybox, reference)
         }
         XCTAssertEqual(images.status("busybox:1.36"), tagged, "the store name rootfs(for:) uses")
         XCTAssertEqual(try images.pull("busybox"), busybox)
         XCTAssertEqual(try store(rootfs: "busybox"), busybox.rootfs)
+        XCTAssertEqual(read("bin/sh", in: busybox), "0123456789", "read through its link, inside the image")
 
         try write("src/busybox/bin/true", "")
         guard case .conflict = pullError(sources + "/busybox") else { return XCTFail("replaced a hand-made image") }

@@ -4,14 +4,14 @@ import PodshimImages
 import PodshimRuntime
 
 /// `podshim images`: the local image store, used directly (no daemon needed; safe beside one).
-struct Images: ParsableCommand {
+struct Images: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "images",
-        abstract: "List, import and remove images in the local store.",
+        abstract: "List, pull, import and remove images in the local store.",
         discussion: """
-            An image is named by references [registry/]repository[:tag] (":latest" when there is no tag); several references may name one image, whose id comes from its content. Manifests and CRI requests name an image by reference, by id (or a unique prefix of 12+ hex digits), or by an absolute root filesystem path. No registry is ever contacted: images come in with `podshim images import`.
+            An image is named by references [registry/]repository[:tag] (":latest" when there is no tag); several references may name one image, whose id comes from its content. Manifests and CRI requests name an image by reference, by id (or a unique prefix of 12+ hex digits), or by an absolute root filesystem path. Images come from registries with `podshim images pull`, or from directories and OCI layouts with `podshim images import`; images from registries and OCI layouts are stacks of layers shared between images.
             """,
-        subcommands: [ImagesList.self, ImagesImport.self, ImagesRemove.self],
+        subcommands: [ImagesList.self, ImagesPull.self, ImagesImport.self, ImagesRemove.self],
         defaultSubcommand: ImagesList.self
     )
 }
@@ -122,6 +122,16 @@ struct ImagesRemove: ParsableCommand {
                 FileHandle.standardError.write(Data("podshim: remove \(image): \(error)\n".utf8))
                 failed = true
             }
+        }
+        // Layers no image and no container (lease) uses any more are freed now.
+        do {
+            let collected = try options.store.collectGarbage()
+            if !collected.removedLayers.isEmpty {
+                print("freed \(collected.removedLayers.count) layers (\(CtlFormat.bytes(collected.freedBytes)))")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("podshim: layer garbage collection: \(error)\n".utf8))
+            failed = true
         }
         if failed { throw ExitCode.failure }
     }
