@@ -26,8 +26,8 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         let defaults = ImageDefaults(record.config)
         if let uid = defaults.numericUser {
             image.uid.value = uid
-        } else if let user = defaults.user {
-            image.username = user
+        } else if let user = defaults.user, let name = user.split(separator: ":").first, !name.isEmpty {
+            image.username = String(name)  // `www-data:www-data` → `www-data`, as containerd reports it
         }
         image.spec.image = record.id
         return image

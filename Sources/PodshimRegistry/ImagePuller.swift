@@ -193,6 +193,16 @@ public final class ImagePuller: Sendable {
                                  size: size, config: configuration.imageConfig, rootfs: "", created: configuration.createdDate,
                                  layers: chain)
 
+        // The same image (config digest) already stored, from another registry or under another
+        // tag: one record gets this tag and digest too, as containerd keeps one image per id.
+        do throws(ImagePullError) {
+            if store.list().contains(where: { $0.id == id && $0.layers.allSatisfy(store.hasLayer) }),
+               let adopted = try store.adopt(storedName, id: id, moveTag: true) {
+                return try store.addRepoDigest(repoDigest, toImage: id) ?? adopted
+            }
+        } catch {
+            throw .store(error)
+        }
         let lease = ImageStore.pullLeasePrefix + UUID().uuidString.lowercased()
         do throws(ImagePullError) { try store.lease(lease, layers: chain) } catch { throw .store(error) }
         defer { store.release(lease) }
