@@ -350,8 +350,16 @@ struct RuntimeServiceProvider: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         let argv = request.cmd
         let (stdin, stdout, stderr, tty) = (request.stdin, request.stdout, request.stderr, request.tty)
         let exec = ExecStreamRequest(stdin: stdin, stdout: stdout, stderr: stderr, tty: tty) { onExit in
-            let started = try ContainerExec.start(in: runtime, argv: argv, stdin: stdin, stdout: stdout, stderr: stderr,
+            let started: ContainerExec.Streaming
+            do throws(ContainerExec.StartError) {
+                started = try ContainerExec.start(in: runtime, argv: argv, stdin: stdin, stdout: stdout, stderr: stderr,
                                                   tty: tty, onExit: onExit)
+            } catch {
+                // A program that is not there or cannot be executed: the session reports the
+                // command's 127/126, as runc's does; anything else is the exec's failure.
+                if let code = error.commandExitCode { throw ExecCommandNotRunnable(exitCode: code, message: error.reason) }
+                throw error.podshimError
+            }
             let process = started.process
             return ExecProcess(stdin: started.stdin, stdout: started.stdout, stderr: started.stderr, terminal: started.terminal,
                                kill: { _ = try? process.send(.kill) }) // gone already: nothing to kill

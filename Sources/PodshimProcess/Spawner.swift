@@ -16,6 +16,12 @@ public struct SpawnError: Error, Equatable, CustomStringConvertible, Sendable {
         if let detail { return "\(stage) \(detail): \(errno.symbolicName)" }
         return "\(stage): \(errno.symbolicName)"
     }
+
+    /// The child's setup was done and execve refused the program (`errno` says why: ENOENT,
+    /// EACCES, ENOEXEC, …).
+    public var isExecve: Bool {
+        stage == String(cString: psh_stage_name(Int32(bitPattern: PSH_STAGE_EXECVE.rawValue)))
+    }
 }
 
 /// Starts processes from ``ProcessPlan``s through the single C post-fork path.

@@ -49,8 +49,11 @@ public final class ImagePuller: Sendable {
                             clock: any Timekeeper = DeadlineTimer.shared) {
         var http = HTTPClient.Configuration()
         http.redirectConfiguration = .follow(max: 10, allowCycles: false)
-        http.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(30), read: .seconds(600))
+        http.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(15), read: .seconds(600))
         http.decompression = .disabled
+        // A refused or failing connection fails its request at once; RegistryClient's own retries
+        // (three, with back-off) decide, instead of the pool retrying until the connect timeout.
+        http.connectionPool.retryConnectionEstablishment = false
         http.httpVersion = .automatic
         self.init(store: store, configuration: configuration, clock: clock,
                   http: HTTPClient(eventLoopGroupProvider: .singleton, configuration: http), ownsHTTP: true)

@@ -49,7 +49,12 @@ public enum ContainerExec {
         cancellation: ExecCancellation? = nil
     ) throws(PodshimError) -> Result {
         let exited = ExitLatch()
-        let started = try start(in: container, argv: argv, stdin: false, stdout: true, stderr: true, onExit: { exited.set($0) })
+        let started: Streaming
+        do {
+            started = try start(in: container, argv: argv, stdin: false, stdout: true, stderr: true, onExit: { exited.set($0) })
+        } catch {
+            throw error.podshimError // ExecSync answers an error for a command that cannot run, as containerd's does
+        }
         let child = started.process
         // Both asked for, so both there.
         let outRead = started.stdout ?? -1, errRead = started.stderr ?? -1
@@ -178,28 +183,69 @@ extension ContainerExec {
         public var terminal: Int32?
     }
 
+    /// Why a command could not be started in a container.
+    public struct StartError: Error, Sendable, CustomStringConvertible, PodshimErrorConvertible {
+        /// The failure as an RPC reports it: `exec in container web: execve /nonexistent: ENOENT`.
+        public var podshimError: PodshimError
+        /// Set when execve refused the command itself: 127 for a program that is not there, 126
+        /// for a file that cannot be executed — the exit status runc, containerd and a shell
+        /// report for it. Nil for any other failure (the container's, podshim's, the host's).
+        public var commandExitCode: Int32?
+        /// For a command that cannot run: why, without the container (`execve /nonexistent: ENOENT`).
+        public var reason: String
+
+        init(_ error: PodshimError) {
+            podshimError = error
+            commandExitCode = nil
+            reason = error.description
+        }
+
+        init(spawning error: SpawnError, in container: Container) {
+            podshimError = PodError("exec in container \(container.name)", error).podshimError
+            commandExitCode = error.isExecve ? Self.exitCode(execveErrno: error.errno) : nil
+            reason = error.description
+        }
+
+        public var description: String { podshimError.description }
+
+        /// What a shell exits with when execve fails with `errno` (bash's rule: not found 127,
+        /// found but not executable 126); nil for errors that say nothing about the program (out
+        /// of memory, E2BIG, too many open files).
+        static func exitCode(execveErrno errno: Errno) -> Int32? {
+            switch errno.rawValue {
+            case ENOENT: 127
+            case EACCES, EPERM, ENOEXEC, EISDIR, ENOTDIR, ELOOP, ENAMETOOLONG, ETXTBSY, ELIBBAD: 126
+            default: nil
+            }
+        }
+    }
+
     /// Starts `argv` in `container` with pipes for the streams asked for (the others are
     /// /dev/null), or with `tty` on a new pseudo-terminal that becomes its controlling terminal
     /// (its output, stderr merged, comes from the master side; TERM=xterm unless the container
-    /// sets TERM); `onExit` gets its exit status (on the event loop thread).
+    /// sets TERM); `onExit` gets its exit status (on the event loop thread). A command execve
+    /// refuses fails with a ``StartError`` whose `commandExitCode` is set (nothing was started,
+    /// no descriptor is left open; `onExit` still gets the failed child's 127).
     public static func start(
         in container: Container, argv: [String], stdin: Bool, stdout: Bool, stderr: Bool, tty: Bool = false,
         onExit: @escaping @Sendable (ExitStatus) -> Void
-    ) throws(PodshimError) -> Streaming {
-        guard !argv.isEmpty, !argv[0].isEmpty else { throw PodshimError(.invalidArgument, subject: "cmd", message: "required") }
+    ) throws(StartError) -> Streaming {
+        guard !argv.isEmpty, !argv[0].isEmpty else {
+            throw StartError(PodshimError(.invalidArgument, subject: "cmd", message: "required"))
+        }
         guard let process = container.process, container.isRunning else {
-            throw PodshimError(.failedPrecondition, message: "container \(container.name) is not running")
+            throw StartError(PodshimError(.failedPrecondition, message: "container \(container.name) is not running"))
         }
         if tty { return try startOnTerminal(in: container, sandbox: process, argv: argv, stdin: stdin, onExit: onExit) }
         var opened: [Int32] = []
-        func pipe() throws(PodshimError) -> (read: Int32, write: Int32) {
+        func pipe() throws(StartError) -> (read: Int32, write: Int32) {
             do {
                 let ends = try Kernel.pipe()
                 opened += [ends.read, ends.write]
                 return ends
             } catch {
                 for fd in opened { close(fd) }
-                throw error.podshimError
+                throw StartError(error.podshimError)
             }
         }
         let input = stdin ? try pipe() : nil
@@ -213,7 +259,7 @@ extension ContainerExec {
                 cgroup: container.cgroup, setupTimeout: 30, onExit: onExit)
         } catch {
             for fd in opened { close(fd) }
-            throw PodError("exec in container \(container.name)", error).podshimError
+            throw StartError(spawning: error, in: container)
         }
         // The child's ends are its own now.
         for fd in [input?.read, output?.write, error?.write].compactMap({ $0 }) { close(fd) }
@@ -223,21 +269,21 @@ extension ContainerExec {
     private static func startOnTerminal(
         in container: Container, sandbox: ProcessHandle, argv: [String], stdin: Bool,
         onExit: @escaping @Sendable (ExitStatus) -> Void
-    ) throws(PodshimError) -> Streaming {
+    ) throws(StartError) -> Streaming {
         let terminal: (master: Int32, slave: Int32)
         do {
             terminal = try Kernel.pty()
         } catch {
-            throw error.podshimError
+            throw StartError(error.podshimError)
         }
         var fds = [terminal.master]
-        func duplicate() throws(PodshimError) -> Int32 {
+        func duplicate() throws(StartError) -> Int32 {
             let fd = fcntl(terminal.master, F_DUPFD_CLOEXEC, 3)
             guard fd >= 0 else {
                 let failure = PodshimError(.resourceExhausted, operation: "dup", subject: "terminal", errno: .last)
                 for fd in fds { close(fd) }
                 close(terminal.slave)
-                throw failure
+                throw StartError(failure)
             }
             fds.append(fd)
             return fd
@@ -255,7 +301,7 @@ extension ContainerExec {
         } catch {
             for fd in fds { close(fd) }
             close(terminal.slave)
-            throw PodError("exec in container \(container.name)", error).podshimError
+            throw StartError(spawning: error, in: container)
         }
         close(terminal.slave)
         return Streaming(process: child, stdin: input, stdout: terminal.master, stderr: nil, terminal: resize)

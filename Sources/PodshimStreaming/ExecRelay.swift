@@ -67,10 +67,14 @@ final class ExecRelay {
             started = try request.start { status in
                 loop.execute { bound.value.exited(status) }
             }
+        } catch let error as ExecCommandNotRunnable {
+            // As runc and a shell report it: the command "exited" 127 or 126, saying why.
+            let message = "exec failed: \(error.message)"
+            startFailed(status: Self.failure(message: message, reason: "NonZeroExitCode", code: nil, exitCode: error.exitCode),
+                        diagnostic: message)
+            return
         } catch {
-            finished = true
-            sendStatus(Self.failure(message: "\(error)", reason: "InternalError", code: 500))
-            transport?.done()
+            startFailed(status: Self.failure(message: "\(error)", reason: "InternalError", code: 500), diagnostic: nil)
             return
         }
         process = started
@@ -246,6 +250,29 @@ final class ExecRelay {
             sendStatus(Self.failure(message: "command terminated with non-zero exit code: exit status \(code)",
                                     reason: "NonZeroExitCode", code: nil, exitCode: code))
         }
+        transport?.done()
+        connection.flush()
+    }
+
+    /// The process could not start: the session ends at once. `diagnostic` goes to the client's
+    /// stderr (or terminal), every output stream the client reads ends (client-go's executor, like
+    /// ctl's, reads the status only once stdout and stderr have ended), then the status; what the
+    /// client still sends to stdin is dropped.
+    private func startFailed(status: String, diagnostic: String?) {
+        finished = true
+        stdinDone = true
+        pendingStdin.removeAll()
+        if let diagnostic {
+            let channel: ExecChannel? = outputChannels.contains(.stderr) ? .stderr : request.tty && request.stdout ? .stdout : nil
+            if let channel {
+                transport?.send(channel, connection.allocator.buffer(string: diagnostic + (request.tty ? "\r\n" : "\n")))
+            }
+        }
+        for channel in outputChannels where !ended.contains(channel) {
+            ended.insert(channel)
+            transport?.finish(channel)
+        }
+        sendStatus(status)
         transport?.done()
         connection.flush()
     }

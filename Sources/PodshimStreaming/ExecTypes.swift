@@ -28,6 +28,23 @@ public struct ExecProcess: Sendable {
     }
 }
 
+/// Thrown by ``ExecStreamRequest/start`` when the command itself cannot run — no such program, or
+/// a file that cannot be executed: the session reports it the way runc and a shell do, as the
+/// command's exit with `exitCode` (127 not found, 126 not executable), `message` on the client's
+/// stderr (or terminal) and in the status; not as a failure of the exec.
+public struct ExecCommandNotRunnable: Error, Sendable, CustomStringConvertible {
+    public var exitCode: Int32
+    /// Why, in words: `execve /nonexistent: ENOENT`.
+    public var message: String
+
+    public init(exitCode: Int32, message: String) {
+        self.exitCode = exitCode
+        self.message = message
+    }
+
+    public var description: String { "\(message) (exit status \(exitCode))" }
+}
+
 /// An Exec or Attach the CRI accepted: which streams the client asked for, and how to start the
 /// process or attach to it (called once the client's streams are all there; `onExit` gets the exit
 /// status — for an attach, called when the container's output has ended).
@@ -39,6 +56,8 @@ public struct ExecStreamRequest: Sendable {
     /// An attach to a container's own process: the session ends with Success (as the kubelet's own
     /// attach does), and a client that leaves does not take the process with it.
     public var attach: Bool
+    /// Throws ``ExecCommandNotRunnable`` for a command that cannot run; any other error ends the
+    /// session with an InternalError status carrying its text.
     public var start: @Sendable (_ onExit: @escaping @Sendable (ExitStatus) -> Void) throws -> ExecProcess
 
     public init(stdin: Bool, stdout: Bool, stderr: Bool, tty: Bool, attach: Bool = false,

@@ -9,8 +9,10 @@ import time
 
 import grpc
 
+import crihelpers
 from crihelpers import CRITestCase, pb
 import spdyclient
+import wsclient
 
 
 class StreamingExecTest(CRITestCase):
@@ -51,6 +53,84 @@ class StreamingExecTest(CRITestCase):
                     self.assertEqual(status["status"], "Failure")
                     self.assertEqual(status["reason"], "NonZeroExitCode")
                     self.assertEqual(status["details"]["causes"], [{"reason": "ExitCode", "message": str(code)}])
+
+    def test_a_command_that_cannot_run_ends_the_session_with_its_exit_code(self):
+        # As runc reports it: not there 127, not executable 126; the reason on stderr and in the
+        # status. Every stream ends (client-go reads the status only after stdout and stderr), fast.
+        for command, code, reason in ((["/nonexistent"], 127, "execve /nonexistent: ENOENT"),
+                                      (["no-such-program", "arg"], 127, "execve no-such-program: ENOENT"),
+                                      (["/etc/passwd"], 126, "execve /etc/passwd: EACCES"),
+                                      (["/tmp"], 126, "execve /tmp: EACCES")):
+            for stdin in (None, b"ignored\n"):
+                with self.subTest(command=command, stdin=stdin is not None):
+                    t0 = time.time()
+                    out, err, status = spdyclient.run_exec(self.exec_url(command, stdin=stdin is not None),
+                                                           stdin=stdin, timeout=10)
+                    self.assertLess(time.time() - t0, 5)
+                    self.assertEqual(out, b"")
+                    self.assertEqual(err, b"exec failed: %s\n" % reason.encode())
+                    self.assertEqual(status["status"], "Failure")
+                    self.assertEqual(status["reason"], "NonZeroExitCode")
+                    self.assertIn(reason, status["message"])
+                    self.assertEqual(status["details"]["causes"], [{"reason": "ExitCode", "message": str(code)}])
+        # With a terminal the reason comes on it; with stdout alone, in the status only.
+        out, err, status = spdyclient.run_exec(self.exec_url(["/nonexistent"], stderr=False), stderr=False, timeout=10)
+        self.assertEqual((out, err), (b"", b""))
+        self.assertEqual(status["details"]["causes"], [{"reason": "ExitCode", "message": "127"}])
+        url = self.exec_url(["/nonexistent"], stdin=True, stderr=False, tty=True)
+        sock, _ = spdyclient.upgrade(url, timeout=10)
+        s = spdyclient.Session(sock)
+        ids = {kind: s.syn_stream({"streamtype": kind}) for kind in ("error", "stdin", "stdout", "resize")}
+        out, status, open_streams = bytearray(), bytearray(), {ids["stdout"], ids["error"]}
+        while open_streams:
+            frame = s.read_frame()
+            self.assertIsNotNone(frame, "closed before every stream ended")
+            kind, sid, flags, payload = frame
+            if kind == "data":
+                (out if sid == ids["stdout"] else status).extend(payload)
+                if flags & spdyclient.FIN:
+                    open_streams.discard(sid)
+        sock.close()
+        self.assertEqual(bytes(out), b"exec failed: execve /nonexistent: ENOENT\r\n")
+        self.assertEqual(spdyclient.json.loads(bytes(status).decode())["details"]["causes"],
+                         [{"reason": "ExitCode", "message": "127"}])
+        # The container runs on, and execs in it still work; ExecSync of the same still says why.
+        self.assertEqual(self.container_status(self.client, self.cid).status.state, pb.CONTAINER_RUNNING)
+        out, _, status = spdyclient.run_exec(self.exec_url(["echo", "still-running"]), timeout=10)
+        self.assertEqual((out, status["status"]), (b"still-running\n", "Success"))
+        with self.assertRaises(grpc.RpcError) as refused:
+            self.client.rt.ExecSync(pb.ExecSyncRequest(container_id=self.cid, cmd=["/nonexistent"], timeout=5), timeout=15)
+        self.assertIn("execve /nonexistent: ENOENT", refused.exception.details())
+
+    def test_failed_starts_leak_nothing(self):
+        def fds():
+            return len(os.listdir("/proc/%d/fd" % self.daemon.pid))
+
+        def threads():
+            return len(os.listdir("/proc/%d/task" % self.daemon.pid))
+
+        def children():
+            return sorted(p for p in crihelpers.descendants(self.daemon.pid))
+
+        # Warm up (the first session starts the event loops' threads), then measure.
+        for _ in range(3):
+            spdyclient.run_exec(self.exec_url(["/nonexistent"]), timeout=10)
+        time.sleep(0.5)
+        before = (fds(), threads(), children())
+        for i in range(40):
+            command = ["/nonexistent"] if i % 2 else ["/etc/passwd"]
+            if i % 4 < 2:
+                _, _, status = spdyclient.run_exec(self.exec_url(command, stdin=True), stdin=b"x", timeout=10)
+            else:
+                status = wsclient.run_exec(self.exec_url(command, stdin=True), timeout=10)[2]
+            self.assertEqual(status["reason"], "NonZeroExitCode")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            after = (fds(), threads(), children())
+            if after == before:
+                break
+            time.sleep(0.2)
+        self.assertEqual(after, before, "daemon fds, threads, child processes")
 
     def test_only_the_streams_asked_for(self):
         out, err, status = spdyclient.run_exec(self.exec_url(["sh", "-c", "echo out; echo err >&2"], stderr=False),
@@ -295,6 +375,19 @@ class StreamingWebSocketExecTest(CRITestCase):
                 self.assertEqual(code, 1000)
         out, _, status, _ = wsclient.run_exec(url(["echo", "fine"]))
         self.assertEqual((out, status["status"]), (b"fine\n", "Success"))
+        # A command that cannot run: its 127/126 and the reason, then the close, at once.
+        for protocol in ("v5.channel.k8s.io", "v4.channel.k8s.io"):
+            for command, code, reason in ((["/nonexistent"], 127, "execve /nonexistent: ENOENT"),
+                                          (["/etc/passwd"], 126, "execve /etc/passwd: EACCES")):
+                with self.subTest(protocol=protocol, command=command):
+                    t0 = time.time()
+                    out, err, status, close = wsclient.run_exec(url(command, stdin=True), protocols=(protocol,), timeout=10)
+                    self.assertLess(time.time() - t0, 5)
+                    self.assertEqual((out, err), (b"", b"exec failed: %s\n" % reason.encode()))
+                    self.assertEqual((status["status"], status["reason"]), ("Failure", "NonZeroExitCode"))
+                    self.assertEqual(status["details"]["causes"], [{"reason": "ExitCode", "message": str(code)}])
+                    self.assertEqual(close, 1000)
+        self.assertEqual(self.container_status(self.client, cid).status.state, pb.CONTAINER_RUNNING)
         with self.assertRaises(spdyclient.HTTPError) as refused:
             wsclient.connect(url(["true"]), protocols=("v9.channel.k8s.io",))
         self.assertEqual(refused.exception.status, 403)
