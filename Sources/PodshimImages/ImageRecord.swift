@@ -63,11 +63,14 @@ public struct ImageRecord: Codable, Sendable, Equatable {
     public var layers: [String]
     /// The store directory holding `image.json` (`<store>/<name>`); set by the store when it reads the record.
     public var directory: String
+    /// Whether the image came from a registry (its `repoDigests` then name where); an image
+    /// imported by hand is used as it is by PullImage, never looked for in a registry.
+    public var pulled: Bool
 
     /// A record with the given fields.
     public init(id: String, repoTags: [String], repoDigests: [String] = [], size: UInt64,
                 config: ImageConfig = ImageConfig(), rootfs: String, created: Date? = nil, layers: [String] = [],
-                directory: String = "") {
+                directory: String = "", pulled: Bool = false) {
         self.id = id
         self.repoTags = repoTags
         self.repoDigests = repoDigests
@@ -77,9 +80,10 @@ public struct ImageRecord: Codable, Sendable, Equatable {
         self.created = created
         self.layers = layers
         self.directory = directory
+        self.pulled = pulled
     }
 
-    private enum CodingKeys: String, CodingKey { case id, repoTags, repoDigests, size, config, rootfs, created, layers }
+    private enum CodingKeys: String, CodingKey { case id, repoTags, repoDigests, size, config, rootfs, created, layers, pulled }
 
     /// Records written before layers existed decode with none.
     public init(from decoder: Decoder) throws {
@@ -92,6 +96,7 @@ public struct ImageRecord: Codable, Sendable, Equatable {
         rootfs = try container.decodeIfPresent(String.self, forKey: .rootfs) ?? ""
         created = try container.decodeIfPresent(Date.self, forKey: .created)
         layers = try container.decodeIfPresent([String].self, forKey: .layers) ?? []
+        pulled = try container.decodeIfPresent(Bool.self, forKey: .pulled) ?? false
         directory = ""
     }
 

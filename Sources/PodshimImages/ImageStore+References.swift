@@ -73,13 +73,14 @@ extension ImageStore {
         return target
     }
 
-    /// Adds `repoDigest` (`registry/repository@sha256:…`) to the image with `id`; returns its
-    /// record, nil when no image has `id`.
+    /// Adds `repoDigest` (`registry/repository@sha256:…`, where it was pulled from) to the image
+    /// with `id`, which counts as pulled from then on; returns its record, nil when no image has `id`.
     public func addRepoDigest(_ repoDigest: String, toImage id: String) throws(ImagePullError) -> ImageRecord? {
         try withReferenceLock { () throws(ImagePullError) -> ImageRecord? in
             guard var record = list().first(where: { $0.id == id }) else { return nil }
-            if !record.repoDigests.contains(repoDigest) {
-                record.repoDigests.append(repoDigest)
+            if !record.repoDigests.contains(repoDigest) || !record.pulled {
+                if !record.repoDigests.contains(repoDigest) { record.repoDigests.append(repoDigest) }
+                record.pulled = true
                 try rewrite(record)
             }
             return record

@@ -91,7 +91,7 @@ public final class ImagePuller: Sendable {
     /// no registry to come from and is used as it is, whatever the policy.
     public static func isLocal(_ record: ImageRecord, reference: String) -> Bool {
         guard let parsed = try? RegistryReference(parsing: reference) else { return true }
-        return !record.repoDigests.contains { digest in
+        return !record.pulled || !record.repoDigests.contains { digest in
             (try? RegistryReference(parsing: digest)).map { $0.name == parsed.name } ?? false
         }
     }
@@ -194,7 +194,7 @@ public final class ImagePuller: Sendable {
         let size = UInt64(max(0, imageManifest.layers.reduce(imageManifest.config.size + Int64(manifest.data.count)) { $0 + $1.size }))
         let record = ImageRecord(id: id, repoTags: storedName.tag.isEmpty ? [] : [storedName.repoTag], repoDigests: [repoDigest],
                                  size: size, config: configuration.imageConfig, rootfs: "", created: configuration.createdDate,
-                                 layers: chain)
+                                 layers: chain, pulled: true)
 
         // The same image (config digest) already stored, from another registry or under another
         // tag: one record gets this tag and digest too, as containerd keeps one image per id.
@@ -217,7 +217,7 @@ public final class ImagePuller: Sendable {
         }
         do throws(ImagePullError) {
             var installed = try store.installLayered(storedName, id: id, record: record)
-            if !installed.repoDigests.contains(repoDigest) {
+            if !installed.repoDigests.contains(repoDigest) || !installed.pulled {
                 installed = try store.addRepoDigest(repoDigest, toImage: id) ?? installed
             }
             return installed

@@ -101,10 +101,11 @@ class ImageStoreTest(CRITestCase):
         for ref in ("local/busybox:1", "busybox:latest", "example.com/oci/busybox:v1", "example.com/archive/busybox:v1"):
             self.assertIn(ref, listed.stdout)
 
-        # The ImageService sees the references, the ids and the sizes.
+        # The ImageService sees the references (fully qualified, as containerd reports them), the ids
+        # and the sizes.
         images = self.images()
-        self.assertEqual(images["local/busybox:1"], plain)
-        self.assertEqual(images["busybox:latest"], plain)
+        self.assertEqual(images["docker.io/local/busybox:1"], plain)
+        self.assertEqual(images["docker.io/library/busybox:latest"], plain)
         self.assertEqual(images["example.com/oci/busybox:v1"], config_digest)
         self.assertEqual(images["example.com/archive/busybox:v1"], config_digest)
         for ref in ("busybox", "docker.io/library/busybox:latest", plain, plain[len("sha256:"):], plain[:19]):
