@@ -203,14 +203,14 @@ let package = Package(
 // only these modules compile again.
 if Context.environment["PODSHIM_FUZZ"] != nil {
     let instrumented: Set<String> = ["PodshimSystem", "PodshimSpec", "PodshimSecurity", "PodshimImages", "PodshimDaemon",
-                                     "PodshimSPDY", "PodshimNetwork"]
+                                     "PodshimSPDY", "PodshimNetwork", "PodshimRegistry"]
     for target in package.targets where instrumented.contains(target.name) {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=fuzzer,address"])]
     }
     package.targets.append(.executableTarget(
         name: "podshim-fuzz",
         dependencies: ["PodshimSpec", "PodshimSecurity", "PodshimImages", "PodshimDaemon", "PodshimCRI", "PodshimSPDY",
-                       "PodshimNetwork"],
+                       "PodshimNetwork", "PodshimRegistry"],
         path: "Tests/Fuzz/Sources",
         swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-parse-as-library"])],
         linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))

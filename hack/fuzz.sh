@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(manifest quantity seccomp image-reference tar-member cri-pod cri-container spdy cni-config layer)
+[ ${#targets[@]} -gt 0 ] || targets=(manifest quantity seccomp image-reference tar-member cri-pod cri-container spdy cni-config layer registry)
 echo "== building podshim-fuzz (podshim's parsers with -sanitize=fuzzer,address)"
 # The same .build as everything else: only podshim's own modules compile again (instrumented).
 PODSHIM_FUZZ=1 swift build --product podshim-fuzz 2>&1 | grep -vE "ld.gold: warning: Cannot export local symbol" | tail -3

@@ -78,7 +78,7 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
             response.imageRef = local.id
             return response
         }
-        let credentials: RegistryCredentials?
+        var credentials: RegistryCredentials?
         do {
             credentials = request.hasAuth ? try RegistryCredentials.fromAuthConfig(
                 username: request.auth.username, password: request.auth.password, auth: request.auth.auth,
@@ -86,17 +86,22 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         } catch {
             throw PodshimError(.invalidArgument, subject: "auth", message: error.description)
         }
+        // Credentials for another registry are not for this one (containerd's ParseAuth skips them too).
         if request.hasAuth, !request.auth.serverAddress.isEmpty, let parsed = try? RegistryReference(parsing: reference),
            !Self.sameRegistry(request.auth.serverAddress, parsed) {
-            throw PodshimError(.invalidArgument, subject: "auth.server_address",
-                               message: "\(request.auth.serverAddress) is not the registry of \(reference) (\(parsed.registry))")
+            credentials = nil
         }
         let record: ImageRecord
+        let started = MonotonicInstant.now()
         do {
             record = try await puller.pull(reference, credentials: credentials)
         } catch {
+            // The error names the reference and host, never a credential.
+            manager.logger.warning("pull \(reference) failed: \(error)")
             throw error.podshimError
         }
+        let seconds = MonotonicInstant.now().milliseconds(since: started) / 1000
+        manager.logger.notice("pulled \(reference): \(record.id) (\(record.repoDigests.last ?? "no digest"), \(record.size) bytes) in \(String(format: "%.2f", seconds)) s")
         var response = Runtime_V1_PullImageResponse()
         response.imageRef = record.id
         return response

@@ -197,19 +197,20 @@ extension ImageStore {
 
     // MARK: Garbage collection
 
-    /// What ``collectGarbage()`` freed.
+    /// What ``collectGarbage(measure:)`` freed.
     public struct GarbageCollection: Equatable, Sendable {
         /// ChainIDs of the layers removed.
         public var removedLayers: [String]
-        /// Allocated bytes they used.
+        /// Allocated bytes they used (0 unless measured).
         public var freedBytes: UInt64
     }
 
     /// Removes every layer that no image record and no lease names. Listing the layers comes
     /// before reading the records and leases: a pull leases its layers before unpacking them, so
     /// a layer that appears while this runs is either not listed or already leased.
+    /// `measure`: count the bytes freed (a walk of each removed layer first).
     @discardableResult
-    public func collectGarbage() throws(ImageRemoveError) -> GarbageCollection {
+    public func collectGarbage(measure: Bool = false) throws(ImageRemoveError) -> GarbageCollection {
         let present = FileTree.entries(of: layersDirectory).filter { !$0.hasPrefix(".") }
         guard !present.isEmpty else { return GarbageCollection(removedLayers: [], freedBytes: 0) }
         var kept = Set<String>()
@@ -225,7 +226,7 @@ extension ImageStore {
         for hex in present where !kept.contains("sha256:" + hex) {
             let path = layersDirectory + "/" + hex
             let doomed = layersDirectory + "/" + Self.removingPrefix + UUID().uuidString.lowercased()
-            let bytes = FileTree.usage(of: path).bytes
+            let bytes = measure ? FileTree.usage(of: path).bytes : 0
             guard rename(path, doomed) == 0 else { continue }  // removed concurrently
             do throws(SystemError) {
                 try LayerApplier.removeLayerDirectory(doomed)

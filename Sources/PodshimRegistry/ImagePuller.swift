@@ -42,6 +42,9 @@ public final class ImagePuller: Sendable {
     let client: RegistryClient
     let clock: any Timekeeper
     private let flights = SingleFlight()
+    /// Bytes received per layer (ChainID), shared by every pull waiting on that layer's one
+    /// download, so that each pull's watchdog sees the progress of downloads it waits on.
+    private let layerBytes = Mutex<[String: ByteCounter]>([:])
     private let ownsHTTP: Bool
 
     /// A puller with its own HTTP client (shut it down with ``shutdown()``).
@@ -231,45 +234,54 @@ public final class ImagePuller: Sendable {
     /// Downloads and unpacks `layers`, a few at a time, under the stall watchdog.
     private func fetchLayers(_ layers: [(descriptor: OCIDescriptor, chainID: String, diffID: String)], endpoint: RegistryEndpoint,
                              repository: String, reference: String, progress: (@Sendable (PullProgress) -> Void)?) async throws(RegistryError) {
-        let counter = ByteCounter()
+        let counters = layerBytes.withLock { table in
+            layers.map { layer in
+                if let counter = table[layer.chainID] { return counter }
+                let counter = ByteCounter()
+                table[layer.chainID] = counter
+                return counter
+            }
+        }
+        defer {
+            layerBytes.withLock { table in
+                for (layer, counter) in zip(layers, counters) where table[layer.chainID] === counter && counter.isDone {
+                    table[layer.chainID] = nil
+                }
+            }
+        }
         let limit = configuration.maxConcurrentDownloads ?? 3
         let stallSeconds = configuration.pullProgressTimeoutSeconds ?? 300
         do {
             try await withThrowingTaskGroup(of: Void.self) { outer in
                 outer.addTask {
+                    // Every layer starts at once; at most `limit` download at a time and at most
+                    // `unpackLimit` unpack at a time, so a layer downloads while others unpack.
+                    let downloads = AsyncLimiter(limit)
+                    let unpacks = AsyncLimiter(max(2, ProcessInfo.processInfo.activeProcessorCount))
                     try await withThrowingTaskGroup(of: Void.self) { group in
-                        var next = 0
-                        func start(_ layer: (descriptor: OCIDescriptor, chainID: String, diffID: String)) {
+                        for (layer, counter) in zip(layers, counters) {
                             group.addTask {
                                 try await self.flights.run(layer.chainID) {
+                                    defer { counter.markDone() }
                                     try await self.fetchLayer(layer.descriptor, chainID: layer.chainID, diffID: layer.diffID,
                                                               endpoint: endpoint, repository: repository, counter: counter,
-                                                              progress: progress)
+                                                              downloads: downloads, unpacks: unpacks, progress: progress)
                                 }
                             }
                         }
-                        while next < min(limit, layers.count) {
-                            start(layers[next])
-                            next += 1
-                        }
-                        while try await group.next() != nil {
-                            if next < layers.count {
-                                start(layers[next])
-                                next += 1
-                            }
-                        }
+                        try await group.waitForAll()
                     }
                 }
                 if stallSeconds > 0 {
                     outer.addTask {
                         // The watchdog: cancels the pull when no byte came for stallSeconds.
                         let interval = min(10.0, Double(stallSeconds) / 2)
-                        var last = counter.value
+                        var last = counters.reduce(0) { $0 + $1.value }
                         var since = self.clock.now()
                         while true {
                             try await self.clock.sleep(seconds: interval)
                             let now = self.clock.now()
-                            let current = counter.value
+                            let current = counters.reduce(0) { $0 + $1.value }
                             if current != last {
                                 last = current
                                 since = now
@@ -293,7 +305,7 @@ public final class ImagePuller: Sendable {
 
     /// One layer: downloaded into `<store>/.ingest/`, unpacked (off the async executor), deleted.
     private func fetchLayer(_ descriptor: OCIDescriptor, chainID: String, diffID: String, endpoint: RegistryEndpoint,
-                            repository: String, counter: ByteCounter,
+                            repository: String, counter: ByteCounter, downloads: AsyncLimiter, unpacks: AsyncLimiter,
                             progress: (@Sendable (PullProgress) -> Void)?) async throws {
         if store.hasLayer(chainID) { return }  // a concurrent pull of another image stored it
         let ingest = store.directory + "/" + ImageStore.ingestName
@@ -313,7 +325,9 @@ public final class ImagePuller: Sendable {
         let total = descriptor.size
         let clock = self.clock
         let reportState = Mutex(clock.now())
-        try await client.fetchBlob(endpoint, repository: repository, descriptor: descriptor, into: fd) { bytes in
+        try await downloads.acquire()
+        do {
+            try await client.fetchBlob(endpoint, repository: repository, descriptor: descriptor, into: fd) { bytes in
             counter.add(Int64(bytes))
             let now = received.add(Int64(bytes))
             guard let progress else { return }
@@ -324,18 +338,30 @@ public final class ImagePuller: Sendable {
                 return true
             }
             if due { progress(.downloading(digest: descriptor.digest, received: now, total: total)) }
+            }
+        } catch {
+            await downloads.release()
+            throw error
         }
+        await downloads.release()
+        try await unpacks.acquire()
         progress?(.unpacking(digest: descriptor.digest))
         guard lseek(fd, 0, SEEK_SET) == 0 else { throw RegistryError.store(.system(SystemError("lseek", path: path, errno: .last))) }
         let store = self.store
         let digest = descriptor.digest
-        try await offload { () throws in
-            do throws(ImagePullError) {
-                try store.unpackLayer(blob: fd, path: path, chainID: chainID, digest: digest, diffID: diffID)
-            } catch {
-                throw RegistryError.store(error)
+        do {
+            try await offloadToThread(name: "podshim-unpack") { () throws in
+                do throws(ImagePullError) {
+                    try store.unpackLayer(blob: fd, path: path, chainID: chainID, digest: digest, diffID: diffID)
+                } catch {
+                    throw RegistryError.store(error)
+                }
             }
+        } catch {
+            await unpacks.release()
+            throw error
         }
+        await unpacks.release()
         progress?(.done(digest: descriptor.digest))
     }
 
@@ -450,13 +476,52 @@ actor SingleFlight {
     }
 }
 
-/// A byte count shared by a pull's downloads and its watchdog.
+/// A byte count shared by a layer's download and the watchdogs of the pulls waiting on it.
 final class ByteCounter: Sendable {
     private let atomic = Atomic<Int64>(0)
+    private let done = Atomic<Bool>(false)
 
     var value: Int64 { atomic.load(ordering: .relaxed) }
+
+    /// The download this counts has ended (stored, or failed).
+    var isDone: Bool { done.load(ordering: .relaxed) }
+
+    func markDone() { done.store(true, ordering: .relaxed) }
 
     /// Adds `bytes`; returns the new total.
     @discardableResult
     func add(_ bytes: Int64) -> Int64 { atomic.add(bytes, ordering: .relaxed).newValue }
+}
+
+/// A counting semaphore for tasks: at most `limit` holders; others wait in order. Releasing more
+/// than was acquired is ignored (each holder releases once, on every path).
+actor AsyncLimiter {
+    private let limit: Int
+    private var held = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(_ limit: Int) { self.limit = max(1, limit) }
+
+    /// Waits for a free place; throws CancellationError (holding nothing) when cancelled first.
+    func acquire() async throws {
+        if held < limit {
+            held += 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+        // `release` handed its place over: held already counts this holder.
+        if Task.isCancelled {
+            release()
+            throw CancellationError()
+        }
+    }
+
+    func release() {
+        if let next = waiters.first {
+            waiters.removeFirst()
+            next.resume()  // the place passes to the next waiter
+        } else if held > 0 {
+            held -= 1
+        }
+    }
 }

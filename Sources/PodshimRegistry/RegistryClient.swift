@@ -76,6 +76,9 @@ final class RegistryClient: Sendable {
     func headManifest(_ endpoint: RegistryEndpoint, repository: String, reference: String) async throws(RegistryError) -> String? {
         let response = try await send(.HEAD, endpoint, "/v2/\(repository)/manifests/\(reference)", repository: repository,
                                       accept: Self.manifestAccept, timeout: .seconds(60))
+        if let type = Self.contentType(response), Self.schema1Types.contains(type) {
+            throw .unsupportedManifest(reference: "\(endpoint.namespace)/\(repository):\(reference)", detail: Self.schema1Message(type))
+        }
         let digest = response.headers.first(name: "Docker-Content-Digest")
         return digest.flatMap { ImageReference.isSHA256Digest($0) ? $0 : nil }
     }
@@ -86,21 +89,21 @@ final class RegistryClient: Sendable {
                      expectedDigest: String?) async throws(RegistryError) -> Manifest {
         let path = "/v2/\(repository)/manifests/\(reference)"
         let response = try await send(.GET, endpoint, path, repository: repository, accept: Self.manifestAccept, timeout: .seconds(120))
+        let what = "manifest \(endpoint.namespace)/\(repository):\(reference)"
+        // Schema 1 first: its digest covers the manifest without its JWS signatures, so the body
+        // would only ever look corrupt.
+        if let type = Self.contentType(response), Self.schema1Types.contains(type) {
+            throw .unsupportedManifest(reference: what, detail: Self.schema1Message(type))
+        }
         let data = try await collect(response, limit: Self.documentLimit, what: "manifest \(reference)")
         let digest = "sha256:" + Self.hex(SHA256.hash(data: data))
-        let what = "manifest \(endpoint.namespace)/\(repository):\(reference)"
         if let expectedDigest, expectedDigest != digest {
             throw .digestMismatch(what: what, expected: expectedDigest, actual: digest)
         }
         if let header = response.headers.first(name: "Docker-Content-Digest"), header.hasPrefix("sha256:"), header != digest {
             throw .digestMismatch(what: what + " (Docker-Content-Digest)", expected: header, actual: digest)
         }
-        var mediaType = response.headers.first(name: "Content-Type")?.split(separator: ";").first
-            .map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
-        if Self.schema1Types.contains(mediaType) {
-            throw .unsupportedManifest(reference: what, detail: "it is a Docker schema 1 manifest (\(mediaType)), which podshim "
-                                       + "does not pull; push the image again as Docker schema 2 or OCI")
-        }
+        var mediaType = Self.contentType(response) ?? ""
         let probe = try? JSONDecoder().decode(OCIDocumentProbe.self, from: Data(data))
         if let probe {
             if probe.manifests != nil && probe.layers != nil {
@@ -122,9 +125,20 @@ final class RegistryClient: Sendable {
             }
         }
         if Self.schema1Types.contains(mediaType) {
-            throw .unsupportedManifest(reference: what, detail: "it is a Docker schema 1 manifest, which podshim does not pull")
+            throw .unsupportedManifest(reference: what, detail: Self.schema1Message(mediaType))
         }
         return Manifest(data: data, mediaType: mediaType, digest: digest)
+    }
+
+    /// The media type of a response (`Content-Type` without parameters), nil when absent.
+    static func contentType(_ response: HTTPClientResponse) -> String? {
+        response.headers.first(name: "Content-Type")?.split(separator: ";").first
+            .map { String($0).trimmingCharacters(in: .whitespaces) }
+    }
+
+    static func schema1Message(_ type: String) -> String {
+        "it is a Docker schema 1 manifest (\(type)), which podshim does not pull (deprecated, unverifiable); "
+            + "push the image again as Docker schema 2 or OCI"
     }
 
     // MARK: Blobs

@@ -759,7 +759,7 @@ extension ImageStoreTests {
         XCTAssertFalse(exists(record.directory))
         XCTAssertEqual(storeEntries(), [".layers", ".leases"])
         XCTAssertEqual(layerEntries(), fixture.chainIDs.map(self.hex).sorted())
-        let collected = try images.collectGarbage()
+        let collected = try images.collectGarbage(measure: true)
         XCTAssertEqual(Set(collected.removedLayers), Set(fixture.chainIDs))
         XCTAssertEqual(collected.removedLayers.count, 2)
         XCTAssertGreaterThan(collected.freedBytes, 0)
@@ -1178,7 +1178,7 @@ extension ImageStoreTests {
         XCTAssertFalse(exists(a.directory))
         XCTAssertEqual(layerEntries().count, 3, "removing an image leaves its layers to collectGarbage")
 
-        let collected = try images.collectGarbage()
+        let collected = try images.collectGarbage(measure: true)
         XCTAssertEqual(collected.removedLayers, [a.layers[1]], "only the layer no other image has")
         XCTAssertGreaterThan(collected.freedBytes, 0)
         XCTAssertEqual(layerEntries(), b.layers.map(hex).sorted())

@@ -125,7 +125,7 @@ struct ImagesRemove: ParsableCommand {
         }
         // Layers no image and no container (lease) uses any more are freed now.
         do {
-            let collected = try options.store.collectGarbage()
+            let collected = try options.store.collectGarbage(measure: true)
             if !collected.removedLayers.isEmpty {
                 print("freed \(collected.removedLayers.count) layers (\(CtlFormat.bytes(collected.freedBytes)))")
             }

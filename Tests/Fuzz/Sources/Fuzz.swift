@@ -1,7 +1,8 @@
 // libFuzzer entry point for podshim's parsers of untrusted input. One binary, the target chosen
 // by PODSHIM_FUZZ_TARGET: manifest, quantity, seccomp, image-reference, tar-member, cri-pod,
 // cri-container, spdy (what a streaming client sends), cni-config (a CNI configuration file),
-// layer (a layer blob unpacked in process, LayerFuzz.swift). Run through hack/fuzz.sh, which builds it with -sanitize=fuzzer,address.
+// layer (a layer blob unpacked in process, LayerFuzz.swift), registry (what a registry or its
+// token realm sends: challenges, manifests, indexes, token and error bodies; references). Run through hack/fuzz.sh, which builds it with -sanitize=fuzzer,address.
 // Every input must end in a value or a thrown error: a trap, a crash or a hang is a finding.
 
 import Foundation
@@ -9,6 +10,7 @@ import PodshimCRI
 @testable import PodshimDaemon
 @testable import PodshimImages
 @testable import PodshimNetwork
+@testable import PodshimRegistry
 import PodshimSecurity
 import PodshimSPDY
 import PodshimSpec
@@ -38,6 +40,28 @@ public func podshimFuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         _ = ImageStore.isHostPath(text)
     case "tar-member":
         _ = LayerArchive.isSafe(text)
+    case "registry":
+        // The first byte picks what the rest is, as a registry (or a client) would send it.
+        let body = Array(bytes.dropFirst())
+        let rest = String(decoding: body, as: UTF8.self)
+        switch bytes.first.map({ $0 % 5 }) ?? 0 {
+        case 0: _ = try? RegistryReference(parsing: rest)
+        case 1: _ = AuthChallenge.parse(rest)
+        case 2:
+            if let index = try? JSONDecoder().decode(OCIIndex.self, from: Data(body)) {
+                _ = try? ImagePuller.choosePlatform(index.manifests, reference: "fuzz")
+            }
+            _ = try? JSONDecoder().decode(OCIManifest.self, from: Data(body))
+            _ = try? JSONDecoder().decode(OCIDocumentProbe.self, from: Data(body))
+        case 3:
+            _ = (try? JSONDecoder().decode(TokenResponse.self, from: Data(body)))?.bearer
+            _ = RegistryClient.errorDetail(body)
+        default:
+            if let config = try? JSONDecoder().decode(OCIImageConfiguration.self, from: Data(body)),
+               let manifest = try? JSONDecoder().decode(OCIManifest.self, from: Data(body)) {
+                _ = try? ImageStore.checkedChain(manifest, config, path: "fuzz")
+            }
+        }
     case "layer":
         LayerFuzz.run(bytes)  // LayerFuzz.swift: a layer blob applied, nothing may escape
     case "cri-pod":
