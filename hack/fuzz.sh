@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # libFuzzer over podshim's parsers of untrusted input: the manifest parser, quantities, seccomp
 # profiles, image references, tar member names, layer blobs unpacked in process, the CRI request
-# translation, SPDY frames from a streaming client and CNI configuration files.
+# translation, SPDY frames from a streaming client, CNI configuration files, and what a registry
+# sends (challenges, manifests, indexes, token and error bodies).
 # Usage: hack/fuzz.sh [SECONDS per target, default 60] [TARGET ...]
 #        hack/fuzz.sh 600          # the ≥ 10 min per target run
 # Builds Tests/Fuzz (PODSHIM_FUZZ=1: podshim's parsing modules instrumented), runs two
