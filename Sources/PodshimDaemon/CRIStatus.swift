@@ -66,7 +66,10 @@ enum CRIStatus {
         status.finishedAt = record.finishedAt
         status.exitCode = record.state == .exited ? record.exitCode : 0
         status.image = container.config.image
-        status.imageRef = record.imageRef
+        // As containerd reports them: the image's reference (not the id the kubelet created it
+        // with) and its repository digest; image_id stays the id.
+        if let tag = record.imageRepoTag { status.image.image = tag }
+        status.imageRef = record.imageRepoDigest ?? record.imageRef
         status.imageID = record.imageRef
         status.reason = record.state == .exited ? record.reason : ""
         status.message = record.message
@@ -89,7 +92,8 @@ enum CRIStatus {
         item.podSandboxID = container.sandboxID
         item.metadata = container.config.metadata
         item.image = container.config.image
-        item.imageRef = container.record.imageRef
+        if let tag = container.record.imageRepoTag { item.image.image = tag }
+        item.imageRef = container.record.imageRepoDigest ?? container.record.imageRef
         item.imageID = container.record.imageRef
         item.state = state(container)
         item.createdAt = container.record.createdAt

@@ -273,6 +273,9 @@ final class SandboxManager: Sendable {
         var imageRef: String
         /// The image's layers (ChainIDs), leased for as long as the container exists.
         var layers: [String] = []
+        /// The image's first reference and repository digest, fully qualified.
+        var repoTag: String?
+        var repoDigest: String?
     }
 
     /// Translates and plans `config` as container `id` of `sandbox` — the same planner, seccomp
@@ -354,7 +357,11 @@ final class SandboxManager: Sendable {
         }
         if config.linux.resources.oomScoreAdj != 0 { plan.oomScoreAdjust = Int32(config.linux.resources.oomScoreAdj) }
         return PlannedContainer(addition: addition, plan: plan, resources: resources, imageRef: imageRef,
-                                layers: image.record?.layers ?? [])
+                                layers: image.record?.layers ?? [],
+                                repoTag: image.record?.repoTags.first.map(ImageServiceProvider.fullyQualified),
+                                // Pulled images only: a digest from a registry (what containerd reports).
+                                repoDigest: image.record.flatMap { $0.pulled ? $0.repoDigests.first : nil }
+                                    .map(ImageServiceProvider.fullyQualified))
     }
 
     /// A small file of an image (/etc/passwd), read only when it resolves inside the image (an
@@ -394,7 +401,8 @@ final class SandboxManager: Sendable {
             var record = ContainerRecord(
                 // jsonString() cannot throw here: the CRI messages hold no Any, Timestamp, Duration or Value fields.
                 id: id, sandboxID: sandbox.id, config: (try? config.jsonString()) ?? "{}", image: config.image.image,
-                imageRef: planned.imageRef, logPath: logPath, state: .created, createdAt: nowNanoseconds())
+                imageRef: planned.imageRef, imageRepoTag: planned.repoTag, imageRepoDigest: planned.repoDigest, logPath: logPath,
+                state: .created, createdAt: nowNanoseconds())
             do {
                 try store.save(record)
             } catch {

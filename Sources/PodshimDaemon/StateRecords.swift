@@ -40,6 +40,10 @@ struct ContainerRecord: Codable, Equatable, Sendable {
     /// The image as the config named it, and the image id it resolved to.
     var image: String
     var imageRef: String
+    /// The image's first reference and repository digest when the container was created (fully
+    /// qualified), reported as ContainerStatus `image` and `image_ref` as containerd does.
+    var imageRepoTag: String?
+    var imageRepoDigest: String?
     var logPath: String
     var state: State
     var createdAt: Int64
