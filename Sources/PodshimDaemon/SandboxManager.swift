@@ -534,6 +534,7 @@ final class SandboxManager: Sendable {
             }
         }
         store.deleteContainer(container.id)
+        images.release(container.id)  // its layers may be collected now
         sandbox.lock.withLock { publish(.containerDeletedEvent, container, sandbox) }
         if !problems.isEmpty {
             throw CRIError.internal("remove container \(container.id): " + problems.map(\.description).joined(separator: "; "))

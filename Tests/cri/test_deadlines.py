@@ -49,6 +49,8 @@ class DeadlineTest(CRITestCase):
         pid = self.exec_pid(pod_id, cfg, ["sleep", "61"], timeout=1)
         if pid is not None:
             st = proc_starttime(pid)
+            if st is None:
+                return  # already gone between finding it and reading its start time
             deadline = time.time() + 5
             while time.time() < deadline and proc_starttime(pid) == st:
                 time.sleep(0.05)

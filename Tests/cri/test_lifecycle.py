@@ -52,7 +52,8 @@ class LifecycleTest(CRITestCase):
             self.assertEqual(st.state, pb.CONTAINER_RUNNING, cid)
             self.assertGreater(st.started_at, 0)
             self.assertGreaterEqual(st.started_at, st.created_at)
-            self.assertEqual(st.image.image, IMAGE)
+            # The image's reference, fully qualified, as containerd reports it (the config said "busybox").
+            self.assertEqual(st.image.image, "docker.io/library/%s:latest" % IMAGE)
         stats = c.rt.ContainerStats(pb.ContainerStatsRequest(container_id=a), timeout=10).stats
         self.assertEqual(stats.attributes.id, a)
         ls = c.rt.ListContainerStats(pb.ListContainerStatsRequest(
