@@ -131,7 +131,9 @@ public struct Daemon {
         }
         let transport = HTTP2ServerTransport.Posix(
             listeningSocketDescriptor: Int(socket.descriptor), transportSecurity: .plaintext, config: transportConfig)
-        let server = GRPCServer(transport: transport, services: [
+        // Each RPC's deadline on DeadlineTimer rather than grpc-swift's Task.sleep, whose task
+        // stays allocated until the deadline even when the RPC ended long before (RequestDeadline).
+        let server = GRPCServer(transport: DeadlineTransport(wrapping: transport), services: [
             RuntimeServiceProvider(manager: manager, version: options.version, streaming: streaming),
             ImageServiceProvider(store: manager.images, puller: puller, manager: manager,
                                  containerRoot: configuration.rootDirectory + "/pods"),
