@@ -164,6 +164,24 @@ final class SystemTypesTests: XCTestCase {
         XCTAssertTrue(Mounts.mountTable().contains("/"), "the root mount is in /proc/self/mountinfo")
     }
 
+    func testMountPointsMatchTheMountTable() throws {
+        // The byte scan finds what the parsed table holds, for the root and for a prefix.
+        let table = Mounts.mountTable()
+        XCTAssertEqual(Set(Mounts.mountPoints(under: "/")), Set(table))
+        XCTAssertEqual(Set(Mounts.mountPoints(under: "/proc")), Set(table.filter { $0 == "/proc" || $0.hasPrefix("/proc/") }))
+        guard geteuid() == 0 else { throw XCTSkip("mounting needs root") }
+        let spaced = temporary.path + "/d ir/in"
+        let deep = temporary.path + "/d"
+        let sibling = temporary.path + "/dd"
+        for path in [spaced, deep, sibling] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        for path in [spaced, deep, sibling] { try Mounts.mountTmpfs(at: path, options: "size=64k") }
+        defer { for path in [spaced, deep, sibling] { try? Mounts.unmount(path) } }  // best effort: the temp dir goes anyway
+        XCTAssertEqual(Mounts.mountPoints(under: temporary.path), [spaced, sibling, deep])
+        XCTAssertEqual(Mounts.mountPoints(under: deep), [deep], "/d does not take /dd")
+        XCTAssertEqual(Mounts.mountPoints(under: deep + "/"), [deep])
+        XCTAssertEqual(Mounts.mountPoints(under: temporary.path + "/d ir"), [spaced])
+    }
+
     // MARK: ProcessIdentity
 
     /// A /proc/<pid>/stat line whose fields 3… are numbered so an off-by-one shows.
