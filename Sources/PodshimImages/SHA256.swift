@@ -5,15 +5,15 @@ import PodshimSystem
 /// SHA-256, streaming: feed bytes with ``update(_:)``, then ``finalize()``. The hashing is
 /// swift-crypto's (BoringSSL's assembly where the CPU has it); this adds the hex forms image ids
 /// and OCI blob digests are written in, and hashing a file through its descriptor.
-struct SHA256 {
+public struct SHA256 {
     /// Bytes read per `read(2)` when hashing a file.
     static let chunkSize = 1 << 20
 
     private var hasher = Crypto.SHA256()
 
-    init() {}
+    public init() {}
 
-    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         hasher.update(bufferPointer: bytes)
     }
 
@@ -31,11 +31,16 @@ struct SHA256 {
     }
 
     /// The digest in lowercase hex.
-    func finalizeHex() -> String {
+    public func finalizeHex() -> String {
         Self.hex(finalize())
     }
 
     // MARK: Conveniences
+
+    /// `sha256:<hex>` of `bytes`: a blob's digest as OCI descriptors write it.
+    public static func digest(of bytes: [UInt8]) -> String {
+        "sha256:" + hexDigest(of: bytes)
+    }
 
     /// Lowercase hex of `bytes`.
     static func hex(_ bytes: [UInt8]) -> String {

@@ -8,7 +8,7 @@ import PodshimSystem
 import Synchronization
 
 /// What a pull is doing, for `podshim images pull`'s progress and the daemon's log.
-public enum PullProgress: Sendable, Equatable {
+public enum PullProgress: Sendable {
     /// The reference resolved to this manifest (or index) digest at this endpoint.
     case resolved(reference: String, digest: String, endpoint: String)
     /// The image has these layers (compressed digests and sizes), and which are already stored.
@@ -19,16 +19,6 @@ public enum PullProgress: Sendable, Equatable {
     case unpacking(digest: String)
     /// One layer in the store.
     case done(digest: String)
-
-    public static func == (lhs: PullProgress, rhs: PullProgress) -> Bool {
-        switch (lhs, rhs) {
-        case let (.resolved(a, b, c), .resolved(d, e, f)): return a == d && b == e && c == f
-        case let (.layers(a), .layers(b)): return a.map(\.digest) == b.map(\.digest) && a.map(\.stored) == b.map(\.stored)
-        case let (.downloading(a, b, c), .downloading(d, e, f)): return a == d && b == e && c == f
-        case let (.unpacking(a), .unpacking(b)), let (.done(a), .done(b)): return a == b
-        default: return false
-        }
-    }
 }
 
 /// Pulls images from registries into an ``ImageStore``: resolves the reference (mirrors first),

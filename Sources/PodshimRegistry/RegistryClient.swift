@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import Crypto
 import Foundation
 import Glibc
 import NIOCore
@@ -96,7 +95,7 @@ final class RegistryClient: Sendable {
             throw .unsupportedManifest(reference: what, detail: Self.schema1Message(type))
         }
         let data = try await collect(response, limit: Self.documentLimit, what: "manifest \(reference)")
-        let digest = "sha256:" + Self.hex(SHA256.hash(data: data))
+        let digest = SHA256.digest(of: data)
         if let expectedDigest, expectedDigest != digest {
             throw .digestMismatch(what: what, expected: expectedDigest, actual: digest)
         }
@@ -151,7 +150,7 @@ final class RegistryClient: Sendable {
         let response = try await send(.GET, endpoint, "/v2/\(repository)/blobs/\(descriptor.digest)", repository: repository,
                                       accept: nil, timeout: .seconds(120))
         let data = try await collect(response, limit: Int(descriptor.size), what: "blob \(descriptor.digest)")
-        let digest = "sha256:" + Self.hex(SHA256.hash(data: data))
+        let digest = SHA256.digest(of: data)
         guard digest == descriptor.digest, data.count == Int(descriptor.size) else {
             throw .digestMismatch(what: "blob \(descriptor.digest)", expected: descriptor.digest, actual: digest)
         }
@@ -164,7 +163,7 @@ final class RegistryClient: Sendable {
                    progress: @Sendable (Int) -> Void) async throws(RegistryError) {
         let response = try await send(.GET, endpoint, "/v2/\(repository)/blobs/\(descriptor.digest)", repository: repository,
                                       accept: nil, timeout: .hours(24))
-        var hasher = SHA256()
+        var hasher = PodshimImages.SHA256()
         var received: Int64 = 0
         do {
             for try await buffer in response.body {
@@ -174,7 +173,7 @@ final class RegistryClient: Sendable {
                                                        actual: "more")
                 }
                 try buffer.withUnsafeReadableBytes { bytes throws(RegistryError) in
-                    hasher.update(bufferPointer: bytes)
+                    hasher.update(bytes)
                     var offset = 0
                     while offset < bytes.count {
                         let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
@@ -194,7 +193,7 @@ final class RegistryClient: Sendable {
         } catch {
             throw .transport(host: endpoint.host, detail: "reading blob \(descriptor.digest): \(error)")
         }
-        let digest = "sha256:" + Self.hex(hasher.finalize())
+        let digest = "sha256:" + hasher.finalizeHex()
         guard received == descriptor.size else {
             throw .digestMismatch(what: "blob \(descriptor.digest)", expected: "\(descriptor.size) bytes", actual: "\(received) bytes")
         }
@@ -394,10 +393,6 @@ final class RegistryClient: Sendable {
         if let error = error as? HTTPClientError { return "\(error)" }
         if let error = error as? NIOSSLError { return "TLS: \(error)" }
         return "\(error)"
-    }
-
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
     }
 }
 
