@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -542,7 +543,17 @@ static int exec_program(const psh_spawn_config *c) {
     return saw_eacces ? EACCES : ENOENT;
 }
 
+/// Records `mark` in the start's profile (a vDSO clock read: no syscall, no lock).
+static inline void mark(const psh_spawn_config *c, psh_mark which) {
+    if (c->profile) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        c->profile[which] = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    }
+}
+
 __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int report_fd) {
+    mark(c, PSH_MARK_CHILD);
     // Handlers installed by the parent (Swift runtime, libdispatch) must never run here, and
     // SIG_IGN dispositions (SIGPIPE) would survive execve. The mask stays fully blocked (set by
     // the parent around the clone) until just before execve.
@@ -604,6 +615,7 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
         }
         close(fd);
     }
+    mark(c, PSH_MARK_NAMESPACES);
 
     if (c->rootfs) {
         int cloned[c->mount_count > 0 ? c->mount_count : 1];
@@ -611,6 +623,7 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
             child_fail(report_fd, PSH_STAGE_MOUNT_PRIVATE, errno, -1);
         }
+        mark(c, PSH_MARK_MOUNT_PREPARE);
         const psh_mount_spec *r = c->rootfs_mount;
         int rc;
         if (r && r->fstype && strcmp(r->fstype, "overlay") == 0 && r->data && strlen(r->data) >= OPTIONS_PAGE) {
@@ -622,6 +635,7 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
         if (rc < 0) {
             child_fail(report_fd, PSH_STAGE_ROOTFS_MOUNT, errno, -1);
         }
+        mark(c, PSH_MARK_ROOTFS);
         int rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0) {
             child_fail(report_fd, PSH_STAGE_OPEN_ROOTFS, errno, -1);
@@ -634,12 +648,14 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
                 child_fail(report_fd, PSH_STAGE_READONLY_ROOTFS, errno, -1);
             }
         }
+        mark(c, PSH_MARK_MOUNTS);
         // pivot_root(".", ".") stacks the old root on top of the new one; detach it at once.
         if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
             chdir("/") < 0) {
             child_fail(report_fd, PSH_STAGE_PIVOT_ROOT, errno, -1);
         }
         close(rootfd);
+        mark(c, PSH_MARK_PIVOT_ROOT);
     }
 
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have
@@ -678,6 +694,7 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
     if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         child_fail(report_fd, PSH_STAGE_NO_NEW_PRIVS, errno, -1);
     }
+    mark(c, PSH_MARK_CREDENTIALS);
 
     // Lift the stdio fds above 2 first, so dup2 onto 0..2 cannot clobber a source.
     int lifted[3];
@@ -706,10 +723,12 @@ __attribute__((noreturn)) static void child_main(const psh_spawn_config *c, int 
     if (chdir(c->cwd ? c->cwd : "/") < 0) {
         child_fail(report_fd, PSH_STAGE_CHDIR, errno, -1);
     }
+    mark(c, PSH_MARK_STDIO);
 
     if (c->seccomp_filter && c->no_new_privs) {
         load_seccomp(c, report_fd);
     }
+    mark(c, PSH_MARK_SECCOMP);
     sigset_t empty;
     sigemptyset(&empty);
     (void)sigprocmask(SIG_SETMASK, &empty, NULL);
@@ -856,12 +875,14 @@ int psh_spawn_start(const psh_spawn_config *c, psh_spawn_handle *handle) {
     // watchdog on another thread can kill a child whose setup hangs (psh_spawn_kill_in_setup).
     handle->pid = 0;
     __atomic_store_n(&handle->pidfd, -1, __ATOMIC_RELEASE);
+    mark(c, PSH_MARK_CLONE);
     pid_t pid = clone_child(c, &handle->pidfd, report);
     if (pid == 0) {
         close(report[0]);
         child_main(c, report[1]);
     }
     int clone_errno = errno;
+    mark(c, PSH_MARK_EXECVE);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     if (saved_pid_ns >= 0) {

@@ -292,7 +292,27 @@ typedef struct psh_spawn_config {
     /// stdin is a terminal (a pty's slave end) that becomes the process's controlling terminal
     /// (TIOCSCTTY after setsid): a tty exec.
     bool controlling_tty;
+    /// PSH_MARK_COUNT CLOCK_MONOTONIC instants (ns), or NULL: where the start's time goes. The
+    /// child writes them into the parent's memory (it shares it: CLONE_VM); a mark it did not reach,
+    /// or a child that does not share memory (the fork-like fallback), leaves 0.
+    int64_t *_Nullable profile;
 } psh_spawn_config;
+
+/// The instants of a start's profile (psh_spawn_config.profile), in order.
+typedef enum psh_mark {
+    PSH_MARK_CLONE = 0,      // parent, before clone3
+    PSH_MARK_CHILD,          // child, first instruction
+    PSH_MARK_NAMESPACES,     // signals reset, setsid, setns, hostname, loopback, sysctls, oom_score_adj
+    PSH_MARK_MOUNT_PREPARE,  // bind sources cloned, "/" made private
+    PSH_MARK_ROOTFS,         // rootfs mounted (overlay)
+    PSH_MARK_MOUNTS,         // mounts, devices, symlinks in it; read-only remount
+    PSH_MARK_PIVOT_ROOT,     // pivot_root, old root detached
+    PSH_MARK_CREDENTIALS,    // bounding set, uid/gid/groups, capabilities, no_new_privs (and an early seccomp)
+    PSH_MARK_STDIO,          // stdio, close_range, chdir
+    PSH_MARK_SECCOMP,        // the seccomp filter loaded (with no_new_privs: last)
+    PSH_MARK_EXECVE,         // parent, clone3 returned: the child has exec'd (CLONE_VFORK)
+    PSH_MARK_COUNT
+} psh_mark;
 
 /// The stage at which a child failed; reported with its errno over the CLOEXEC pipe.
 typedef enum psh_stage {

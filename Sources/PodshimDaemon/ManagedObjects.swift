@@ -21,6 +21,9 @@ final class ManagedContainer: @unchecked Sendable { // its vars under its sandbo
     var resources: Runtime_V1_LinuxContainerResources
     /// The previous CPU sample (ns since the epoch, usage ns), for usage_nano_cores (sandbox's lock).
     var lastCPUSample: (time: Int64, usage: UInt64)?
+    /// Where the last StartContainer's time went, request to reply (sandbox's lock): ContainerStatus's
+    /// verbose `startProfile`.
+    var startProfile: StartProfile?
 
     init(record: ContainerRecord, config: Runtime_V1_ContainerConfig, runtime: Container) {
         // Written by jsonString() of this very message; a torn record fails to load as a whole (reported).

@@ -436,10 +436,14 @@ final class SandboxManager: Sendable {
         return sandbox.pod.layout.logDirectory + "/" + relative
     }
 
-    func startContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox) throws(PodshimError) {
+    /// `received`: when the RPC arrived (the start profile's first stage is the hop to this thread).
+    func startContainer(_ container: ManagedContainer, in sandbox: ManagedSandbox, received: MonotonicInstant = .now()) throws(PodshimError) {
+        var profile = StartProfile(startingAt: received)
+        profile.mark("daemon.dispatch")
         do {
             sandbox.lock.lock()
             defer { sandbox.lock.unlock() }
+            profile.mark("daemon.lock")
             guard container.record.state == .created else {
                 throw CRIError.failedPrecondition("container \(container.id) is \(container.record.state.rawValue), not created")
             }
@@ -449,9 +453,11 @@ final class SandboxManager: Sendable {
             // The intent first: a daemon killed from here on is completed or rolled back at start-up.
             container.record.starting = true
             save(container.record)
+            profile.mark("daemon.record-intent")
             do {
                 try launcher.start(container.runtime, in: sandbox.pod, sink: nil)
                 Failpoint.hit("start-container/started")
+                if let started = container.runtime.startProfile { profile.append(started, gap: "daemon.launch") }
             } catch {
                 // The child reported and exits; its exit is processed as ContainerCannotRun by the event thread.
                 container.record.message = error.description
@@ -469,7 +475,10 @@ final class SandboxManager: Sendable {
                 logger.warning("container \(container.id.prefix(13)): the pause process could not hold its pidfd and pipes; its exit code and last output would not survive a crash of podshim")
             }
             save(container.record)
+            profile.mark("daemon.record-running")
             publish(.containerStartedEvent, container, sandbox)
+            profile.mark("daemon.event")
+            container.startProfile = profile
         }
     }
 

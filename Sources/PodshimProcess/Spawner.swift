@@ -58,6 +58,7 @@ public enum Spawner {
     public static func spawn(
         _ plan: ProcessPlan, sandbox: ProcessHandle?, pidNamespaceHolder: ProcessHandle? = nil, stdio: Stdio,
         cgroup: Cgroup? = nil, setupTimeout: Double = 60, timekeeper: any Timekeeper = DeadlineTimer.shared,
+        profile: StartProfileRecorder? = nil,
         onCloned: (ProcessHandle) -> Void = { _ in },
         onExit: @escaping (ExitStatus) -> Void
     ) throws(SpawnError) -> ProcessHandle {
@@ -82,6 +83,8 @@ public enum Spawner {
         }
         defer { if cgroupFD >= 0 { close(cgroupFD) } }
         config.cgroup_fd = cgroupFD
+        let marks = profile == nil ? nil : arena.array([Int64](repeating: 0, count: Int(PSH_MARK_COUNT.rawValue)))
+        config.profile = marks
 
         let watchdog = SetupWatchdog()
         defer { watchdog.release() }
@@ -114,10 +117,15 @@ public enum Spawner {
                              errno: Errno(rawValue: -started))
         }
         let process = ProcessHandle(pid: handle.pid, pidfd: handle.pidfd)
+        if let profile, let marks {
+            profile.profile.appendSpawnMarks(Array(UnsafeBufferPointer(start: marks, count: Int(PSH_MARK_COUNT.rawValue))))
+        }
         onCloned(process)
+        profile?.mark("spawn.cloned")
         var report = psh_spawn_report()
         // The watchdog kills a child that hangs, which closes the report pipe.
         let outcome = psh_spawn_finish(watchdog.handle, &report)
+        profile?.mark("spawn.finish")
         if watchdog.finish() {
             // The child was killed in its setup (its pipe closed as if it had exec'd); make sure.
             _ = try? process.send(.kill) // it is already dying from the watchdog's SIGKILL; ESRCH is fine

@@ -44,6 +44,7 @@ public final class Container: TerminationTarget, Sendable {
         var finishedWall: Int64?
         var restarts = 0
         var keeperFDs: [Int32] = []
+        var startProfile: StartProfile?
     }
 
     private let guarded = Mutex(State())
@@ -132,6 +133,12 @@ public final class Container: TerminationTarget, Sendable {
     public var keeperFDs: [Int32] {
         get { guarded.withLock { $0.keeperFDs } }
         set { guarded.withLock { $0.keeperFDs = newValue } }
+    }
+
+    /// Where the last start's time went in ``Pod/start(_:sink:)`` (the spawn and the child's setup).
+    public internal(set) var startProfile: StartProfile? {
+        get { guarded.withLock { $0.startProfile } }
+        set { guarded.withLock { $0.startProfile = newValue } }
     }
 
     /// Wall-clock times of the current attempt, for status (nanoseconds since the epoch).

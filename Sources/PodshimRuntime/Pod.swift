@@ -421,6 +421,7 @@ public final class Pod: Sendable {
     /// Starts `container` in the sandbox's namespaces; returns once it has exec'd.
     /// On failure the container is marked as failed to start (its exit event still follows).
     public func start(_ container: Container, sink: LineSink?) throws(PodError) {
+        let profile = StartProfileRecorder()
         let subject = "container \(container.name)"
         let output: ContainerOutput
         let plan: ProcessPlan
@@ -432,6 +433,7 @@ public final class Pod: Sendable {
             throw error
         }
         defer { for fd in subPaths { close(fd) } }
+        profile.mark("pod.subpaths")
         let input: ContainerInput?
         /// The container's stdin: its terminal's slave side, its stdin pipe's read end, or none (/dev/null).
         var childInput: Int32 = -1
@@ -448,6 +450,7 @@ public final class Pod: Sendable {
         }
         container.output = output
         container.input = input
+        profile.mark("pod.output")
         defer {
             if childInput >= 0 && !container.tty { close(childInput) } // a terminal's slave is the output's to close
             output.closeChildEnds()
@@ -462,6 +465,7 @@ public final class Pod: Sendable {
                 plan, sandbox: sandbox, pidNamespaceHolder: holder,
                 stdio: .init(input: childInput, output: output.childStdout, error: output.childStderr),
                 cgroup: container.cgroup,
+                profile: profile,
                 onCloned: { process in
                     container.markCloned()
                     container.holdMountNamespace(of: process.pid)
@@ -486,6 +490,7 @@ public final class Pod: Sendable {
                 events.post(.containerExited(name: name, status: status))
             }
             container.markStarted(process)
+            container.startProfile = profile.profile
         } catch {
             container.markFailedToStart(String(describing: error))
             throw PodError(subject, error)
