@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "podshim", targets: ["podshim"]),
         .library(name: "PodshimRuntime", targets: ["PodshimRuntime"]),
         .library(name: "PodshimSpec", targets: ["PodshimSpec"]),
+        .executable(name: "podshim-bench", targets: ["podshim-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.36.0"),
         // The registry client (distribution API v2 over HTTPS): pooling, redirects, streaming bodies.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // podshim-bench's latency histograms.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         /// Raw syscalls libc lacks, constants that import badly, and the one post-fork path.
@@ -168,6 +171,21 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        /// `podshim-bench`: a CRI benchmark client (per-RPC latency, pod lifecycle, scale) for any
+        /// runtime.v1 server (podshim, containerd); it uses only standard CRI messages.
+        .executableTarget(
+            name: "podshim-bench",
+            dependencies: [
+                "PodshimCRI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                // One event loop that also runs the bench's tasks (EventLoopTaskExecutor).
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         /// Test doubles shared by the unit test targets (a fake launcher); never linked into podshim.
         .target(
             name: "PodshimTesting",
@@ -185,6 +203,7 @@ let package = Package(
                                                                  .product(name: "Logging", package: "swift-log"),
                                                                  .product(name: "GRPCCore", package: "grpc-swift-2")]),
         .testTarget(name: "PodshimCtlTests", dependencies: ["podshim"]),
+        .testTarget(name: "PodshimBenchTests", dependencies: ["podshim-bench", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .testTarget(name: "PodshimDaemonTests", dependencies: ["PodshimDaemon", "PodshimCRI", "PodshimSpec", "PodshimRuntime", "PodshimProcess", "PodshimImages", "PodshimSystem", "PodshimTesting",
                                                                  .product(name: "Logging", package: "swift-log")]),
         /// Root integration tests: drive the podshim binary on the real kernel.

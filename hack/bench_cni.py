@@ -28,26 +28,27 @@ them, their descendants, anything whose root, cwd or exe is under the temp dir),
 temp dir (pod netns pins, shm, rootfs, tmpfs, the node pins: the node namespaces go with them),
 the cgroups under the cgroup parent named after this run, the shim sockets and CNI cache files
 containerd left outside the temp dir (by the names it derives from our ids), and the temp dir.
-That setup and teardown (Testbed) are shared with hack/bench_streaming.py.
+That setup and teardown (Testbed) are shared with hack/bench_streaming.py; containerd and the
+small helpers are hack/benchpeers.py's.
 """
 
-import hashlib
-import io
 import json
 import os
-import platform
 import secrets
 import signal
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "cri"))
-from crihelpers import (Daemon, all_pids, descendants, kill_recorded, mountinfo, mounts_under,  # noqa: E402
-                        pb, pbg, proc_cmdline, proc_starttime)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The shared containerd and helpers (re-exported: hack/bench_streaming.py imports them from here).
+from benchpeers import (CONTAINERD, CTR, PLUGINS, RUNC, BenchError, Containerd, cgroup_processes,  # noqa: E402
+                        image_archive, log, merge_json, pause_image_archive, pct, remove_cgroups, tail,
+                        unmount_all_under, warn)
+from crihelpers import Daemon, descendants, kill_recorded, pb, pbg, proc_starttime  # noqa: E402
+REEXPORTED = (image_archive,)  # for hack/bench_streaming.py
 
 import grpc  # noqa: E402
 
@@ -57,45 +58,13 @@ IMAGES = os.environ.get("PODSHIM_IMAGE_DIR", "")
 RUNS = int(os.environ.get("BENCH_RUNS", "30"))
 WARMUP = int(os.environ.get("BENCH_CNI_WARMUP", "3"))
 OUT = os.environ.get("BENCH_JSON", "bench.json")
-PLUGINS = "/usr/lib/cni"
-CONTAINERD = "/usr/bin/containerd"
-CTR = "/usr/bin/ctr"
-RUNC = "/usr/sbin/runc"
 NAMESPACE = "bench-cni"  # the pods' Kubernetes namespace
 RPC_TIMEOUT = 60
-
-
-class BenchError(Exception):
-    pass
-
-
-def log(msg):
-    print("== " + msg, flush=True)
-
-
-PROG = os.path.splitext(os.path.basename(sys.argv[0]))[0] or "bench_cni"  # bench_streaming imports this module
-
-
-def warn(msg):
-    print("%s: warning: %s" % (PROG, msg), file=sys.stderr, flush=True)
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def summary(values):
     return {"p50_ms": pct(values, 50) * 1000, "p90_ms": pct(values, 90) * 1000, "p99_ms": pct(values, 99) * 1000,
             "mean_ms": statistics.mean(values) * 1000, "runs": len(values)}
-
-
-def tail(path, n=4000):
-    try:
-        with open(path, "rb") as f:
-            return f.read()[-n:].decode(errors="replace")
-    except OSError:
-        return "(no %s)" % path
 
 
 # ---------------------------------------------------------------------------
@@ -144,220 +113,6 @@ def leases(data_dir, net_name):
         return sorted(f for f in os.listdir(d) if f != "lock" and not f.startswith("last_reserved_ip"))
     except FileNotFoundError:
         return []
-
-
-# ---------------------------------------------------------------------------
-# containerd
-# ---------------------------------------------------------------------------
-
-def oci_arch():
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
-
-
-def pause_image_archive(path, pause_binary, ref):
-    """An OCI image archive of one layer holding pause_binary as /pause, Entrypoint ["/pause"]."""
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as t:
-        with open(pause_binary, "rb") as f:
-            data = f.read()
-        info = tarfile.TarInfo("pause")
-        info.size, info.mode, info.mtime = len(data), 0o755, 0
-        t.addfile(info, io.BytesIO(data))
-    image_archive(path, layer.getvalue(), {"Entrypoint": ["/pause"], "WorkingDir": "/"}, ref)
-
-
-def image_archive(path, layer, image_config, ref):
-    """An OCI image archive (oci-layout, index.json, blobs) of one uncompressed layer (tar bytes)
-    and `image_config` (the config's "config"), named `ref` (io.containerd.image.name) for
-    `ctr images import`."""
-    blobs = {}
-
-    def blob(data):
-        digest = hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        return "sha256:" + digest
-
-    layer_digest = blob(layer)
-    config = json.dumps({
-        "architecture": oci_arch(), "os": "linux", "config": image_config,
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},  # uncompressed: digest = diff id
-    }, sort_keys=True).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob(config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest,
-                    "size": len(layer)}],
-    }, sort_keys=True).encode()
-    index = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": blob(manifest),
-                       "size": len(manifest), "platform": {"architecture": oci_arch(), "os": "linux"},
-                       "annotations": {"io.containerd.image.name": ref,
-                                       "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1]}}],
-    }, sort_keys=True).encode()
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
-        def add(name, data, mode=0o644):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, 0
-            t.addfile(info, io.BytesIO(data))
-        for d in ("blobs", "blobs/sha256"):
-            info = tarfile.TarInfo(d)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
-            t.addfile(info)
-        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-        add("index.json", index)
-        for digest, data in blobs.items():
-            add("blobs/sha256/" + digest, data)
-
-
-def toml_str(s):
-    return json.dumps(s)  # a TOML basic string is a JSON string for what we write
-
-
-class Containerd:
-    """containerd with a private config, every path under `base`, in the node namespace."""
-
-    SHIM_SOCKET_DIR = "/run/containerd/s"  # containerd 1.6 puts shim sockets there, whatever its state dir
-    # go-cni's libcni cache (containerd 1.6 has no setting for it): <network>-<id>-eth0 and, for the
-    # loopback network go-cni adds, cni-loopback-<id>-lo; DEL removes them.
-    CNI_CACHE = "/var/lib/cni/results"
-
-    def __init__(self, base, state, node, conf_dir, sandbox_image):
-        self.base = base
-        self.root = os.path.join(base, "root")
-        self.state = state
-        self.socket = os.path.join(base, "containerd.sock")
-        self.config = os.path.join(base, "config.toml")
-        self.log_path = os.path.join(base, "containerd.log")
-        self.node = node
-        self.sandbox_image = sandbox_image
-        self.proc = None
-        self.ids = set()  # every sandbox id containerd gave us (their shim sockets are named after them)
-        for d in (self.root, self.state, os.path.join(base, "tmp")):
-            os.makedirs(d, exist_ok=True)
-        cri = '[plugins."io.containerd.grpc.v1.cri"'
-        text = "\n".join([
-            "version = 2",
-            "root = %s" % toml_str(self.root),
-            "state = %s" % toml_str(self.state),
-            "temp = %s" % toml_str(os.path.join(base, "tmp")),
-            # opt would install into /opt/containerd; nothing here needs it.
-            'disabled_plugins = ["io.containerd.internal.v1.opt"]',
-            "[grpc]",
-            "  address = %s" % toml_str(self.socket),
-            "[ttrpc]",
-            "  address = %s" % toml_str(self.socket + ".ttrpc"),
-            "[plugins]",
-            '  %s]' % cri,
-            "    sandbox_image = %s" % toml_str(sandbox_image),
-            "    netns_mounts_under_state_dir = true",  # pod netns pins under <state>, not /var/run/netns
-            "    disable_apparmor = true",
-            # The sandbox's oom_score_adj (-998) clamped to containerd's own: this host refuses a
-            # negative oom_score_adj (EIO), which runc init dies of otherwise.
-            "    restrict_oom_score_adj = true",
-            "    systemd_cgroup = false",
-            "    stream_server_address = \"127.0.0.1\"",  # in the node namespace
-            "    stream_server_port = \"0\"",
-            '  %s.cni]' % cri,
-            "    bin_dir = %s" % toml_str(PLUGINS),
-            "    conf_dir = %s" % toml_str(conf_dir),
-            "    max_conf_num = 1",
-            '  %s.containerd]' % cri,
-            '    snapshotter = "overlayfs"',
-            '    default_runtime_name = "runc"',
-            '  %s.containerd.runtimes.runc]' % cri,
-            '    runtime_type = "io.containerd.runc.v2"',
-            '  %s.containerd.runtimes.runc.options]' % cri,
-            "    BinaryName = %s" % toml_str(RUNC),
-            "    Root = %s" % toml_str(os.path.join(state, "runc")),
-            "    SystemdCgroup = false",
-            "",
-        ])
-        with open(self.config, "w") as f:
-            f.write(text)
-
-    def start(self, timeout=30):
-        out = open(self.log_path, "wb")
-        try:
-            self.proc = subprocess.Popen(["nsenter", "--net=" + self.node.path, CONTAINERD, "--config", self.config,
-                                          "--log-level", "warn"],
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd="/")
-        finally:
-            out.close()
-        deadline = time.time() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise BenchError("containerd exited with %s:\n%s" % (self.proc.returncode, tail(self.log_path)))
-            if os.path.exists(self.socket):
-                ch = grpc.insecure_channel("unix://" + self.socket)
-                try:
-                    pbg.RuntimeServiceStub(ch).Version(pb.VersionRequest(version="v1"), timeout=1)
-                    return
-                except grpc.RpcError:
-                    pass
-                finally:
-                    ch.close()
-            if time.time() > deadline:
-                raise BenchError("containerd did not answer CRI Version in %ds:\n%s" % (timeout, tail(self.log_path)))
-            time.sleep(0.1)
-
-    def ctr(self, *args):
-        r = subprocess.run([CTR, "--address", self.socket, "--namespace", "k8s.io"] + list(args),
-                           capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            raise BenchError("ctr %s failed (%d): %s%s\ncontainerd log:\n%s" % (
-                " ".join(args), r.returncode, r.stdout, r.stderr, tail(self.log_path)))
-        return r.stdout
-
-    def import_image(self, archive):
-        # Unpacked into the default snapshotter (overlayfs), which the CRI plugin uses.
-        self.ctr("images", "import", "--platform", "linux/" + oci_arch(), archive)
-
-    def stop(self, timeout=20):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            warn("containerd ignored SIGTERM for %ds, SIGKILL" % timeout)
-            self.proc.kill()
-            self.proc.wait()
-
-    def leftover_processes(self):
-        """{pid: starttime} of processes provably of this containerd: shims given our socket address
-        (a shim daemonizes, so it is not a descendant of containerd), their descendants (the pause
-        processes), and anything whose root, cwd or exe is under our base (bundles, rootfs)."""
-        found = set()
-        me = os.getpid()
-        for pid in all_pids():
-            if pid == me:
-                continue
-            argv = proc_cmdline(pid)
-            if "-address" in argv and self.socket in argv:
-                found.add(pid)
-                continue
-            for what in ("root", "cwd", "exe"):
-                try:
-                    target = os.readlink("/proc/%d/%s" % (pid, what))
-                except OSError:
-                    continue
-                if (target + "/").startswith(self.base + "/") or (target + "/").startswith(self.state + "/"):
-                    found.add(pid)
-                    break
-        for pid in list(found):
-            found.update(descendants(pid))
-        if self.proc is not None and self.proc.poll() is None:
-            found.add(self.proc.pid)
-            found.update(descendants(self.proc.pid))
-        return {pid: st for pid, st in ((p, proc_starttime(p)) for p in found) if st is not None}
-
-    def shim_sockets(self):
-        """The shim sockets containerd 1.6 names sha256(<address>/<namespace>/<id>) in /run/containerd/s."""
-        return [os.path.join(self.SHIM_SOCKET_DIR, hashlib.sha256(
-            os.path.join(self.socket, "k8s.io", i).encode()).hexdigest()) for i in self.ids]
 
 
 # ---------------------------------------------------------------------------
@@ -447,77 +202,6 @@ class Runtime:
 
 
 # ---------------------------------------------------------------------------
-# Cleanup helpers
-# ---------------------------------------------------------------------------
-
-def unmount_all_under(path):
-    for m in sorted(mounts_under(path), key=len, reverse=True):
-        if subprocess.call(["umount", m], stderr=subprocess.DEVNULL) != 0:
-            subprocess.call(["umount", "-l", m], stderr=subprocess.DEVNULL)
-    return mounts_under(path)
-
-
-def cgroup_mounts():
-    return [m for m, fstype in mountinfo() if fstype in ("cgroup", "cgroup2")]
-
-
-def cgroup_processes(top):
-    """{pid: starttime} of the processes in any cgroup under <each hierarchy>/<top>: ours by name."""
-    found = {}
-    for mount in cgroup_mounts():
-        for d, _, files in os.walk(os.path.join(mount, top.strip("/"))):
-            if "cgroup.procs" not in files:
-                continue
-            try:
-                with open(os.path.join(d, "cgroup.procs")) as f:
-                    pids = [int(x) for x in f.read().split()]
-            except OSError:
-                continue
-            for pid in pids:
-                st = proc_starttime(pid)
-                if st is not None:
-                    found[pid] = st
-    return found
-
-
-def remove_cgroups(top):
-    """rmdir, deepest first, every cgroup directory under <each hierarchy>/<top> (only those)."""
-    left = []
-    for mount in cgroup_mounts():
-        root = os.path.join(mount, top.strip("/"))
-        if not os.path.isdir(root):
-            continue
-        dirs = [d for d, _, _ in os.walk(root)]
-        for d in sorted(dirs, key=len, reverse=True):
-            for _ in range(50):  # a cgroup whose last process just died can be busy for a moment
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            else:
-                left.append(d)
-    return left
-
-
-def merge_json(path, key, value):
-    data = {}
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except (OSError, ValueError) as e:
-            warn("%s is not JSON (%s); writing it afresh" % (path, e))
-    data[key] = value
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.rename(tmp, path)
-
-
-# ---------------------------------------------------------------------------
 
 def preflight(extra=()):
     problems = []
@@ -584,8 +268,9 @@ class Testbed:
         self.podshim.start()
 
         # containerd
-        self.containerd = Containerd(os.path.join(base, "containerd"), os.path.join(volatile, "containerd"),
-                                     self.nodes["containerd"], self.conf_dirs["containerd"], self.sandbox_image)
+        self.containerd = Containerd(os.path.join(base, "containerd"), state=os.path.join(volatile, "containerd"),
+                                     netns=self.nodes["containerd"].path, cni_conf_dir=self.conf_dirs["containerd"],
+                                     sandbox_image=self.sandbox_image, runtime="runc")
         self.containerd.start()
         archive = os.path.join(base, "pause-image.tar")
         pause_image_archive(archive, PAUSE, self.sandbox_image)

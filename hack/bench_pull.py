@@ -81,18 +81,18 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 os.environ.setdefault("PODSHIM_BIN", os.path.join(REPO, ".build-release", "release", "podshim"))
-sys.dont_write_bytecode = True  # no hack/__pycache__ from importing bench_cni
+sys.dont_write_bytecode = True  # no hack/__pycache__ from importing benchpeers
 sys.path.insert(0, HERE)
-import bench_cni  # noqa: E402  (also puts Tests/cri on sys.path)
-from bench_cni import BenchError, log, merge_json, pct, tail, toml_str, unmount_all_under, warn  # noqa: E402
+import benchpeers  # noqa: E402  (also puts Tests/cri on sys.path)
+from benchpeers import BenchError, log, merge_json, pct, tail, toml_str, unmount_all_under, warn  # noqa: E402
 from crihelpers import Daemon, pb, pbg  # noqa: E402
 import registryfixture as rf  # noqa: E402
 
 import grpc  # noqa: E402
 
 PODSHIM = os.environ["PODSHIM_BIN"]
-CONTAINERD = bench_cni.CONTAINERD
-CTR = bench_cni.CTR
+CONTAINERD = benchpeers.CONTAINERD
+CTR = benchpeers.CTR
 RUNS = int(os.environ.get("BENCH_PULL_RUNS", "5"))
 WARMUP = int(os.environ.get("BENCH_PULL_WARMUP", "1"))
 BIG_MB = float(os.environ.get("BENCH_PULL_MB", "100"))
@@ -235,90 +235,19 @@ def count_files(layout, info):
 # containerd
 # ---------------------------------------------------------------------------
 
-class Containerd:
-    """containerd 1.6 with a private config, every path under `base`, in the host's network
-    namespace (it must reach the registry on 127.0.0.1); no CNI network, no container."""
+class Containerd(benchpeers.Containerd):
+    """hack/benchpeers.py's containerd 1.6 (private config, every path under `base`) in the host's
+    network namespace (it must reach the registry on 127.0.0.1), with a certs.d for the registry;
+    no CNI network, no container. Adds the checks of what its stores still hold."""
 
     def __init__(self, base, registry):
-        self.base = base
-        self.root = os.path.join(base, "root")
-        self.state = os.path.join(base, "state")
-        self.socket = os.path.join(base, "containerd.sock")
-        self.config = os.path.join(base, "config.toml")
-        self.log_path = os.path.join(base, "containerd.log")
         self.certs = os.path.join(base, "certs.d")
-        self.proc = None
-        net_d = os.path.join(base, "net.d")
-        for d in (self.root, self.state, os.path.join(base, "tmp"), net_d, os.path.join(self.certs, registry.host)):
-            os.makedirs(d, exist_ok=True)
+        os.makedirs(os.path.join(self.certs, registry.host), exist_ok=True)
         with open(os.path.join(self.certs, registry.host, "hosts.toml"), "w") as f:
             f.write('server = "https://%s"\n\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n'
                     '  ca = %s\n' % (registry.host, registry.host, toml_str(registry.ca_file)))
-        cri = '[plugins."io.containerd.grpc.v1.cri"'
-        text = "\n".join([
-            "version = 2",
-            "root = %s" % toml_str(self.root),
-            "state = %s" % toml_str(self.state),
-            "temp = %s" % toml_str(os.path.join(base, "tmp")),
-            'disabled_plugins = ["io.containerd.internal.v1.opt"]',
-            "[grpc]",
-            "  address = %s" % toml_str(self.socket),
-            "[ttrpc]",
-            "  address = %s" % toml_str(self.socket + ".ttrpc"),
-            "[plugins]",
-            "  %s]" % cri,
-            "    sandbox_image = \"localhost/podshim-bench-pull-no-pause:none\"",  # never used: no pod
-            "    disable_apparmor = true",
-            "    max_concurrent_downloads = %d" % DOWNLOADS,
-            "    stream_server_address = \"127.0.0.1\"",
-            "    stream_server_port = \"0\"",
-            "  %s.cni]" % cri,
-            "    bin_dir = %s" % toml_str(bench_cni.PLUGINS),
-            "    conf_dir = %s" % toml_str(net_d),
-            "  %s.containerd]" % cri,
-            '    snapshotter = "overlayfs"',
-            '    default_runtime_name = "runc"',
-            "  %s.containerd.runtimes.runc]" % cri,
-            '    runtime_type = "io.containerd.runc.v2"',
-            "  %s.registry]" % cri,
-            "    config_path = %s" % toml_str(self.certs),
-            "",
-        ])
-        with open(self.config, "w") as f:
-            f.write(text)
-
-    def start(self, timeout=30):
-        out = open(self.log_path, "wb")
-        try:
-            self.proc = subprocess.Popen([CONTAINERD, "--config", self.config, "--log-level", "warn"],
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd="/")
-        finally:
-            out.close()
-        deadline = time.time() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise BenchError("containerd exited with %s:\n%s" % (self.proc.returncode, tail(self.log_path)))
-            if os.path.exists(self.socket):
-                ch = grpc.insecure_channel("unix://" + self.socket)
-                try:
-                    pbg.RuntimeServiceStub(ch).Version(pb.VersionRequest(version="v1"), timeout=1)
-                    return
-                except grpc.RpcError:
-                    pass
-                finally:
-                    ch.close()
-            if time.time() > deadline:
-                raise BenchError("containerd did not answer CRI Version in %ds:\n%s" % (timeout, tail(self.log_path)))
-            time.sleep(0.1)
-
-    def ctr_rows(self, *args):
-        """Non-header rows of `ctr -n k8s.io <args>` (with -q: the names)."""
-        r = subprocess.run([CTR, "--address", self.socket, "--namespace", "k8s.io"] + list(args),
-                           capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            raise BenchError("ctr %s failed (%d): %s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
-        lines = [l for l in r.stdout.splitlines() if l.strip()]
-        return lines if "-q" in args else lines[1:]
+        super().__init__(base, sandbox_image="localhost/podshim-bench-pull-no-pause:none",  # never used: no pod
+                         max_concurrent_downloads=DOWNLOADS, registry_config_path=self.certs)
 
     def snapshots(self):
         return self.ctr_rows("snapshots", "ls")
@@ -334,17 +263,6 @@ class Containerd:
                 "snapshots": self.snapshots(), "blob_files": visible(os.path.join(content, "blobs", "sha256")),
                 "ingests": visible(os.path.join(content, "ingest")),
                 "snapshot_dirs": visible(os.path.join(self.root, "io.containerd.snapshotter.v1.overlayfs", "snapshots"))}
-
-    def stop(self, timeout=20):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            warn("containerd ignored SIGTERM for %ds, SIGKILL" % timeout)
-            self.proc.kill()
-            self.proc.wait()
 
 
 # ---------------------------------------------------------------------------

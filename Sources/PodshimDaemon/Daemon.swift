@@ -4,6 +4,7 @@ import Glibc
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NIOPosix
 import PodshimCgroups
 import PodshimRuntime
 import PodshimSystem
@@ -129,8 +130,11 @@ public struct Daemon {
         transportConfig.channelDebuggingCallbacks.onAcceptTCPConnection = { [logger] channel in
             policy.check(channel) { logger.warning("\($0)") }
         }
+        // One event loop for the CRI connections, which also runs the handlers (see serve below).
+        let rpcLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let transport = HTTP2ServerTransport.Posix(
-            listeningSocketDescriptor: Int(socket.descriptor), transportSecurity: .plaintext, config: transportConfig)
+            listeningSocketDescriptor: Int(socket.descriptor), transportSecurity: .plaintext, config: transportConfig,
+            eventLoopGroup: rpcLoop)
         // Each RPC's deadline on DeadlineTimer rather than grpc-swift's Task.sleep, whose task
         // stays allocated until the deadline even when the RPC ended long before (RequestDeadline).
         let server = GRPCServer(transport: DeadlineTransport(wrapping: transport), services: [
@@ -169,7 +173,12 @@ public struct Daemon {
         SystemdNotify.notify(SystemdNotify.readyMessage(
             status: "serving CRI on \(options.socketPath), \(manager.allSandboxes.count) sandboxes"), logger: logger)
         do {
-            try await server.serve()
+            // The handlers run on the transport's own loop thread: a read-only RPC is served without
+            // a thread hop (its state is read under short locks); lifecycle RPCs offload their
+            // blocking work to Dispatch and come back here to reply.
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(rpcLoop.next())) {
+                try await server.serve()
+            }
         } catch {
             socket.remove()
             await puller.shutdown()

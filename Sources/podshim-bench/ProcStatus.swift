@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Threads and resident memory of the daemon (summed over its pids), from /proc/PID/status.
+struct ProcSnapshot: Equatable, Sendable {
+    var threads: Int
+    var rssKB: Int
+
+    static let zero = ProcSnapshot(threads: 0, rssKB: 0)
+
+    /// The larger of each field.
+    func peak(with other: ProcSnapshot) -> ProcSnapshot {
+        ProcSnapshot(threads: Swift.max(threads, other.threads), rssKB: Swift.max(rssKB, other.rssKB))
+    }
+
+    /// `Threads:` and `VmRSS:` (kB) of one /proc/PID/status text; nil if either is missing.
+    static func parse(status text: String) -> ProcSnapshot? {
+        var threads: Int?
+        var rss: Int?
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("Threads:") {
+                threads = Int(line.dropFirst("Threads:".count).trimmingSpaces())
+            } else if line.hasPrefix("VmRSS:") {
+                var value = line.dropFirst("VmRSS:".count).trimmingSpaces()
+                if value.hasSuffix("kB") { value = value.dropLast(2).trimmingSpaces() }
+                rss = Int(value)
+            }
+        }
+        guard let threads, let rss else { return nil }
+        return ProcSnapshot(threads: threads, rssKB: rss)
+    }
+
+    /// The sum over `pids`; nil if any of them cannot be read (gone, or not a process).
+    static func read(pids: [Int32]) -> ProcSnapshot? {
+        var sum = ProcSnapshot.zero
+        for pid in pids {
+            guard let text = readFile("/proc/\(pid)/status"), let one = parse(status: text) else { return nil }
+            sum.threads += one.threads
+            sum.rssKB += one.rssKB
+        }
+        return sum
+    }
+
+    private static func readFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { return nil }
+            if count == 0 { break }
+            bytes.append(contentsOf: buffer[..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Samples the daemon every 100 ms until cancelled; its value is the peak it saw.
+func sampleProcPeak(pids: [Int32], every interval: Duration = .milliseconds(100)) -> Task<ProcSnapshot, Never> {
+    Task {
+        var peak = ProcSnapshot.zero
+        while !Task.isCancelled {
+            if let now = ProcSnapshot.read(pids: pids) { peak = peak.peak(with: now) }
+            try? await Task.sleep(for: interval)
+        }
+        return peak
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingSpaces() -> Substring {
+        var value = self
+        while let first = value.first, first == " " || first == "\t" { value.removeFirst() }
+        while let last = value.last, last == " " || last == "\t" { value.removeLast() }
+        return value
+    }
+}
