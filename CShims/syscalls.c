@@ -12,6 +12,7 @@
 #include <sys/timerfd.h>
 #include <pthread.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -57,6 +58,20 @@ int psh_mount(const char *source, const char *target, const char *fstype, unsign
 
 int psh_umount(const char *target, bool detach) {
     return umount2(target, detach ? MNT_DETACH : 0) < 0 ? -errno : 0;
+}
+
+int psh_is_mount_root(const char *path) {
+#ifndef STATX_ATTR_MOUNT_ROOT
+#define STATX_ATTR_MOUNT_ROOT 0x00002000
+#endif
+    struct statx info;
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, 0, &info) < 0) {
+        return -errno;
+    }
+    if (!(info.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) {
+        return -ENOSYS; // a kernel before 5.8 does not say
+    }
+    return (info.stx_attributes & STATX_ATTR_MOUNT_ROOT) ? 1 : 0;
 }
 
 int psh_setns(int fd, int nstype) {

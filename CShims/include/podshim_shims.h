@@ -72,6 +72,10 @@ int psh_set_child_subreaper(void);
 int psh_mount(const char *_Nullable source, const char *target, const char *_Nullable fstype,
               unsigned long flags, const char *_Nullable data);
 int psh_umount(const char *target, bool detach);
+/// Whether `path` (not followed if a symlink) is the root of a mount (statx's
+/// STATX_ATTR_MOUNT_ROOT): 1 or 0; -ENOSYS on a kernel that does not report it (before 5.8);
+/// -errno when statx fails.
+int psh_is_mount_root(const char *path);
 /// setns(2) returning -errno.
 int psh_setns(int fd, int nstype);
 

@@ -17,6 +17,16 @@ public enum Mounts {
         throw SystemError("umount", path: target, negatedErrno: result)
     }
 
+    /// Whether `path` is the root of a mount (a mount point, or a bind-mounted file); nil when the
+    /// kernel does not say (before 5.8) or `path` cannot be examined.
+    public static func isMountRoot(_ path: String) -> Bool? {
+        let result = psh_is_mount_root(path)
+        return result < 0 ? nil : result == 1
+    }
+
+    /// Whether this kernel reports mount roots (``isMountRoot(_:)``); asked once.
+    public static let reportsMountRoots: Bool = psh_is_mount_root("/") != -ENOSYS
+
     /// Mount points in this mount namespace at `directory` or below it, deepest first.
     ///
     /// Every tree removal asks this, and a host with 1,000 pods has thousands of mounts: the scan

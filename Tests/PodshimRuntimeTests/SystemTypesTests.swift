@@ -182,6 +182,43 @@ final class SystemTypesTests: XCTestCase {
         XCTAssertEqual(Mounts.mountPoints(under: temporary.path + "/d ir"), [spaced])
     }
 
+    func testRemoveTreeDetachesEveryKindOfMountOnTheWayDown() throws {
+        guard geteuid() == 0 else { throw XCTSkip("mounting needs root") }
+        XCTAssertEqual(Mounts.isMountRoot("/"), Mounts.reportsMountRoots ? true : nil)
+        // A tmpfs, a bind mount of a directory of the same filesystem (same st_dev), a bind-mounted
+        // file, two tmpfs stacked on one directory, and a tree whose root is itself a mount.
+        let root = temporary.path + "/tree"
+        let source = temporary.path + "/source"
+        let file = source + "/file"
+        for path in [root + "/tmp", root + "/bound", root + "/stack", root + "/a/b", source] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        try "x".write(toFile: file, atomically: false, encoding: .utf8)
+        try "y".write(toFile: root + "/a/b/file", atomically: false, encoding: .utf8)
+        try Mounts.mountTmpfs(at: root + "/tmp", options: "size=64k")
+        XCTAssertEqual(mount(source, root + "/bound", nil, UInt(MS_BIND), nil), 0)
+        XCTAssertEqual(mount(file, root + "/a/b/file", nil, UInt(MS_BIND), nil), 0)
+        try Mounts.mountTmpfs(at: root + "/stack", options: "size=64k")
+        try Mounts.mountTmpfs(at: root + "/stack", options: "size=64k")
+        let mounted = temporary.path + "/mounted"
+        try FileManager.default.createDirectory(atPath: mounted, withIntermediateDirectories: true)
+        try Mounts.mountTmpfs(at: mounted, options: "size=64k")
+        try FileManager.default.createDirectory(atPath: mounted + "/inside", withIntermediateDirectories: true)
+        defer { for path in Mounts.mountPoints(under: temporary.path) { try? Mounts.unmount(path) } }  // only after a failure
+        if Mounts.reportsMountRoots {
+            XCTAssertEqual(Mounts.isMountRoot(root + "/bound"), true, "same st_dev, still a mount root")
+            XCTAssertEqual(Mounts.isMountRoot(root + "/a/b/file"), true)
+            XCTAssertEqual(Mounts.isMountRoot(root + "/a"), false)
+        }
+
+        try FileSystem.removeTree(root)
+        try FileSystem.removeTree(mounted)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: mounted))
+        XCTAssertEqual(Mounts.mountPoints(under: temporary.path), [])
+        XCTAssertEqual(try String(contentsOfFile: file, encoding: .utf8), "x", "the bind mount's source is untouched")
+    }
+
     // MARK: ProcessIdentity
 
     /// A /proc/<pid>/stat line whose fields 3… are numbered so an off-by-one shows.
