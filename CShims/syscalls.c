@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
@@ -72,6 +73,10 @@ int psh_is_mount_root(const char *path) {
         return -ENOSYS; // a kernel before 5.8 does not say
     }
     return (info.stx_attributes & STATX_ATTR_MOUNT_ROOT) ? 1 : 0;
+}
+
+int psh_malloc_trim(void) {
+    return malloc_trim(0);
 }
 
 int psh_setns(int fd, int nstype) {

@@ -76,6 +76,9 @@ int psh_umount(const char *target, bool detach);
 /// STATX_ATTR_MOUNT_ROOT): 1 or 0; -ENOSYS on a kernel that does not report it (before 5.8);
 /// -errno when statx fails.
 int psh_is_mount_root(const char *path);
+/// glibc's malloc_trim(0) (<malloc.h> does not import into Swift): returns the free pages of every
+/// arena to the kernel; 1 when it released memory.
+int psh_malloc_trim(void);
 /// setns(2) returning -errno.
 int psh_setns(int fd, int nstype);
 

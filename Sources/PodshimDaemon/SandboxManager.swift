@@ -37,6 +37,8 @@ final class SandboxManager: Sendable {
     private let table = Mutex(Table())
     /// Compiled seccomp programs, shared by every container.
     let seccomp = SeccompCache()
+    /// Returns the heap a burst of pod removals freed to the kernel, once the burst is over.
+    let memory = MemoryTrimmer()
 
     init(configuration: RuntimeConfiguration, hierarchy: CgroupHierarchy?, logger: Logger,
          launcher: any Launcher = PodLauncher()) {
@@ -261,6 +263,7 @@ final class SandboxManager: Sendable {
         store.deleteSandbox(sandbox.id)
         _ = table.withLock { $0.sandboxes.removeValue(forKey: sandbox.id) }
         logger.info("sandbox \(sandbox.id.prefix(13)) removed")
+        memory.released()
     }
 
     // MARK: - Containers
