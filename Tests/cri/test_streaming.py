@@ -112,11 +112,38 @@ class StreamingExecTest(CRITestCase):
         def children():
             return sorted(p for p in crihelpers.descendants(self.daemon.pid))
 
+        def thread_names():
+            names = []
+            for tid in os.listdir("/proc/%d/task" % self.daemon.pid):
+                try:
+                    with open("/proc/%d/task/%s/comm" % (self.daemon.pid, tid)) as f:
+                        names.append(f.read().strip())
+                except OSError:
+                    pass
+            return sorted(names)
+
+        def fd_targets():
+            targets = []
+            for fd in os.listdir("/proc/%d/fd" % self.daemon.pid):
+                try:
+                    targets.append(os.readlink("/proc/%d/fd/%s" % (self.daemon.pid, fd)))
+                except OSError:
+                    pass
+            return sorted(targets)
+
         # Warm up (the first session starts the event loops' threads), then measure.
         for _ in range(3):
             spdyclient.run_exec(self.exec_url(["/nonexistent"]), timeout=10)
-        time.sleep(0.5)
-        before = (fds(), threads(), children())
+        # The class's earlier tests may still be winding down their sessions (log files, pidfds,
+        # Dispatch workers): the baseline is taken once the counts have held still for a second.
+        before, deadline = None, time.time() + 20
+        while time.time() < deadline:
+            current = (fds(), threads(), children())
+            if current == before:
+                break
+            before = current
+            time.sleep(1)
+        names_before, fds_before = thread_names(), fd_targets()
         for i in range(40):
             command = ["/nonexistent"] if i % 2 else ["/etc/passwd"]
             if i % 4 < 2:
@@ -130,7 +157,8 @@ class StreamingExecTest(CRITestCase):
             if after == before:
                 break
             time.sleep(0.2)
-        self.assertEqual(after, before, "daemon fds, threads, child processes")
+        self.assertEqual(after, before, "daemon fds, threads, child processes; threads before %s, now %s; fds before %s, now %s" % (
+            names_before, thread_names(), fds_before, fd_targets()))
 
     def test_only_the_streams_asked_for(self):
         out, err, status = spdyclient.run_exec(self.exec_url(["sh", "-c", "echo out; echo err >&2"], stderr=False),
