@@ -79,6 +79,11 @@ int psh_malloc_trim(void) {
     return malloc_trim(0);
 }
 
+size_t psh_malloc_in_use(void) {
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
+}
+
 int psh_setns(int fd, int nstype) {
     return setns(fd, nstype) < 0 ? -errno : 0;
 }

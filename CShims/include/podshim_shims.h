@@ -79,6 +79,9 @@ int psh_is_mount_root(const char *path);
 /// glibc's malloc_trim(0) (<malloc.h> does not import into Swift): returns the free pages of every
 /// arena to the kernel; 1 when it released memory.
 int psh_malloc_trim(void);
+/// The heap bytes in use (glibc's mallinfo2: arena chunks plus mmapped blocks), for tests that
+/// check a loop keeps no memory.
+size_t psh_malloc_in_use(void);
 /// setns(2) returning -errno.
 int psh_setns(int fd, int nstype);
 
