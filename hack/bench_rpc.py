@@ -7,15 +7,22 @@ venv's Python and PYTHONPATH holding the generated stubs (hack/cri-venv.sh), POD
 PODSHIM_IMAGE_DIR (a busybox image dir, hack/make-busybox-image.sh) set.
 
 The client is podshim-bench (Sources/podshim-bench, PODSHIM_BENCH_BIN), the same binary and the
-same requests for every runtime, pods in the host's network namespace (no CNI anywhere):
-  - `podshim-bench rpc`: each CRI RPC one at a time on one channel (read-only ones 5 x
-    BENCH_RUNS times with 10 background pods running, the lifecycle ones in BENCH_RUNS pod
-    cycles) and the pod and container cycles;
+same requests for every runtime, pods in the host's network namespace (no CNI anywhere), each
+pod with cgroup_parent /podshim-bench-<run id>/pod<uid> as a kubelet with the cgroupfs driver
+gives (containerd 1.6 fails ListPodSandboxStats without one), each connection used for 100
+calls at most (grpc-go's BDP PINGs would trip swift-nio-http2's control-frame flood limit; see
+Sources/podshim-bench/BenchSession.swift):
+  - `podshim-bench rpc`: each CRI RPC one at a time (read-only ones 5 x BENCH_RUNS times with 10
+    background pods running, with the daemon's CPU time per call, a mean from /proc/PID/stat;
+    the lifecycle ones in BENCH_RUNS pod cycles) and the pod and container cycles; a read-only
+    RPC that fails is recorded as an error, the run goes on;
   - `podshim-bench scale` for each N in BENCH_SCALE (100,500,1000): N pods of 2 `sleep`
     containers started, BENCH_SCALE_CONCURRENCY (16) requests in flight, then all removed; the
     daemon's threads and RSS from /proc (containerd's own pid for containerd). Meanwhile this
     script samples, once a second, the RSS and threads of the runtime's processes that are not
-    the pods' own: the daemon, plus containerd's shims (one per pod).
+    the pods' own: the daemon, plus containerd's shims (one per pod). containerd runs only the N
+    up to BENCH_PEER_SCALE_MAX (500): a shim per pod (10-20 MB each) makes 1,000 pods cost it
+    ~15 GB and minutes; podshim runs every N.
 
 The runtimes run one after the other, never at once, each with private dirs under one temp dir
 (volatile state on a tmpfs there, as /run is on a systemd host):
@@ -32,9 +39,11 @@ containerd normalizes it to docker.io/library/busybox:latest.
 After each runtime is stopped, nothing of it may be left: processes (its daemon's descendants,
 shims given its socket, anything whose root, cwd or exe is under its dirs or in its cgroups),
 mounts under its dirs, the cgroups it made (podshim: under its --cgroup-root; containerd: new
-ones named by a 64-hex id, or a new top k8s.io), shim sockets in /run/containerd/s. What is found
+ones named by a 64-hex id, or a new top k8s.io; both: anything below a pod's cgroup parent
+<hierarchy>/podshim-bench-<run id>/pod<uid>), shim sockets in /run/containerd/s. What is found
 is reported (JSON "leftovers", a warning, exit 1) and removed; the same cleanup runs on failure,
-SIGTERM and Ctrl-C.
+SIGTERM and Ctrl-C. The cgroup parents themselves, in every hierarchy, are the kubelet's part:
+the client removes them after its pods, and this script after the runtime stops, silently.
 
 Prints tables, merges everything under "cri" into BENCH_JSON (bench.json) and writes an SVG chart
 (BENCH_SVG, default bench.svg beside BENCH_JSON). BENCH_README=1 also writes the chart to
@@ -77,6 +86,7 @@ WARMUP = int(os.environ.get("BENCH_RPC_WARMUP", "20"))
 BACKGROUND = int(os.environ.get("BENCH_RPC_BACKGROUND_PODS", "10"))
 SCALE = [int(x) for x in os.environ.get("BENCH_SCALE", "100,500,1000").replace(" ", "").split(",") if x]
 CONCURRENCY = int(os.environ.get("BENCH_SCALE_CONCURRENCY", "16"))
+PEER_SCALE_MAX = int(os.environ.get("BENCH_PEER_SCALE_MAX", "500"))  # containerd: N above it not run
 CONTAINERS = 2
 OUT = os.environ.get("BENCH_JSON", "bench.json")
 SVG = os.environ.get("BENCH_SVG") or os.path.join(os.path.dirname(os.path.abspath(OUT)), "bench.svg")
@@ -151,6 +161,7 @@ class Podshim:
         self.cgroup_root = cgroup_root
         self.proc = None
         self.recorded = {}  # {pid: starttime} of its descendants seen before it stopped
+        self.run_ids = []  # the client's --run-id of each run against it (its pods' cgroup parents)
         for d in (self.root, self.logs, self.state):
             os.makedirs(d, exist_ok=True)
 
@@ -228,6 +239,7 @@ class ContainerdRuntime:
         self.socket = self.cd.socket
         self.log_path = self.cd.log_path
         self.side = SideProcesses(self.cd.socket)
+        self.run_ids = []  # the client's --run-id of each run against it (its pods' cgroup parents)
 
     def start(self, archives):
         self.cd.start()
@@ -257,9 +269,16 @@ class ContainerdRuntime:
 
     @staticmethod
     def ours_cgroup(path):
-        """A cgroup containerd's runtime made: a component named by a 64-hex id (containerd's
-        sandbox and container ids; runc and crun put them at /k8s.io/<id> without a cgroup parent)."""
-        return any(HEX64.match(c) for c in path.split("/"))
+        """A cgroup containerd's runtime made without a cgroup parent: /k8s.io/<64-hex id> (a
+        containerd sandbox or container id) in some hierarchy. (With one, the client's, it is below
+        /podshim-bench-<run id>/pod<uid>: bench_parent_leftovers. Not any 64-hex name anywhere:
+        another podshim or containerd on the host, with pods of another bench run, makes those.)"""
+        for mount in cgroup_mounts():
+            rel = os.path.relpath(path, mount)
+            if not rel.startswith(".."):
+                parts = rel.split("/")
+                return len(parts) >= 2 and parts[0] == "k8s.io" and any(HEX64.match(c) for c in parts[1:])
+        return False
 
     def cleanup(self):
         pass
@@ -308,12 +327,12 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.runtime, self.interval = runtime, interval
         self.stop_event = threading.Event()
-        self.peak_rss_kb = self.peak_threads = self.peak_side = self.peak_side_rss_kb = 0
+        self.peak_rss_kb = self.peak_threads = self.peak_side = self.peak_side_rss_kb = self.peak_side_threads = 0
         self.samples = 0
 
     def sample(self):
         side = self.runtime.side_pids()
-        rss = threads = side_rss = 0
+        rss = threads = side_rss = side_threads = 0
         for pid in [self.runtime.pid] + side:
             f = status_fields(pid)
             if f:
@@ -321,10 +340,12 @@ class Sampler(threading.Thread):
                 threads += f[1]
                 if pid != self.runtime.pid:
                     side_rss += f[0]
+                    side_threads += f[1]
         self.peak_rss_kb = max(self.peak_rss_kb, rss)
         self.peak_threads = max(self.peak_threads, threads)
         self.peak_side = max(self.peak_side, len(side))
         self.peak_side_rss_kb = max(self.peak_side_rss_kb, side_rss)
+        self.peak_side_threads = max(self.peak_side_threads, side_threads)
         self.samples += 1
 
     def run(self):
@@ -339,6 +360,7 @@ class Sampler(threading.Thread):
         self.join()
         return {"rss_kb_peak": self.peak_rss_kb, "threads_peak": self.peak_threads,
                 "side_processes_peak": self.peak_side, "side_rss_kb_peak": self.peak_side_rss_kb,
+                "side_threads_peak": self.peak_side_threads,
                 "samples": self.samples}
 
 
@@ -428,14 +450,21 @@ def measure(rt, namespace, outdir, client):
     """podshim-bench rpc, then scale for each N; the results. A step that fails is recorded under
     "errors" and the next one runs (the runtime's pods are removed between steps)."""
     res = {"rpc": None, "scale": {}, "errors": []}
-    common = ["--socket", rt.socket, "--image", IMAGE, "--label", rt.name, "--namespace", namespace]
     stem = os.path.join(outdir, rt.name.replace("+", "-"))
+
+    def common():
+        """The options of every client run, with a fresh run id (its pods' cgroup parent
+        /podshim-bench-<id>/pod<uid>: check_and_clean looks there)."""
+        rid = secrets.token_hex(4)
+        rt.run_ids.append(rid)
+        return ["--socket", rt.socket, "--image", IMAGE, "--label", rt.name, "--namespace", namespace, "--run-id", rid]
     log("%s: podshim-bench rpc, %d runs (%d calls per read-only RPC), %d background pods" % (
         rt.name, RUNS, RUNS * 5, BACKGROUND))
     start = time.time()
     try:
-        run_client([client, "rpc"] + common + ["--json", stem + "-rpc.json", "--runs", str(RUNS), "--warmup",
-                                               str(WARMUP), "--background-pods", str(BACKGROUND), "--host-network"],
+        run_client([client, "rpc"] + common() + ["--json", stem + "-rpc.json", "--runs", str(RUNS), "--warmup",
+                                                 str(WARMUP), "--background-pods", str(BACKGROUND), "--host-network",
+                                                 "--pid", str(rt.pid)],
                    stem + "-rpc.log", timeout=3600)
         with open(stem + "-rpc.json") as f:
             res["rpc"] = json.load(f)
@@ -446,13 +475,17 @@ def measure(rt, namespace, outdir, client):
         if remove_pods(rt.socket, namespace, passes=3):
             warn("%s: removed pods the client left" % rt.name)
     for n in SCALE:
+        if rt.name != "podshim" and n > PEER_SCALE_MAX:
+            res["scale"][str(n)] = {"not_run": "N > BENCH_PEER_SCALE_MAX (%d)" % PEER_SCALE_MAX}
+            log("%s: scale %d not run (N > BENCH_PEER_SCALE_MAX %d)" % (rt.name, n, PEER_SCALE_MAX))
+            continue
         log("%s: podshim-bench scale, %d pods x %d containers, %d in flight" % (rt.name, n, CONTAINERS, CONCURRENCY))
         out = "%s-scale-%d.json" % (stem, n)
         sampler = Sampler(rt)
         sampler.sample()
         sampler.start()
         try:
-            run_client([client, "scale"] + common + ["--json", out, "--pods", str(n), "--containers", str(CONTAINERS),
+            run_client([client, "scale"] + common() + ["--json", out, "--pods", str(n), "--containers", str(CONTAINERS),
                                                      "--concurrency", str(CONCURRENCY), "--pid", str(rt.pid)],
                        "%s-scale-%d.log" % (stem, n), timeout=max(1800, n * 10))
             with open(out) as f:
@@ -468,10 +501,10 @@ def measure(rt, namespace, outdir, client):
         s["sampled"] = sampled
         res["scale"][str(n)] = s
         log("%s: %d pods started in %.2f s, removed in %.2f s; daemon RSS %s -> %s KB (%s KB a pod), threads peak %s;"
-            " with shims: RSS peak %.1f MB, %d shims" % (
+            " with shims: RSS peak %.1f MB, %d shims (%.1f MB, %d threads)" % (
                 rt.name, n, s["start_s"], s["remove_s"], s.get("rss_kb_start"), s.get("rss_kb_end"),
                 s.get("rss_kb_per_pod"), s.get("threads_peak"), sampled["rss_kb_peak"] / 1024,
-                sampled["side_processes_peak"]))
+                sampled["side_processes_peak"], sampled["side_rss_kb_peak"] / 1024, sampled["side_threads_peak"]))
     return res
 
 
@@ -479,13 +512,16 @@ def check_and_clean(rt, cg_before, namespace):
     """After rt.stop(): what it left, then that removed. Returns {what: [..]} of the leftovers."""
     left = {}
     procs = rt.leftover_processes()
+    for rid in rt.run_ids:  # anything still in the pods' cgroup parents
+        procs.update(cgroup_processes(BENCH_CGROUP_PREFIX + rid))
+    procs.pop(os.getpid(), None)
     left["processes"] = ["%d %s" % (p, " ".join(proc_cmdline(p))[:120]) for p in sorted(procs)]
     left["mounts"] = sorted(m for d in rt.dirs for m in benchpeers.mounts_under(d))
     new = cgroup_snapshot() - cg_before
     ours = sorted(d for d in new if rt.ours_cgroup(d))
     # (Parents a runtime makes once and keeps, as on a real node, are not ours_cgroup: /k8s.io,
     # <cgroup-root>/podshim.)
-    left["cgroups"] = ours_leaf_or_busy(ours)
+    left["cgroups"] = ours_leaf_or_busy(sorted(set(ours) | set(bench_parent_leftovers(rt.run_ids))))
     left["shim_sockets"] = sorted(rt.shim_sockets())
     left = {k: v for k, v in left.items() if v}
     if left:
@@ -501,7 +537,9 @@ def check_and_clean(rt, cg_before, namespace):
             warn("%s: still mounted: %s" % (rt.name, still))
     new = cgroup_snapshot() - cg_before
     extra = new_containerd_parents(new) if isinstance(rt, ContainerdRuntime) else []
-    stuck = rmdir_cgroups([d for d in new if rt.ours_cgroup(d)] + extra)
+    # The pods' cgroup parents (the kubelet's part; the client removed them unless something was
+    # left in them) in every hierarchy, only this run's ids.
+    stuck = rmdir_cgroups(sorted(set([d for d in new if rt.ours_cgroup(d)] + extra + bench_parent_dirs(rt.run_ids))))
     if stuck:
         warn("%s: cgroups not removed: %s" % (rt.name, stuck))
     if isinstance(rt, ContainerdRuntime):
@@ -509,6 +547,32 @@ def check_and_clean(rt, cg_before, namespace):
         if busy:
             warn("%s: shim sockets still listened on: %s" % (rt.name, busy))
     return left
+
+
+BENCH_CGROUP_PREFIX = "podshim-bench-"  # the client's cgroup parents: /podshim-bench-<run id>/pod<uid>
+
+
+def bench_parent_dirs(run_ids):
+    """Every directory under <hierarchy>/podshim-bench-<id> for these run ids, in every hierarchy."""
+    out = []
+    for mount in cgroup_mounts():
+        for rid in run_ids:
+            top = os.path.join(mount, BENCH_CGROUP_PREFIX + rid)
+            if os.path.isdir(top):
+                out += [d for d, _, _ in os.walk(top)]
+    return out
+
+
+def bench_parent_leftovers(run_ids):
+    """What a runtime left in the pods' cgroup parents: any cgroup below a pod's
+    (<top>/pod<uid>/<leaf>), and any of them with processes in it."""
+    out = []
+    for d in bench_parent_dirs(run_ids):
+        parts = d.split("/")
+        below_top = next((len(parts) - i - 1 for i, c in enumerate(parts) if c.startswith(BENCH_CGROUP_PREFIX)), 0)
+        if below_top >= 2 or cgroup_procs(d):
+            out.append(d)
+    return out
 
 
 def cgroup_procs(d):
@@ -556,6 +620,9 @@ def analyse(results):
             runc = rpc_stats(results, "containerd+runc", name)
             if runc and runc.get("p50_us"):
                 ratios[name]["p50_vs_runc"] = p["p50_us"] / runc["p50_us"]
+            if p.get("server_cpu_us") is not None and b.get("server_cpu_us"):
+                # The daemon's mean CPU time per call, podshim ÷ containerd+crun.
+                ratios[name]["server_cpu"] = p["server_cpu_us"] / b["server_cpu_us"]
             if kind in GOALS:
                 goals[name] = {"kind": kind, "goal": GOALS[kind], "value": ratios[name]["p50"],
                                "met": ratios[name]["p50"] <= GOALS[kind]}
@@ -580,19 +647,32 @@ def cell(s):
         return "-"
     if s.get("unimplemented"):
         return "unimplemented"
+    if s.get("error"):
+        return "error"
     return "%s / %s" % (fmt_us(s["p50_us"]), fmt_us(s["p99_us"]))
 
 
+def cpu_cell(s):
+    """The daemon's mean CPU per call, µs (read-only RPCs)."""
+    if not s or s.get("server_cpu_us") is None:
+        return "error" if s and s.get("error") else "-"
+    v = s["server_cpu_us"]
+    return "%.0f" % v if v >= 100 else "%.1f" % v
+
+
 def table_rows(results):
-    """[(rpc, kind, {runtime: cell}, ratio text, goal text)]"""
+    """[(rpc, kind, {runtime: cell}, ratio text, goal text, {runtime: server CPU}, server CPU ratio text)]"""
     rows = []
     for kind, names in (("read-only", READ_RPCS), ("lifecycle", LIFECYCLE_RPCS), ("cycle", CYCLES)):
         for name in names:
             cells = {rt: cell(rpc_stats(results, rt, name)) for rt in RUNTIMES}
+            cpu = {rt: (cpu_cell(rpc_stats(results, rt, name)) if kind == "read-only" else "") for rt in RUNTIMES}
             r = results["ratio_podshim_containerd_crun"].get(name)
             g = results["goals"].get(name)
             rows.append((name, kind, cells, "%.2f" % r["p50"] if r else "-",
-                         ("≤ %g %s" % (g["goal"], "met" if g["met"] else "not met")) if g else ""))
+                         ("≤ %g %s" % (g["goal"], "met" if g["met"] else "not met")) if g else "", cpu,
+                         "%.2f" % r["server_cpu"] if r and r.get("server_cpu") is not None else
+                         ("-" if kind == "read-only" else "")))
     return rows
 
 
@@ -601,9 +681,17 @@ def scale_rows(results):
     rows = []
     for n in SCALE:
         per = {rt: (results["runtimes"].get(rt, {}).get("scale") or {}).get(str(n)) for rt in RUNTIMES}
+        first = [True]
 
         def row(label, fn):
-            rows.append((label, {rt: (fn(s) if s else "-") for rt, s in per.items()}))
+            def text(s):
+                if not s:
+                    return "-"
+                if s.get("not_run"):  # a peer above BENCH_PEER_SCALE_MAX: said once, on the first row
+                    return "not run (N > BENCH_PEER_SCALE_MAX)" if first[0] else "-"
+                return fn(s)
+            rows.append((label, {rt: text(s) for rt, s in per.items()}))
+            first[0] = False
         pre = "%d pods × %d: " % (n, CONTAINERS)
         row(pre + "start (s)", lambda s: "%.2f" % s["start_s"])
         row(pre + "remove (s)", lambda s: "%.2f" % s["remove_s"])
@@ -614,21 +702,32 @@ def scale_rows(results):
             lambda s: "%.1f → %.1f" % (s["rss_kb_start"] / 1024, s["rss_kb_end"] / 1024) if s.get("rss_kb_start") else "-")
         row(pre + "daemon + shims: RSS peak (MB), threads peak",
             lambda s: "%.0f, %d" % (s["sampled"]["rss_kb_peak"] / 1024, s["sampled"]["threads_peak"]))
+        row(pre + "shims alone: peak count, RSS (MB), threads",
+            lambda s: "%d, %.0f, %d" % (s["sampled"]["side_processes_peak"], s["sampled"]["side_rss_kb_peak"] / 1024,
+                                        s["sampled"].get("side_threads_peak", 0))
+            if s["sampled"]["side_processes_peak"] else "none")
     return rows
 
 
 def print_report(results):
     v = results["versions"]
-    print("CRI RPCs, podshim-bench (one channel, %d runs, read-only RPCs %d calls each, %d background pods); "
+    print("CRI RPCs, podshim-bench (one call at a time, <= 100 per connection, %d runs, read-only RPCs %d calls each, %d background pods); "
           "p50 / p99:" % (RUNS, RUNS * 5, BACKGROUND))
     print("  " + "; ".join("%s: %s" % (k, v[k]) for k in RUNTIMES if k in v))
     w = 22
-    print("%-*s %-21s %-21s %-21s %9s  %s" % (w, "RPC", "podshim", "containerd+runc", "containerd+crun",
-                                              "÷ crun", "goal (p50)"))
-    for name, kind, cells, ratio, goal in table_rows(results):
-        print("%-*s %-21s %-21s %-21s %9s  %s" % (w, name, cells["podshim"], cells["containerd+runc"],
-                                                  cells["containerd+crun"], ratio, goal))
+    print("%-*s %-21s %-21s %-21s %7s  %-13s | %s" % (
+        w, "RPC", "podshim", "containerd+runc", "containerd+crun", "÷ crun", "goal (p50)",
+        "server CPU µs per call (mean): podshim, c+runc, c+crun, ÷ crun"))
+    for name, kind, cells, ratio, goal, cpu, cpu_ratio in table_rows(results):
+        print("%-*s %-21s %-21s %-21s %7s  %-13s | %s" % (
+            w, name, cells["podshim"], cells["containerd+runc"], cells["containerd+crun"], ratio, goal,
+            "%8s %8s %8s %7s" % (cpu["podshim"], cpu["containerd+runc"], cpu["containerd+crun"], cpu_ratio)
+            if kind == "read-only" else ""))
     print("goals met: %s" % results["goals_met"])
+    errors = ["%s %s: %s" % (rt, n, s["error"]) for rt in RUNTIMES for n in READ_RPCS
+              for s in [rpc_stats(results, rt, n)] if s and s.get("error")]
+    for e in errors:
+        print("error: " + e)
     print("Scale (%d in flight):" % CONCURRENCY)
     for label, cells in scale_rows(results):
         print("%-58s %-18s %-18s %-18s" % (label, cells["podshim"], cells["containerd+runc"], cells["containerd+crun"]))
@@ -646,20 +745,27 @@ def print_report(results):
 def markdown(results):
     v = results["versions"]
     lines = [
-        "Measured %s, %d CPUs, kernel %s; %s; %d runs (read-only RPCs %d calls each, %d background pods); "
-        "p50 / p99; ratio = podshim ÷ containerd+crun at p50." % (
+        "Measured %s, %d CPUs, kernel %s; %s; %d runs (read-only RPCs %d calls each, %d background pods), "
+        "one call at a time, at most 100 calls per connection; p50 / p99; ratio = podshim ÷ containerd+crun at p50." % (
             results["date"], results["machine"]["cpus"], results["machine"]["kernel"],
             ", ".join("%s (%s)" % (k, v[k]) for k in RUNTIMES if k in v), RUNS, RUNS * 5, BACKGROUND),
         "",
-        "| RPC | podshim | containerd + runc | containerd + crun | ratio | goal |",
-        "|---|---|---|---|---|---|",
+        "Server CPU µs: the daemon's CPU time (utime + stime from /proc/PID/stat: podshim's, containerd's "
+        "own with its CRI plugin, not the shims') per call over a read-only RPC's timed calls, a mean; "
+        "CPU ratio = podshim ÷ containerd+crun.",
+        "",
+        "| RPC | podshim | containerd + runc | containerd + crun | ratio | goal | server CPU µs podshim "
+        "| server CPU µs containerd + runc | server CPU µs containerd + crun | CPU ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, kind, cells, ratio, goal in table_rows(results):
+    for name, kind, cells, ratio, goal, cpu, cpu_ratio in table_rows(results):
         label = name if kind != "cycle" else "%s (whole cycle)" % name
-        lines.append("| %s | %s | %s | %s | %s | %s |" % (label, cells["podshim"], cells["containerd+runc"],
-                                                          cells["containerd+crun"], ratio, goal))
-    lines += ["", "Scale, %d requests in flight; daemon figures from /proc of podshim or containerd, "
-                  "\"+ shims\" sampled once a second:" % CONCURRENCY, "",
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            label, cells["podshim"], cells["containerd+runc"], cells["containerd+crun"], ratio, goal,
+            cpu["podshim"], cpu["containerd+runc"], cpu["containerd+crun"], cpu_ratio))
+    lines += ["", "Scale, %d requests in flight, each worker on its own connection; daemon figures from /proc of "
+                  "podshim or containerd, \"+ shims\" sampled once a second; containerd not run above %d pods "
+                  "(BENCH_PEER_SCALE_MAX: a shim per pod):" % (CONCURRENCY, PEER_SCALE_MAX), "",
               "| measure | podshim | containerd + runc | containerd + crun |", "|---|---|---|---|"]
     for label, cells in scale_rows(results):
         lines.append("| %s | %s | %s | %s |" % (label, cells["podshim"], cells["containerd+runc"], cells["containerd+crun"]))
@@ -729,6 +835,9 @@ def svg_chart(results):
                                                                                    esc(fmt_us(s["p50_us"]))))
                 elif s and s.get("unimplemented"):
                     texts.append('<text x="%d" y="%d" class="value na">unimplemented</text>' % (x0 + 3, by + bar_h))
+                elif s and s.get("error"):
+                    texts.append('<text x="%d" y="%d" class="value na"><title>%s</title>error</text>' % (
+                        x0 + 3, by + bar_h, esc(s["error"])))
             base = rpc_stats(results, BASELINE, n)
             if goal and base and base.get("p50_us"):
                 gx = x(goal * base["p50_us"])
@@ -772,7 +881,7 @@ def svg_chart(results):
     out.append('<text x="10" y="22" class="title">CRI RPC latency, p50 (log scale): podshim vs containerd %s with '
                'runc and crun</text>' % esc(results["containerd_version"]))
     out.append('<text x="10" y="40" class="sub">%s</text>' % esc(
-        "%s, %d CPUs, kernel %s; podshim-bench, one channel, %d runs (read-only: %d calls), %d background pods, "
+        "%s, %d CPUs, kernel %s; podshim-bench, one call at a time, ≤ 100 per connection, %d runs (read-only: %d calls), %d background pods, "
         "host network" % (results["date"], results["machine"]["cpus"], results["machine"]["kernel"], RUNS, RUNS * 5,
                           BACKGROUND)))
     if not results.get("complete", True):
@@ -828,7 +937,7 @@ def main():
     run_created = not os.path.exists("/run/containerd")
     results = {"date": datetime.date.today().isoformat(), "runs": RUNS, "warmup": WARMUP,
                "background_pods": BACKGROUND, "scale_pods": SCALE, "scale_containers": CONTAINERS,
-               "scale_concurrency": CONCURRENCY, "image": IMAGE,
+               "scale_concurrency": CONCURRENCY, "peer_scale_max": PEER_SCALE_MAX, "image": IMAGE,
                "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
                "containerd_version": benchpeers.containerd_version(),
                "versions": {}, "runtimes": {}, "leftovers": {}, "notes": []}

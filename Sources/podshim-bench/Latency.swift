@@ -20,8 +20,12 @@ func monotonicNanoseconds() -> UInt64 {
 struct LatencyBook: Sendable {
     struct Entry: Sendable {
         let name: String
-        /// Nil for a name the runtime answered UNIMPLEMENTED.
+        /// Nil for a name the runtime answered UNIMPLEMENTED, or that failed (`error`).
         var histogram: Histogram<UInt64>?
+        /// `<code>: <message>` of a failed read-only RPC (its other calls are not kept).
+        var error: String?
+        /// The daemon's mean CPU time per call (µs) over the timed calls, when measured.
+        var serverCPUMicroseconds: Double?
     }
 
     private(set) var entries: [Entry] = []
@@ -63,6 +67,22 @@ struct LatencyBook: Sendable {
     mutating func markUnimplemented(_ name: String) {
         let slot = self.slot(name)
         entries[slot].histogram = nil
+        entries[slot].error = nil
+        entries[slot].serverCPUMicroseconds = nil
+    }
+
+    /// Keeps `name`'s place and says it failed: `error` is `<code>: <message>`.
+    mutating func markFailed(_ name: String, error: String) {
+        let slot = self.slot(name)
+        entries[slot].histogram = nil
+        entries[slot].error = error
+        entries[slot].serverCPUMicroseconds = nil
+    }
+
+    /// The daemon's mean CPU per call of `name`, in µs.
+    mutating func setServerCPU(_ name: String, microseconds: Double) {
+        let slot = self.slot(name)
+        entries[slot].serverCPUMicroseconds = microseconds
     }
 
     /// Adds `other`'s values; names new to this book go after its own, in `other`'s order.

@@ -39,12 +39,21 @@ struct BenchOptions: ParsableArguments {
     @Option(name: .customLong("timeout"), help: "The deadline of each RPC, in seconds.")
     var timeoutSeconds: Double = 60
 
-    var spec: BenchSpec { BenchSpec(namespace: namespace, image: image, hostNetwork: hostNetwork) }
+    @Option(help: ArgumentHelp("The run's id (lowercase letters, digits, dashes; default: random): in pod names, the "
+                               + "podshim-bench.run label and the pods' cgroup parent /podshim-bench-<id>/pod<uid>."))
+    var runID: String?
+
+    var spec: BenchSpec {
+        BenchSpec(namespace: namespace, image: image, hostNetwork: hostNetwork, runID: runID ?? BenchSpec.randomRunID())
+    }
 
     var timeout: Duration { .milliseconds(Int64(timeoutSeconds * 1000)) }
 
     func validate() throws {
         guard timeoutSeconds > 0 else { throw ValidationError("--timeout must be positive") }
+        if let runID, !BenchSpec.validRunID(runID) {
+            throw ValidationError("--run-id must be 1-32 lowercase letters, digits or dashes")
+        }
     }
 }
 
@@ -52,7 +61,7 @@ extension PodshimBench {
     struct RPC: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rpc",
-            abstract: "Latency of each CRI RPC, one at a time on one channel, and of pod and container lifecycles.")
+            abstract: "Latency of each CRI RPC, one at a time (a fresh connection every 100 calls), and of pod and container lifecycles.")
 
         @OptionGroup var options: BenchOptions
 
@@ -68,20 +77,29 @@ extension PodshimBench {
         @Option(help: "Pods with one running container each, there throughout.")
         var backgroundPods = 10
 
+        @Option(name: .customLong("pid"),
+                help: "The daemon's pid (repeatable; summed): its CPU time (/proc/PID/stat) per read-only call, a mean.")
+        var pids: [Int32] = []
+
         func validate() throws {
             guard runs > 0, warmup >= 0, cycleWarmup >= 0, backgroundPods >= 0 else {
                 throw ValidationError("--runs must be positive; --warmup, --cycle-warmup, --background-pods not negative")
+            }
+            for pid in pids where ProcCPU.read(pids: [pid]) == nil {
+                throw ValidationError("--pid \(pid): cannot read /proc/\(pid)/stat")
             }
         }
 
         func run() async throws {
             let options = self.options, runs = self.runs, warmup = self.warmup
-            let cycleWarmup = self.cycleWarmup, backgroundPods = self.backgroundPods
+            let cycleWarmup = self.cycleWarmup, backgroundPods = self.backgroundPods, pids = self.pids
             let spec = options.spec
-            try await runBenchmark(options, spec: spec, concurrency: 8) { session, ledger in
-                try await RPCBenchmark(
+            try await runBenchmark(options, spec: spec, concurrency: 8) { connector, ledger in
+                // Its connection is closed with the others at the end (Connector.with).
+                let session = connector.session()
+                return try await RPCBenchmark(
                     session: session, spec: spec, ledger: ledger, runs: runs, warmup: warmup,
-                    backgroundPods: backgroundPods, cycleWarmup: cycleWarmup
+                    backgroundPods: backgroundPods, cycleWarmup: cycleWarmup, pids: pids
                 ).run()
             } report: { result, errors in
                 print("\(options.label): \(runs * 5) calls per read-only RPC, \(runs) cycles, \(backgroundPods) background pods")
@@ -89,7 +107,8 @@ extension PodshimBench {
                 print(Report.table(result.cycles, title: "cycle"), terminator: "")
                 print(Report.table(result.profile, title: "start stage"), terminator: "")
                 for note in result.notes + errors { print("note: \(note)") }
-                return Report.rpc(label: options.label, runs: runs, warmup: warmup, backgroundPods: backgroundPods, result, errors: errors)
+                return Report.rpc(label: options.label, runID: spec.runID, runs: runs, warmup: warmup,
+                                  backgroundPods: backgroundPods, pids: pids, result, errors: errors)
             }
         }
     }
@@ -126,9 +145,11 @@ extension PodshimBench {
             let options = self.options, pods = self.pods, containers = self.containers
             let concurrency = self.concurrency, pids = self.pids
             let spec = options.spec
-            try await runBenchmark(options, spec: spec, concurrency: concurrency) { session, ledger in
-                try await ScaleBenchmark(
-                    session: session, spec: spec, ledger: ledger, pods: pods, containers: containers,
+            try await runBenchmark(options, spec: spec, concurrency: concurrency) { connector, ledger in
+                // Its connection is closed with the others at the end (Connector.with).
+                let session = connector.session()
+                return try await ScaleBenchmark(
+                    connector: connector, session: session, spec: spec, ledger: ledger, pods: pods, containers: containers,
                     concurrency: concurrency, pids: pids
                 ).run()
             } report: { result, errors in
@@ -140,7 +161,7 @@ extension PodshimBench {
                 }
                 print(Report.table(result.rpcs, title: "rpc"), terminator: "")
                 for error in errors { print("note: \(error)") }
-                return Report.scale(label: options.label, pods: pods, containers: containers, concurrency: concurrency, pids: pids, result, errors: errors)
+                return Report.scale(label: options.label, runID: spec.runID, pods: pods, containers: containers, concurrency: concurrency, pids: pids, result, errors: errors)
             }
         }
 
@@ -154,15 +175,15 @@ extension PodshimBench {
 /// (always), then writes the report — or, on failure, says why and exits non-zero.
 private func runBenchmark<Result: Sendable>(
     _ options: BenchOptions, spec: BenchSpec, concurrency: Int,
-    _ body: @escaping @Sendable (BenchSession, Ledger) async throws -> Result,
+    _ body: @escaping @Sendable (Connector, Ledger) async throws -> Result,
     report: (Result, [String]) -> BenchJSON
 ) async throws {
     let ledger = Ledger()
     let (outcome, signal, teardownErrors): (Swift.Result<Result, any Error>, Int32?, [String])
     do {
-        (outcome, signal, teardownErrors) = try await BenchSession.with(socket: options.socket, timeout: options.timeout) { session in
-            let (outcome, signal) = await withSignalCancellation { try await body(session, ledger) }
-            let errors = await Teardown.removeRun(session, spec: spec, ledger: ledger, concurrency: concurrency)
+        (outcome, signal, teardownErrors) = try await Connector.with(socket: options.socket, timeout: options.timeout) { connector in
+            let (outcome, signal) = await withSignalCancellation { try await body(connector, ledger) }
+            let errors = await Teardown.removeRun(connector, spec: spec, ledger: ledger, concurrency: concurrency)
             return (outcome, signal, errors)
         }
     } catch {

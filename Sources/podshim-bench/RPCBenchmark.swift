@@ -1,7 +1,8 @@
 import PodshimCRI
 
-/// `podshim-bench rpc`: the latency of each CRI RPC one at a time on one channel, with
-/// `backgroundPods` other pods running; then pod and container lifecycles.
+/// `podshim-bench rpc`: the latency of each CRI RPC one at a time (on one connection at a time,
+/// renewed every ``callsPerConnection`` calls), with `backgroundPods` other pods running; then pod
+/// and container lifecycles.
 struct RPCBenchmark: Sendable {
     let session: BenchSession
     let spec: BenchSpec
@@ -11,6 +12,8 @@ struct RPCBenchmark: Sendable {
     let backgroundPods: Int
     /// Untimed lifecycle cycles before the timed ones.
     let cycleWarmup: Int
+    /// The daemon's pids (summed) whose CPU time each read-only RPC's timed calls cost, or none.
+    let pids: [Int32]
 
     struct Result: Sendable {
         /// Read-only RPCs, then the seven lifecycle RPCs.
@@ -20,6 +23,8 @@ struct RPCBenchmark: Sendable {
         /// The runtime's start-path stages, if it reports them.
         var profile = LatencyBook()
         var notes: [String] = []
+        /// Connections the run opened (a fresh one every ``callsPerConnection`` calls).
+        var connections = 0
     }
 
     func run() async throws -> Result {
@@ -33,6 +38,7 @@ struct RPCBenchmark: Sendable {
         try await measureReads(target: target, &result)
         try await measurePodCycles(&result)
         try await measureContainerCycles(target: target, &result)
+        result.connections = session.connectionsOpened
         return result
     }
 
@@ -51,11 +57,14 @@ struct RPCBenchmark: Sendable {
 
     private struct ReadRPC {
         let name: String
-        let call: () async throws -> Void
+        /// One call on the session's current connection.
+        let call: (BenchSession) async throws -> Void
     }
 
+    /// Each read-only RPC `warmup` times untimed, then `5 × runs` times timed one by one, with
+    /// the daemon's CPU time over the timed calls (``ServerCPUMeter``). One failing with anything
+    /// but UNIMPLEMENTED is recorded as an error, and the next one runs.
     private func measureReads(target: (pod: String, config: Runtime_V1_PodSandboxConfig, container: String), _ result: inout Result) async throws {
-        let runtime = session.runtime, images = session.images, options = session.options
         var podStatus = Runtime_V1_PodSandboxStatusRequest()
         podStatus.podSandboxID = target.pod
         var containerStatus = Runtime_V1_ContainerStatusRequest()
@@ -65,32 +74,51 @@ struct RPCBenchmark: Sendable {
         var imageStatus = Runtime_V1_ImageStatusRequest()
         imageStatus.image.image = spec.image
         let reads: [ReadRPC] = [
-            ReadRPC(name: "Version") { _ = try await runtime.version(Runtime_V1_VersionRequest(), options: options) },
-            ReadRPC(name: "Status") { _ = try await runtime.status(Runtime_V1_StatusRequest(), options: options) },
-            ReadRPC(name: "ListPodSandbox") { _ = try await runtime.listPodSandbox(Runtime_V1_ListPodSandboxRequest(), options: options) },
-            ReadRPC(name: "ListContainers") { _ = try await runtime.listContainers(Runtime_V1_ListContainersRequest(), options: options) },
-            ReadRPC(name: "PodSandboxStatus") { _ = try await runtime.podSandboxStatus(podStatus, options: options) },
-            ReadRPC(name: "ContainerStatus") { _ = try await runtime.containerStatus(containerStatus, options: options) },
-            ReadRPC(name: "ContainerStats") { _ = try await runtime.containerStats(containerStats, options: options) },
-            ReadRPC(name: "ListContainerStats") { _ = try await runtime.listContainerStats(Runtime_V1_ListContainerStatsRequest(), options: options) },
-            ReadRPC(name: "ListPodSandboxStats") { _ = try await runtime.listPodSandboxStats(Runtime_V1_ListPodSandboxStatsRequest(), options: options) },
-            ReadRPC(name: "ListImages") { _ = try await images.listImages(Runtime_V1_ListImagesRequest(), options: options) },
-            ReadRPC(name: "ImageStatus") { _ = try await images.imageStatus(imageStatus, options: options) },
-            ReadRPC(name: "ImageFsInfo") { _ = try await images.imageFsInfo(Runtime_V1_ImageFsInfoRequest(), options: options) },
+            ReadRPC(name: "Version") { _ = try await $0.runtime.version(Runtime_V1_VersionRequest(), options: $0.options) },
+            ReadRPC(name: "Status") { _ = try await $0.runtime.status(Runtime_V1_StatusRequest(), options: $0.options) },
+            ReadRPC(name: "ListPodSandbox") { _ = try await $0.runtime.listPodSandbox(Runtime_V1_ListPodSandboxRequest(), options: $0.options) },
+            ReadRPC(name: "ListContainers") { _ = try await $0.runtime.listContainers(Runtime_V1_ListContainersRequest(), options: $0.options) },
+            ReadRPC(name: "PodSandboxStatus") { _ = try await $0.runtime.podSandboxStatus(podStatus, options: $0.options) },
+            ReadRPC(name: "ContainerStatus") { _ = try await $0.runtime.containerStatus(containerStatus, options: $0.options) },
+            ReadRPC(name: "ContainerStats") { _ = try await $0.runtime.containerStats(containerStats, options: $0.options) },
+            ReadRPC(name: "ListContainerStats") { _ = try await $0.runtime.listContainerStats(Runtime_V1_ListContainerStatsRequest(), options: $0.options) },
+            ReadRPC(name: "ListPodSandboxStats") { _ = try await $0.runtime.listPodSandboxStats(Runtime_V1_ListPodSandboxStatsRequest(), options: $0.options) },
+            ReadRPC(name: "ListImages") { _ = try await $0.images.listImages(Runtime_V1_ListImagesRequest(), options: $0.options) },
+            ReadRPC(name: "ImageStatus") { _ = try await $0.images.imageStatus(imageStatus, options: $0.options) },
+            ReadRPC(name: "ImageFsInfo") { _ = try await $0.images.imageFsInfo(Runtime_V1_ImageFsInfoRequest(), options: $0.options) },
         ]
+        let session = self.session
         for read in reads {
+            let calls = runs * 5
+            var book = LatencyBook()
+            var cpu = ServerCPUMeter(pids: pids)
             do {
-                try await session.call(read.name) {
-                    for _ in 0..<warmup { try await read.call() }
-                    for _ in 0..<(runs * 5) {
-                        let start = monotonicNanoseconds()
-                        try await read.call()
-                        result.rpcs.record(read.name, since: start)
+                for _ in 0..<warmup { try await session.call(read.name) { try await read.call(session) } }
+                for _ in 0..<calls {
+                    // A fresh connection (and its untimed Version) outside the timed call and
+                    // outside the daemon's CPU count.
+                    if session.needsPreparation(for: 1) {
+                        cpu.pause()
+                        try await session.prepare(1)
+                        cpu.resume()
+                    } else if !cpu.running {
+                        cpu.resume()
                     }
+                    let start = monotonicNanoseconds()
+                    try await session.call(read.name) { try await read.call(session) }
+                    book.record(read.name, since: start)
+                }
+                result.rpcs.merge(book)
+                if let perCall = cpu.finish(calls: calls) {
+                    result.rpcs.setServerCPU(read.name, microseconds: (perCall * 10).rounded() / 10)
                 }
             } catch let error as BenchError where error.isUnimplemented {
                 result.rpcs.markUnimplemented(read.name)
                 result.notes.append("\(read.name): unimplemented")
+            } catch let error as BenchError {
+                guard case .rpc(_, let code, let message) = error else { throw error }
+                result.rpcs.markFailed(read.name, error: "\(code): \(message)")
+                result.notes.append("\(read.name): \(code): \(message)")
             }
         }
     }
@@ -126,6 +154,9 @@ struct RPCBenchmark: Sendable {
 
     /// One pod cycle, each RPC recorded in `book`; the start profile, if asked for and reported.
     private func podCycle(_ i: Int, _ book: inout LatencyBook, readProfile: Bool) async throws -> Swift.Result<StartProfile, UnreadableProfile>? {
+        // The whole cycle on one established connection (each timed call would renew it outside
+        // its time anyway).
+        try await session.prepare(8)
         let config = spec.pod("cycle\(i)")
         let pod = try await session.runPod(config, &book)
         ledger.addPod(pod)
@@ -160,6 +191,8 @@ struct RPCBenchmark: Sendable {
     private func measureContainerCycles(target: (pod: String, config: Runtime_V1_PodSandboxConfig, container: String), _ result: inout Result) async throws {
         var scratch = LatencyBook()
         for i in 0..<(cycleWarmup + runs) {
+            // Timed as a whole: a fresh connection, if due, before the clock starts.
+            try await session.prepare(4)
             let start = monotonicNanoseconds()
             let container = try await session.createContainer(pod: target.pod, target.config, spec.container("cycle\(i)"), &scratch)
             ledger.addContainer(container)

@@ -1,11 +1,22 @@
+import Foundation
+
 /// The JSON report and the human summary of a run.
 enum Report {
-    /// `{"Version":{stats…}, …, "ListPodSandboxStats":{"unimplemented":true}}`, in book order.
+    /// `{"Version":{stats…, "server_cpu_us":…}, …, "ListPodSandboxStats":{"unimplemented":true},
+    /// "ImageFsInfo":{"error":"<code>: <message>"}}`, in book order.
     static func stats(_ book: LatencyBook) -> BenchJSON {
         .object(book.entries.map { entry in
-            (entry.name, entry.histogram.map { LatencyStats($0).json } ?? .object([("unimplemented", .bool(true))]))
+            if let error = entry.error { return (entry.name, .object([("error", .string(error))])) }
+            guard let histogram = entry.histogram else { return (entry.name, .object([("unimplemented", .bool(true))])) }
+            guard case .object(var members) = LatencyStats(histogram).json else { preconditionFailure() }
+            if let cpu = entry.serverCPUMicroseconds { members.append(("server_cpu_us", .number(cpu))) }
+            return (entry.name, .object(members))
         })
     }
+
+    /// What `server_cpu_us` is, in the rpc report.
+    static let serverCPUNote = "server_cpu_us: mean CPU time (utime+stime, /proc/PID/stat, clock ticks) of the --pid "
+        + "processes per call over a read-only RPC's timed calls (5 x runs), connection renewals excluded"
 
     /// `[{"stage":…,"count":…,"p50_us":…,…}, …]`, stages in the order first seen.
     static func profile(_ book: LatencyBook) -> BenchJSON {
@@ -15,10 +26,18 @@ enum Report {
         })
     }
 
-    static func rpc(label: String, runs: Int, warmup: Int, backgroundPods: Int, _ result: RPCBenchmark.Result, errors: [String]) -> BenchJSON {
+    static func rpc(label: String, runID: String, runs: Int, warmup: Int, backgroundPods: Int, pids: [Int32],
+                    _ result: RPCBenchmark.Result, errors: [String]) -> BenchJSON {
         var members: [(String, BenchJSON)] = [
-            ("label", .string(label)), ("mode", .string("rpc")), ("runs", .int(Int64(runs))),
+            ("label", .string(label)), ("mode", .string("rpc")), ("run_id", .string(runID)), ("runs", .int(Int64(runs))),
             ("warmup", .int(Int64(warmup))), ("background_pods", .int(Int64(backgroundPods))),
+            ("calls_per_connection", .int(Int64(callsPerConnection))), ("connections", .int(Int64(result.connections))),
+        ]
+        if !pids.isEmpty {
+            members += [("pids", .array(pids.map { .int(Int64($0)) })), ("server_cpu_note", .string(serverCPUNote)),
+                        ("clock_ticks_per_second", .int(Int64(ProcCPU.ticksPerSecond)))]
+        }
+        members += [
             ("rpcs", stats(result.rpcs)),
             ("cycles", stats(result.cycles)),
         ]
@@ -27,10 +46,12 @@ enum Report {
         return .object(members)
     }
 
-    static func scale(label: String, pods: Int, containers: Int, concurrency: Int, pids: [Int32], _ result: ScaleBenchmark.Result, errors: [String]) -> BenchJSON {
+    static func scale(label: String, runID: String, pods: Int, containers: Int, concurrency: Int, pids: [Int32],
+                      _ result: ScaleBenchmark.Result, errors: [String]) -> BenchJSON {
         var members: [(String, BenchJSON)] = [
-            ("label", .string(label)), ("mode", .string("scale")), ("pods", .int(Int64(pods))),
+            ("label", .string(label)), ("mode", .string("scale")), ("run_id", .string(runID)), ("pods", .int(Int64(pods))),
             ("containers", .int(Int64(containers))), ("concurrency", .int(Int64(concurrency))),
+            ("calls_per_connection", .int(Int64(callsPerConnection))), ("connections", .int(Int64(result.connections))),
             ("start_s", .seconds(result.startNanoseconds)), ("remove_s", .seconds(result.removeNanoseconds)),
         ]
         if !pids.isEmpty {
@@ -55,16 +76,22 @@ enum Report {
 
     // MARK: Human summary
 
-    /// One line per histogram: name, count, p50, p99, max.
+    /// One line per histogram: name, count, p50, p99, max, and the daemon's mean CPU per call
+    /// where measured.
     static func table(_ book: LatencyBook, title: String) -> String {
         guard !book.entries.isEmpty else { return "" }
         let width = max(20, (book.entries.map(\.name.count).max() ?? 0) + 3)
-        var out = "\(title)\(String(repeating: " ", count: max(1, width - title.count)))\(pad("count", 7))\(pad("p50 µs", 11))\(pad("p99 µs", 11))\(pad("max µs", 11))\n"
+        let cpu = book.entries.contains { $0.serverCPUMicroseconds != nil }
+        var out = "\(title)\(String(repeating: " ", count: max(1, width - title.count)))\(pad("count", 7))\(pad("p50 µs", 11))\(pad("p99 µs", 11))\(pad("max µs", 11))"
+        out += (cpu ? pad("server CPU µs (mean)", 22) : "") + "\n"
         for entry in book.entries {
             out += "  \(entry.name)\(String(repeating: " ", count: max(1, width - 2 - entry.name.count)))"
-            if let histogram = entry.histogram {
+            if let error = entry.error {
+                out += pad("error", 7) + "  " + error.prefix(100)
+            } else if let histogram = entry.histogram {
                 let stats = LatencyStats(histogram)
                 out += pad(String(stats.count), 7) + pad(micros(stats.p50), 11) + pad(micros(stats.p99), 11) + pad(micros(stats.max), 11)
+                if let cpu = entry.serverCPUMicroseconds { out += pad(String(format: "%.1f", cpu), 22) }
             } else {
                 out += pad("unimplemented", 18)
             }

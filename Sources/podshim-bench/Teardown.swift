@@ -41,8 +41,23 @@ enum Teardown {
     /// Stops and removes every container and pod of the run: those in `ledger` and those the
     /// runtime lists with the run's label (a RunPodSandbox cut short by a signal may still make
     /// one). Repeats while a listing finds more, three passes at most. Returns what failed.
+    /// Then removes the run's `cgroup_parent` directories (``CgroupTops``), which a kubelet
+    /// would remove: what is left of them is said too.
     static func removeRun(
-        _ session: BenchSession, spec: BenchSpec, ledger: Ledger, concurrency: Int
+        _ connector: Connector, spec: BenchSpec, ledger: Ledger, concurrency: Int
+    ) async -> [String] {
+        let session = connector.session()
+        var errors = await removePodsAndContainers(connector, session, spec: spec, ledger: ledger, concurrency: concurrency)
+        await session.close()
+        let left = CgroupTops.remove(top: spec.cgroupTop)
+        if !left.isEmpty {
+            errors.append("teardown: cgroup directories not removed: \(left.joined(separator: ", "))")
+        }
+        return errors
+    }
+
+    private static func removePodsAndContainers(
+        _ connector: Connector, _ session: BenchSession, spec: BenchSpec, ledger: Ledger, concurrency: Int
     ) async -> [String] {
         var errors: [String] = []
         for pass in 0..<3 {
@@ -66,13 +81,13 @@ enum Teardown {
                 errors.append("teardown: \(error)")
             }
             if containers.isEmpty && pods.isEmpty { break }
-            let containerErrors = await forEach(Array(containers), concurrency: concurrency) { id in
+            let containerErrors = await forEach(Array(containers), connector, concurrency: concurrency) { id, session in
                 var book = LatencyBook.discarding
                 try await ignoringNotFound { try await session.stopContainer(id, &book) }
                 try await ignoringNotFound { try await session.removeContainer(id, &book) }
                 ledger.removeContainer(id)
             }
-            let podErrors = await forEach(Array(pods), concurrency: concurrency) { id in
+            let podErrors = await forEach(Array(pods), connector, concurrency: concurrency) { id, session in
                 var book = LatencyBook.discarding
                 try await ignoringNotFound { try await session.stopPod(id, &book) }
                 try await ignoringNotFound { try await session.removePod(id, &book) }
@@ -87,12 +102,16 @@ enum Teardown {
         do { try await body() } catch let error as BenchError where error.isNotFound {}
     }
 
-    /// Runs `body` for each item with at most `concurrency` in flight; returns the errors.
+    /// Runs `body` for each item with at most `concurrency` in flight, each worker with a
+    /// session of its own; returns the errors.
     private static func forEach(
-        _ items: [String], concurrency: Int, _ body: @escaping @Sendable (String) async throws -> Void
+        _ items: [String], _ connector: Connector, concurrency: Int,
+        _ body: @escaping @Sendable (String, BenchSession) async throws -> Void
     ) async -> [String] {
+        guard !items.isEmpty else { return [] }
         let outcome = await Workers.run(items: items.count, concurrency: concurrency, stopOnError: false,
-                                        state: { () }) { index, _ in try await body(items[index]) }
+                                        state: { connector.session() }) { index, session in try await body(items[index], session) }
+        for session in outcome.states { await session.close() }
         return outcome.errors.map { "\($0)" }
     }
 }
