@@ -15,6 +15,8 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
     let manager: SandboxManager
     /// Where containers' writable layers live (`<root>/pods`), reported as the container filesystem.
     var containerRoot: String?
+    /// ImageFsInfo's last measurement (at most 10 s old; a pull or a removal measures again).
+    let usage = FilesystemUsageCache()
 
     static func image(_ record: ImageRecord) -> Runtime_V1_Image {
         var image = Runtime_V1_Image()
@@ -102,6 +104,7 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         }
         let seconds = MonotonicInstant.now().milliseconds(since: started) / 1000
         manager.logger.notice("pulled \(reference): \(record.id) (\(record.repoDigests.last ?? "no digest"), \(record.size) bytes) in \(String(format: "%.2f", seconds)) s")
+        usage.invalidate()
         var response = Runtime_V1_PullImageResponse()
         response.imageRef = record.id
         return response
@@ -124,6 +127,7 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
         }
         let store = self.store
         let manager = self.manager
+        defer { usage.invalidate() } // also after a failure, which may have removed part of it
         do {
             try await offload { () throws in
                 try store.remove(reference)
@@ -138,6 +142,11 @@ struct ImageServiceProvider: Runtime_V1_ImageService.SimpleServiceProtocol {
     }
 
     func imageFsInfo(request: Runtime_V1_ImageFsInfoRequest, context: ServerContext) async throws -> Runtime_V1_ImageFsInfoResponse {
+        await usage.response { await measureFilesystems() }
+    }
+
+    /// Walks the image store and the containers' writable layers (off the event loop).
+    private func measureFilesystems() async -> Runtime_V1_ImageFsInfoResponse {
         let store = self.store
         let usage = await offload { store.usage() }
         var filesystem = Runtime_V1_FilesystemUsage()
