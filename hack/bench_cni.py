@@ -45,10 +45,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # The shared containerd and helpers (re-exported: hack/bench_streaming.py imports them from here).
 from benchpeers import (CONTAINERD, CTR, PLUGINS, RUNC, BenchError, Containerd, cgroup_processes,  # noqa: E402
-                        image_archive, log, merge_json, pause_image_archive, pct, remove_cgroups, tail,
+                        log, merge_json, pause_image_archive, pct, remove_cgroups, tail,
                         unmount_all_under, warn)
 from crihelpers import Daemon, descendants, kill_recorded, pb, pbg, proc_starttime  # noqa: E402
-REEXPORTED = (image_archive,)  # for hack/bench_streaming.py
 
 import grpc  # noqa: E402
 

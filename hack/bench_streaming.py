@@ -34,21 +34,20 @@ measured; the exit status is then 1.
 
 import ctypes
 import hashlib
-import io
 import os
 import signal
 import statistics
 import struct
 import sys
-import tarfile
 import threading
 import time
 
 sys.dont_write_bytecode = True  # no hack/__pycache__ from importing bench_cni
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_cni  # noqa: E402  (also puts Tests/cri on sys.path)
-from bench_cni import (RPC_TIMEOUT, BenchError, Runtime, Testbed, image_archive, log, merge_json, summary,  # noqa: E402
+from bench_cni import (RPC_TIMEOUT, BenchError, Runtime, Testbed, log, merge_json, summary,  # noqa: E402
                        warn)
+from benchpeers import rootfs_image_archive  # noqa: E402
 from crihelpers import all_pids, pb, proc_cmdline  # noqa: E402
 import spdyclient  # noqa: E402
 
@@ -62,7 +61,6 @@ OUT = os.environ.get("BENCH_JSON", "bench.json")
 IMAGE_DIR = os.environ.get("PODSHIM_IMAGE_DIR") or "/var/lib/podshim/images"
 HTTP_PORT = 8080
 CLONE_NEWNET = 0x40000000
-PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -415,16 +413,6 @@ class StreamRuntime(Runtime):
                              "client_cpu_s": cpu[1]})
 
 
-def busybox_layer(rootfs):
-    """An uncompressed layer (tar bytes) of podshim's busybox rootfs; the applets' hard links stay links."""
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for d, dirs, files in os.walk(rootfs):
-            dirs.sort()
-            for name in sorted(dirs) + sorted(files):
-                full = os.path.join(d, name)
-                t.add(full, arcname=os.path.relpath(full, rootfs), recursive=False)
-    return layer.getvalue()
 
 
 # ---------------------------------------------------------------------------
@@ -463,7 +451,7 @@ def main():
         bed.setup(runtime_class=StreamRuntime)
         ref = "localhost/podshim-bench-busybox:" + bed.tag
         archive = os.path.join(bed.base, "busybox-image.tar")
-        image_archive(archive, busybox_layer(rootfs), {"Cmd": ["sh"], "Env": [PATH_ENV], "WorkingDir": "/"}, ref)
+        rootfs_image_archive(archive, rootfs, ref)
         bed.containerd.import_image(archive)
         runtimes["containerd"].image = ref
         runtimes["podshim"].server_pids = lambda: [bed.podshim.pid]
