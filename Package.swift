@@ -177,6 +177,7 @@ let package = Package(
             name: "podshim-bench",
             dependencies: [
                 "PodshimCRI",
+                "PodshimDaemon",  // EventLoopTaskExecutor, shared with the CRI server
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 // One event loop that also runs the bench's tasks (EventLoopTaskExecutor).

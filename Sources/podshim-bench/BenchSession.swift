@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 import NIOCore
 import NIOPosix
 import PodshimCRI
+import PodshimDaemon  // EventLoopTaskExecutor: the daemon's handlers run the same way
 import Synchronization
 
 /// How many RPCs one HTTP/2 connection carries at most before the bench opens a fresh one.
@@ -276,19 +277,6 @@ final class BenchSession: @unchecked Sendable {
         guard status.hasImage else {
             throw BenchError.setup("the runtime has no image \"\(image)\": pull or import it first")
         }
-    }
-}
-
-/// Runs tasks on one NIO event loop (the connection's), so that an RPC's completion resumes
-/// its caller on the thread that read the response.
-final class EventLoopTaskExecutor: TaskExecutor {
-    private let loop: any EventLoop
-
-    init(_ loop: any EventLoop) { self.loop = loop }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 
